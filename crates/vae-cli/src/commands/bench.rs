@@ -1,0 +1,91 @@
+//! `vae bench`: training and evaluation throughput of a model on the built-in sample.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use vae::bench::{BenchOptions, Throughput};
+use vae::data::{DataDirs, DatasetName, DatasetSpec, catalog};
+use vae::model::ModelConfig;
+
+use crate::progress::thousands;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training batch sizes to measure.
+    #[arg(long, default_value = "128,1024", value_delimiter = ',')]
+    batch_sizes: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Hidden layer widths.
+    #[arg(long, default_value = "400", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Latent size.
+    #[arg(long, default_value_t = 20)]
+    latent: usize,
+    /// Print one JSON object per measurement.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let threads = super::set_threads(args.threads)?;
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.seconds.is_finite(),
+        "--seconds: must be > 0"
+    );
+    anyhow::ensure!(
+        !args.batch_sizes.contains(&0),
+        "--batch-sizes: every size must be at least 1"
+    );
+    let data = catalog::load(
+        &DatasetSpec::Named(DatasetName::MnistSample),
+        &DataDirs::from_env(),
+    )?;
+    let options = BenchOptions {
+        model: ModelConfig {
+            hidden: args.hidden,
+            latent: args.latent,
+            ..ModelConfig::mlp_vae()
+        },
+        batch_sizes: args.batch_sizes,
+        seconds: args.seconds,
+    };
+    if !args.json {
+        let sizes: Vec<String> = options
+            .model
+            .layer_shapes()
+            .iter()
+            .map(|(i, o)| format!("{i}x{o}"))
+            .collect();
+        println!(
+            "MLP VAE (layers {}), bce, Adam, {threads} threads, mnist-sample, {} s per measurement",
+            sizes.join(" "),
+            args.seconds
+        );
+    }
+    let json = args.json;
+    let mut show = |r: &Throughput| {
+        if json {
+            let mut value = serde_json::to_value(r).expect("serialises");
+            value["framework"] = "vae".into();
+            value["threads"] = threads.into();
+            println!("{value}");
+        } else {
+            println!(
+                "{:5} batch {:5}: {:>8} images/s  {:6.1} GFLOP/s = {:3.0}% of the {:.1} GFLOP/s matrix-product ceiling",
+                r.what,
+                r.batch_size,
+                thousands(r.images_per_sec),
+                r.gflops,
+                100.0 * r.gflops / r.gemm_ceiling_gflops,
+                r.gemm_ceiling_gflops
+            );
+        }
+    };
+    vae::bench::run(&data.train, &options, &mut show)?;
+    Ok(ExitCode::SUCCESS)
+}

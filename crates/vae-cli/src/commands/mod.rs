@@ -1,0 +1,92 @@
+//! One module per subcommand, and the helpers they share.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod reconstruct;
+pub mod sample;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
+
+use crate::progress;
+
+/// Mirrors to download `name` from: `VAE_MIRROR` (one URL, or several separated by commas)
+/// replaces the canonical list.
+pub fn mirrors(name: vae::data::DatasetName) -> Vec<String> {
+    match std::env::var("VAE_MIRROR") {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').map(|s| s.trim().to_string()).collect()
+        }
+        _ => download::default_mirrors(name),
+    }
+}
+
+/// Downloads a named dataset into the user's data directory, with a progress bar.
+pub fn fetch(name: vae::data::DatasetName, dirs: &DataDirs) -> Result<PathBuf> {
+    let dir = dirs.download_dir(name);
+    let bar = progress::bar(
+        0,
+        "{msg:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    );
+    let mut on_event = |event: download::DownloadEvent| match event {
+        download::DownloadEvent::Verified { file } => {
+            progress::println(&bar, &format!("{file}: present, checksum verified"))
+        }
+        download::DownloadEvent::Start { file, url, bytes } => {
+            bar.set_length(bytes);
+            bar.set_position(0);
+            bar.set_message(file.to_string());
+            if bar.is_hidden() {
+                eprintln!("downloading {url}");
+            }
+        }
+        download::DownloadEvent::Progress { received, .. } => bar.set_position(received),
+        download::DownloadEvent::MirrorFailed { url, problem } => {
+            progress::println(&bar, &format!("{url}: {problem}; trying the next mirror"))
+        }
+        download::DownloadEvent::Done { file } => {
+            progress::println(&bar, &format!("{file}: downloaded, checksum verified"))
+        }
+    };
+    let result = download::fetch(name, &dir, &mirrors(name), &mut on_event);
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+/// Loads the dataset `--dataset` names, downloading a missing named one first.
+pub fn load_dataset(spec: &str) -> Result<Dataset> {
+    let spec: DatasetSpec = spec.parse()?;
+    let dirs = DataDirs::from_env();
+    if let DatasetSpec::Named(name) = spec
+        && let Location::Missing { .. } = catalog::locate(name, &dirs)
+    {
+        eprintln!(
+            "dataset {name} not found locally; downloading it to {}",
+            dirs.download_dir(name).display()
+        );
+        fetch(name, &dirs)?;
+    }
+    catalog::load(&spec, &dirs).with_context(|| format!("loading dataset {spec}"))
+}
+
+/// `RUN/name`, or `out` when given.
+pub fn output_path(run: &Path, out: Option<PathBuf>, name: &str) -> PathBuf {
+    out.unwrap_or_else(|| run.join(name))
+}
+
+/// Sizes the engine's thread pool: `requested`, or every core.
+pub fn set_threads(requested: Option<usize>) -> Result<usize> {
+    let n = match requested {
+        Some(0) => anyhow::bail!("--threads: must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    vae::engine::set_threads(n);
+    Ok(vae::engine::threads())
+}

@@ -1,0 +1,39 @@
+//! `vae sample RUN`: decode draws from the prior N(0, I) into a grid.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use vae::checkpoint::load_model;
+use vae::image::{GridLayout, encode_png, tile_grid};
+use vae::rng::seeded;
+use vae::run::{RunDir, write_atomic};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run folder.
+    run: PathBuf,
+    /// How many samples.
+    #[arg(short = 'n', long, default_value_t = 64)]
+    count: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Picture to write (default: RUN/sample.png).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    anyhow::ensure!(args.count > 0, "-n: must be at least 1");
+    let model = load_model(&RunDir::new(&args.run))?;
+    let mut rng = seeded(args.seed);
+    let images = model.sample_prior(args.count, 1.0, &mut rng);
+    let columns = (args.count as f64).sqrt().ceil() as usize;
+    let out = super::output_path(&args.run, args.out, "sample.png");
+    write_atomic(
+        &out,
+        &encode_png(&tile_grid(&images, GridLayout::mnist(columns)))?,
+    )?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

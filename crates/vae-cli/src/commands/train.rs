@@ -1,0 +1,231 @@
+//! `vae train`: a new run, or `--resume RUN` to continue one.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use vae::engine::Recon;
+use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use vae::run::{RunConfig, RunDir, TrainConfig};
+use vae::train::{Outcome, TrainEvent, Trainer};
+
+use crate::progress::{self, thousands};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelArg {
+    Ae,
+    Vae,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReconArg {
+    Bce,
+    Mse,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Autoencoder or variational autoencoder.
+    #[arg(long, value_enum, default_value = "vae", conflicts_with = "resume")]
+    model: ModelArg,
+    /// mnist-sample (built in), mnist, fashion-mnist, or a directory holding the four IDX files.
+    #[arg(long, default_value = "mnist-sample", conflicts_with = "resume")]
+    dataset: String,
+    /// Passes over the training split (with --resume: the new total).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 128, conflicts_with = "resume")]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(
+        long,
+        default_value_t = 1e-3,
+        conflicts_with = "resume",
+        allow_negative_numbers = true
+    )]
+    lr: f32,
+    /// Size of the latent code.
+    #[arg(long, default_value_t = 20, conflicts_with = "resume")]
+    latent: usize,
+    /// Hidden layer widths of the encoder, input side first, e.g. 512,256; the decoder mirrors them.
+    #[arg(
+        long,
+        default_value = "400",
+        value_delimiter = ',',
+        conflicts_with = "resume"
+    )]
+    hidden: Vec<usize>,
+    /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
+    #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
+    recon: ReconArg,
+    /// Weight of the KL term (1: the plain VAE).
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        conflicts_with = "resume",
+        allow_negative_numbers = true
+    )]
+    beta: f32,
+    /// Seed of every random choice: same seed, same numbers.
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    seed: u64,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also checkpoint every N batches (default: at the end of each epoch only).
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    checkpoint_every: usize,
+    /// Run folder to write (default: runs/MODEL-DATASET).
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<PathBuf>,
+}
+
+const DEFAULT_EPOCHS: usize = 10;
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let threads = super::set_threads(args.threads)?;
+    let (run, new_config) = match &args.resume {
+        Some(path) => (RunDir::new(path), None),
+        None => {
+            let model = ModelConfig {
+                model: match args.model {
+                    ModelArg::Ae => ModelKind::Ae,
+                    ModelArg::Vae => ModelKind::Vae,
+                },
+                image_height: MNIST_SIDE,
+                image_width: MNIST_SIDE,
+                hidden: args.hidden.clone(),
+                latent: args.latent,
+                recon: match args.recon {
+                    ReconArg::Bce => Recon::Bce,
+                    ReconArg::Mse => Recon::Mse,
+                },
+                beta: args.beta,
+            };
+            let train = TrainConfig {
+                dataset: args.dataset.clone(),
+                epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
+                batch_size: args.batch_size,
+                lr: args.lr,
+                seed: args.seed,
+                threads,
+                checkpoint_every: args.checkpoint_every,
+            };
+            // Refuse bad settings before any work (or download) starts.
+            model.validate()?;
+            train.validate()?;
+            let dataset_word = args
+                .dataset
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("data")
+                .to_string();
+            let out = args.out.clone().unwrap_or_else(|| {
+                PathBuf::from(format!("runs/{}-{dataset_word}", model.model.name()))
+            });
+            (RunDir::new(out), Some(RunConfig { model, train }))
+        }
+    };
+    // Held for the whole run: a second trainer on the same folder is refused.
+    let _lock = run.lock()?;
+    let mut trainer = match new_config {
+        None => Trainer::resume(run.clone(), args.epochs).context("cannot resume")?,
+        Some(config) => Trainer::new(run.clone(), config)?,
+    };
+    let data = super::load_dataset(&trainer.config.train.dataset)?;
+    let c = &trainer.config;
+    eprintln!(
+        "{} {} on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
+        if args.resume.is_some() {
+            "resuming"
+        } else {
+            "training"
+        },
+        c.model.model.name(),
+        data.name,
+        data.train.len(),
+        data.test.len(),
+        c.model.latent,
+        c.model.hidden,
+        threads,
+        run.root.display()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: the user means it. The last checkpoint is intact.
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)…");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+
+    let epochs = trainer.config.train.epochs;
+    let bar = progress::bar(0, "epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}");
+    let mut on_event = |event: TrainEvent| match event {
+        TrainEvent::Started {
+            batches_per_epoch, ..
+        } => bar.set_length(batches_per_epoch as u64),
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            running_loss,
+            images_per_sec,
+            ..
+        } => {
+            bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+            bar.set_position(batch as u64 + 1);
+            bar.set_message(format!(
+                "loss {running_loss:.2}  {} img/s",
+                thousands(images_per_sec)
+            ));
+        }
+        TrainEvent::Evaluating { .. } => bar.set_message("evaluating on the test split…"),
+        TrainEvent::EpochDone(m) => {
+            progress::println(
+                &bar,
+                &format!(
+                    "epoch {}/{epochs}  train {:.2}  test {:.2} (recon {:.2}, kl {:.2})  {} img/s  {:.1} s",
+                    m.epoch,
+                    m.train_loss,
+                    m.test_loss,
+                    m.test_recon,
+                    m.test_kl,
+                    thousands(m.images_per_sec),
+                    m.seconds
+                ),
+            );
+            bar.set_position(0);
+        }
+    };
+    let outcome = trainer.train(&data, &stop, &mut on_event);
+    bar.finish_and_clear();
+    match outcome? {
+        Outcome::Finished => {
+            eprintln!(
+                "done: {}/metrics.jsonl, samples.png, reconstructions.png, model.safetensors",
+                run.root.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Interrupted { epoch, batch } => {
+            eprintln!(
+                "stopped at epoch {}, batch {batch}; checkpoint saved. Continue with: vae train --resume {}",
+                epoch + 1,
+                run.root.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+    }
+}

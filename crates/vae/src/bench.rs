@@ -1,0 +1,165 @@
+//! Throughput benchmark: training and evaluation images per second for a model, and how close
+//! the engine runs to the machine's matrix-product ceiling.
+//!
+//! The ceiling is measured, not assumed: the model's largest matrix product (the first encoder
+//! layer, batch x pixels times pixels x hidden) timed alone at the same batch size. A training
+//! step cannot beat it, since every step is mostly such products plus element-wise work.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::data::Split;
+use crate::engine::matmul::{Op, matmul};
+use crate::engine::{Adam, AdamConfig, Matrix, threads};
+use crate::eval::EVAL_BATCH;
+use crate::model::{Latent, Model, ModelConfig, Workspace};
+use crate::rng::{Stream, permutation, stream_rng};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub model: ModelConfig,
+    pub batch_sizes: Vec<usize>,
+    /// Timed seconds per measurement, after a warm-up.
+    pub seconds: f64,
+}
+
+/// One measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// `train` (forward, backward, Adam step) or `eval` (forward with sampling, loss).
+    pub what: &'static str,
+    pub batch_size: usize,
+    pub images_per_sec: f64,
+    /// Useful floating-point work per second, in GFLOP/s.
+    pub gflops: f64,
+    /// The matrix-product ceiling at this batch size, GFLOP/s.
+    pub gemm_ceiling_gflops: f64,
+}
+
+/// All measurements of one benchmark run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub framework: &'static str,
+    pub threads: usize,
+    pub hidden: Vec<usize>,
+    pub latent: usize,
+    pub results: Vec<Throughput>,
+}
+
+const WARMUP_STEPS: usize = 10;
+
+/// Runs `step` repeatedly for `seconds` after a warm-up; returns steps per second.
+fn steps_per_sec(seconds: f64, mut step: impl FnMut()) -> f64 {
+    for _ in 0..WARMUP_STEPS {
+        step();
+    }
+    let budget = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut steps = 0usize;
+    while start.elapsed() < budget || steps < 3 {
+        step();
+        steps += 1;
+    }
+    steps as f64 / start.elapsed().as_secs_f64()
+}
+
+/// GFLOP/s of the model's first-layer product `x · Wᵀ` at `batch` rows.
+fn gemm_ceiling(config: &ModelConfig, batch: usize, seconds: f64) -> f64 {
+    let (inputs, outputs) = config.layer_shapes()[0];
+    let mut rng = stream_rng(0, Stream::Init);
+    let x = Matrix::standard_normal(batch, inputs, &mut rng);
+    let w = Matrix::standard_normal(outputs, inputs, &mut rng);
+    let mut y = Matrix::default();
+    let rate = steps_per_sec(seconds, || matmul(&mut y, &x, Op::N, &w, Op::T, false));
+    rate * 2.0 * (batch * inputs * outputs) as f64 / 1e9
+}
+
+/// FLOPs of one training step per image: the forward pass, the weight gradients (as many
+/// again), and the input gradients of every layer but the first (whose input is the data).
+pub fn train_flops_per_image(config: &ModelConfig) -> f64 {
+    let forward = config.forward_flops() as f64;
+    let (i, o) = config.layer_shapes()[0];
+    3.0 * forward - 2.0 * (i * o) as f64
+}
+
+/// Measures training at each batch size and evaluation at [`EVAL_BATCH`], on `train`'s images.
+pub fn run(
+    train: &Split,
+    options: &BenchOptions,
+    on_result: &mut dyn FnMut(&Throughput),
+) -> crate::Result<BenchReport> {
+    let config = &options.model;
+    config.validate()?;
+    let mut results = Vec::new();
+    let mut record = |r: Throughput, results: &mut Vec<Throughput>| {
+        on_result(&r);
+        results.push(r);
+    };
+    let order = permutation(
+        train.len(),
+        &mut stream_rng(0, Stream::Shuffle { epoch: 0 }),
+    );
+    let train_flops = train_flops_per_image(config);
+    let mut last_model = None;
+    for &batch_size in &options.batch_sizes {
+        let mut model = Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?;
+        let mut adam = Adam::new(AdamConfig::default(), &model.param_shapes());
+        let mut rng = stream_rng(0, Stream::TrainNoise);
+        let (mut ws, mut x) = (Workspace::default(), Matrix::default());
+        let mut cursor = 0;
+        let rate = steps_per_sec(options.seconds, || {
+            if cursor + batch_size > train.len() {
+                cursor = 0;
+            }
+            let end = (cursor + batch_size).min(train.len());
+            train.batch_into(&order[cursor..end], &mut x);
+            cursor = end;
+            model.compute_gradients(&x, &mut ws, &mut rng);
+            adam.update(&mut model.params_mut());
+        });
+        let images_per_sec = rate * batch_size.min(train.len()) as f64;
+        record(
+            Throughput {
+                what: "train",
+                batch_size,
+                images_per_sec,
+                gflops: images_per_sec * train_flops / 1e9,
+                gemm_ceiling_gflops: gemm_ceiling(config, batch_size, options.seconds.min(2.0)),
+            },
+            &mut results,
+        );
+        last_model = Some(model);
+    }
+    let model = match last_model {
+        Some(m) => m,
+        None => Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?,
+    };
+    let mut rng = stream_rng(0, Stream::Eval { epoch: 0 });
+    let (mut ws, mut x) = (Workspace::default(), Matrix::default());
+    let eval_batch = EVAL_BATCH.min(train.len());
+    train.batch_into(&order[..eval_batch], &mut x);
+    let rate = steps_per_sec(options.seconds, || {
+        model.forward(&x, &mut ws, Latent::Sample(&mut rng));
+        model.loss(&x, &mut ws, false);
+    });
+    let images_per_sec = rate * eval_batch as f64;
+    record(
+        Throughput {
+            what: "eval",
+            batch_size: eval_batch,
+            images_per_sec,
+            gflops: images_per_sec * config.forward_flops() as f64 / 1e9,
+            gemm_ceiling_gflops: gemm_ceiling(config, eval_batch, options.seconds.min(2.0)),
+        },
+        &mut results,
+    );
+    Ok(BenchReport {
+        framework: "vae",
+        threads: threads(),
+        hidden: config.hidden.clone(),
+        latent: config.latent,
+        results,
+    })
+}

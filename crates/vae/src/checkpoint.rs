@@ -1,0 +1,234 @@
+//! Saving and loading weights and training state as safetensors.
+//!
+//! `model.safetensors` holds the weights under their paths (`encoder.fc1.weight`, shape
+//! `[400, 784]`; biases 1-D), readable by PyTorch's `safetensors.torch.load_file`.
+//! `checkpoint.safetensors` adds Adam's moments (`optimizer.m.<name>`, `optimizer.v.<name>`)
+//! and, in its metadata, the training state as JSON: one file, written atomically, is all that
+//! `--resume` needs, so a run can never resume from weights and state of different moments.
+//!
+//! Loading trusts nothing: every expected tensor must be present, `F32`, of the exact shape
+//! the config implies, and finite; an unexpected tensor means the file and config disagree.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::engine::{Adam, AdamConfig, Matrix, Param};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::rng::{RunRng, Stream, stream_rng};
+use crate::run::{RunDir, write_atomic};
+
+const TRAIN_STATE_KEY: &str = "train_state";
+const FORMAT_KEY: &str = "format";
+const FORMAT: &str = "vae";
+
+fn checkpoint_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// The on-disk shape of a parameter: biases are 1-D, as in PyTorch.
+fn stored_shape(name: &str, m: &Matrix) -> Vec<usize> {
+    if name.ends_with(".bias") {
+        vec![m.cols]
+    } else {
+        vec![m.rows, m.cols]
+    }
+}
+
+fn le_bytes(m: &Matrix) -> Vec<u8> {
+    m.data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Serialises named matrices with metadata into safetensors bytes.
+fn serialize(tensors: &[(String, &Matrix)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, m)| le_bytes(m)).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, m), b)| {
+            let view = TensorView::new(Dtype::F32, stored_shape(name, m), b)
+                .expect("sizes agree by construction");
+            (name.clone(), view)
+        })
+        .collect::<Vec<_>>();
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::config("safetensors", e.to_string()))
+}
+
+/// Writes the model's weights to `path`, atomically.
+pub fn save_model(path: &Path, model: &Model) -> Result<()> {
+    let params = model.named_params();
+    let tensors: Vec<(String, &Matrix)> =
+        params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
+    let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
+    write_atomic(path, &serialize(&tensors, metadata)?)
+}
+
+/// Reads a whole file, refusing directories with a clear message.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(checkpoint_error(
+            path,
+            "is a directory, expected a safetensors file",
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| checkpoint_error(path, format!("not a valid safetensors file ({e})")))
+}
+
+/// Copies tensor `name` into `target`, checking dtype, shape and values.
+fn load_tensor(path: &Path, st: &SafeTensors, name: &str, target: &mut Matrix) -> Result<()> {
+    let view = st.tensor(name).map_err(|_| {
+        checkpoint_error(
+            path,
+            format!("tensor {name} is missing (does config.json match these weights?)"),
+        )
+    })?;
+    if view.dtype() != Dtype::F32 {
+        return Err(checkpoint_error(
+            path,
+            format!("tensor {name} is {:?}, expected F32", view.dtype()),
+        ));
+    }
+    let expected = stored_shape(name, target);
+    if view.shape() != expected.as_slice() {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "tensor {name} has shape {:?}, the config implies {expected:?}",
+                view.shape()
+            ),
+        ));
+    }
+    for (v, b) in target.data.iter_mut().zip(view.data().chunks_exact(4)) {
+        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    if let Some(bad) = target.data.iter().find(|v| !v.is_finite()) {
+        return Err(checkpoint_error(
+            path,
+            format!("tensor {name} holds a non-finite value ({bad})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses tensors that no parameter claims.
+fn refuse_unexpected(path: &Path, st: &SafeTensors, expected: &HashSet<String>) -> Result<()> {
+    match st.names().into_iter().find(|n| !expected.contains(*n)) {
+        Some(extra) => Err(checkpoint_error(
+            path,
+            format!("unexpected tensor {extra} (does config.json match these weights?)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn load_params(path: &Path, st: &SafeTensors, model: &mut Model) -> Result<HashSet<String>> {
+    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    for (name, param) in names.iter().zip(model.params_mut()) {
+        load_tensor(path, st, name, &mut param.value)?;
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Rebuilds a trained model from a run folder: `config.json` says what it is,
+/// `model.safetensors` holds its weights.
+pub fn load_model(run: &RunDir) -> Result<Model> {
+    let config = run.read_config()?;
+    let path = run.model();
+    let bytes = read_file(&path)?;
+    let st = parse(&path, &bytes)?;
+    let mut model = Model::new(config.model, &mut stream_rng(0, Stream::Init))?;
+    let expected = load_params(&path, &st, &mut model)?;
+    refuse_unexpected(&path, &st, &expected)?;
+    Ok(model)
+}
+
+/// Where a run stands, saved in the checkpoint's metadata.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainState {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// The next batch of the current epoch (0 at an epoch boundary).
+    pub next_batch: usize,
+    /// Adam's step count.
+    pub adam_step: u64,
+    /// The training-noise generator, exactly where it stopped.
+    pub noise_rng: RunRng,
+    /// Sums over the batches of the current epoch so far.
+    pub partial: crate::train::EpochProgress,
+    /// Metrics of every finished epoch (what `metrics.jsonl` holds).
+    pub history: Vec<crate::train::EpochMetrics>,
+}
+
+/// Writes weights, optimizer moments and training state to `path`, atomically.
+pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainState) -> Result<()> {
+    let params = model.named_params();
+    let mut tensors: Vec<(String, &Matrix)> =
+        params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
+    for (((name, _), m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
+        tensors.push((format!("optimizer.m.{name}"), m));
+        tensors.push((format!("optimizer.v.{name}"), v));
+    }
+    let metadata = HashMap::from([
+        (FORMAT_KEY.to_string(), FORMAT.to_string()),
+        (
+            TRAIN_STATE_KEY.to_string(),
+            serde_json::to_string(state).expect("state serialises"),
+        ),
+    ]);
+    write_atomic(path, &serialize(&tensors, metadata)?)
+}
+
+/// Reads a checkpoint written by [`save_checkpoint`] for a model of `model`'s architecture,
+/// loading weights into `model`; returns the optimizer and the training state.
+pub fn load_checkpoint(
+    path: &Path,
+    model: &mut Model,
+    adam_config: AdamConfig,
+) -> Result<(Adam, TrainState)> {
+    let bytes = read_file(path)?;
+    let st = parse(path, &bytes)?;
+    let mut expected = load_params(path, &st, model)?;
+    let mut adam = Adam::new(adam_config, &model.param_shapes());
+    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    for ((name, m), v) in names.iter().zip(&mut adam.m).zip(&mut adam.v) {
+        for (kind, target) in [("m", m), ("v", v)] {
+            let key = format!("optimizer.{kind}.{name}");
+            load_tensor(path, &st, &key, target)?;
+            expected.insert(key);
+        }
+    }
+    refuse_unexpected(path, &st, &expected)?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let state_json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(TRAIN_STATE_KEY))
+        .ok_or_else(|| {
+            checkpoint_error(path, "no training state in the metadata: not a checkpoint")
+        })?;
+    let state: TrainState = serde_json::from_str(state_json)
+        .map_err(|e| checkpoint_error(path, format!("invalid training state ({e})")))?;
+    adam.step = state.adam_step;
+    Ok((adam, state))
+}
+
+/// Exposes a parameter list's values for comparisons in tests and tools.
+pub fn param_values(model: &Model) -> Vec<(String, Vec<f32>)> {
+    model
+        .named_params()
+        .into_iter()
+        .map(|(n, p): (String, &Param)| (n, p.value.data.clone()))
+        .collect()
+}

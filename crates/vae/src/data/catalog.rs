@@ -1,0 +1,227 @@
+//! The named datasets and where each is found: embedded (`mnist-sample`), in the user's data
+//! directory, in Debian's dataset packages, or any directory holding the four IDX files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::idx::{read_images, read_labels};
+use super::{Dataset, Split, embedded};
+use crate::error::{Error, Result};
+use crate::model::MNIST_SIDE;
+
+/// A dataset this tool knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetName {
+    MnistSample,
+    Mnist,
+    FashionMnist,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 3] = [
+        DatasetName::MnistSample,
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
+    ];
+
+    /// The name on the command line and in directory names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::MnistSample => "mnist-sample",
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// One line saying what it is.
+    pub fn description(self) -> &'static str {
+        match self {
+            DatasetName::MnistSample => {
+                "first 10,000 MNIST training digits, built in (9,000 train / 1,000 test)"
+            }
+            DatasetName::Mnist => "MNIST handwritten digits (60,000 train / 10,000 test)",
+            DatasetName::FashionMnist => {
+                "Zalando's Fashion-MNIST clothing images (60,000 train / 10,000 test)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `--dataset` names: a known dataset or a directory of IDX files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatasetSpec {
+    Named(DatasetName),
+    Dir(PathBuf),
+}
+
+impl FromStr for DatasetSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(name) = DatasetName::ALL.into_iter().find(|n| n.as_str() == s) {
+            return Ok(DatasetSpec::Named(name));
+        }
+        let path = PathBuf::from(s);
+        if path.is_dir() {
+            return Ok(DatasetSpec::Dir(path));
+        }
+        Err(Error::Dataset(format!(
+            "unknown dataset '{s}': not one of mnist-sample, mnist, fashion-mnist, nor a directory of IDX files"
+        )))
+    }
+}
+
+impl fmt::Display for DatasetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetSpec::Named(n) => n.fmt(f),
+            DatasetSpec::Dir(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Where named datasets are looked for.
+#[derive(Clone, Debug)]
+pub struct DataDirs {
+    /// The user's data directory: `$VAE_DATA_DIR`, default `~/.cache/vae`. Downloads go here.
+    pub user: PathBuf,
+    /// Installed system datasets (Debian's `dataset-*` packages): `/usr/share/datasets`.
+    pub system: PathBuf,
+}
+
+impl DataDirs {
+    /// The directories from the environment: `VAE_DATA_DIR`, else `$HOME/.cache/vae`.
+    pub fn from_env() -> Self {
+        let user = std::env::var_os("VAE_DATA_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("vae"))
+            })
+            .unwrap_or_else(|| PathBuf::from(".vae-data"));
+        DataDirs {
+            user,
+            system: PathBuf::from("/usr/share/datasets"),
+        }
+    }
+
+    /// Where a download of `name` goes.
+    pub fn download_dir(&self, name: DatasetName) -> PathBuf {
+        self.user.join(name.as_str())
+    }
+}
+
+/// Where a dataset was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Compiled into the binary.
+    Embedded,
+    /// A directory holding the four files.
+    Dir(PathBuf),
+    /// Not found; the directories that were searched.
+    Missing { searched: Vec<PathBuf> },
+}
+
+/// The four files of a dataset directory, by their canonical names (each may end in `.gz`).
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+
+/// `dir/stem.gz` or `dir/stem`, whichever exists (gzip first, as distributed).
+fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [format!("{stem}.gz"), stem.to_string()]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether `dir` holds all four files.
+pub fn is_complete(dir: &Path) -> bool {
+    FILES.iter().all(|f| find_file(dir, f).is_some())
+}
+
+/// Finds a named dataset: embedded, then the user's directory, then the system's.
+pub fn locate(name: DatasetName, dirs: &DataDirs) -> Location {
+    if name == DatasetName::MnistSample {
+        return Location::Embedded;
+    }
+    let searched = vec![
+        dirs.user.join(name.as_str()),
+        dirs.system.join(name.as_str()),
+    ];
+    match searched.iter().find(|d| is_complete(d)) {
+        Some(d) => Location::Dir(d.clone()),
+        None => Location::Missing { searched },
+    }
+}
+
+/// Loads a dataset that is present; a missing named dataset is an error that says how to get
+/// it (see [`super::download`] to fetch it).
+pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
+    let (name, dir) = match spec {
+        DatasetSpec::Dir(dir) => (dir.display().to_string(), dir.clone()),
+        DatasetSpec::Named(name) => match locate(*name, dirs) {
+            Location::Embedded => return embedded::load(),
+            Location::Dir(dir) => (name.to_string(), dir),
+            Location::Missing { searched } => {
+                let searched: Vec<String> =
+                    searched.iter().map(|p| p.display().to_string()).collect();
+                return Err(Error::Dataset(format!(
+                    "dataset {name} not found in {}; run `vae data fetch {name}` or pass --dataset DIR",
+                    searched.join(" or ")
+                )));
+            }
+        },
+    };
+    let mut dataset = load_dir(&dir)?;
+    dataset.name = name;
+    Ok(dataset)
+}
+
+/// Loads the four IDX files of a directory.
+pub fn load_dir(dir: &Path) -> Result<Dataset> {
+    let file = |stem: &str| {
+        find_file(dir, stem).ok_or_else(|| {
+            Error::Dataset(format!(
+                "{}: no {stem} or {stem}.gz in this directory",
+                dir.display()
+            ))
+        })
+    };
+    let split = |images: &str, labels: &str| -> Result<Split> {
+        let (images_path, labels_path) = (file(images)?, file(labels)?);
+        let images = read_images(&images_path)?;
+        if (images.height, images.width) != (MNIST_SIDE, MNIST_SIDE) {
+            return Err(Error::IdxInvalid {
+                path: images_path,
+                problem: format!(
+                    "images are {}x{}; this tool needs {MNIST_SIDE}x{MNIST_SIDE}",
+                    images.height, images.width
+                ),
+            });
+        }
+        let labels = read_labels(&labels_path)?;
+        if labels.len() != images.count {
+            return Err(Error::CountMismatch {
+                images: images_path,
+                labels: labels_path,
+                image_count: images.count,
+                label_count: labels.len(),
+            });
+        }
+        Ok(Split { images, labels })
+    };
+    Ok(Dataset {
+        name: dir.display().to_string(),
+        train: split(TRAIN_IMAGES, TRAIN_LABELS)?,
+        test: split(TEST_IMAGES, TEST_LABELS)?,
+    })
+}

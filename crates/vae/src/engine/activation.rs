@@ -1,0 +1,59 @@
+//! Element-wise activations. ReLU works in place on the layer output; its backward needs only
+//! that output, since `relu(a) > 0` exactly where `a > 0`.
+
+use rayon::prelude::*;
+
+use super::matrix::Matrix;
+use super::parallel::ROWS_PER_CHUNK;
+
+/// `y = max(x, 0)`, in place.
+pub fn relu_forward(x: &mut Matrix) {
+    let chunk = ROWS_PER_CHUNK * x.cols.max(1);
+    x.data.par_chunks_mut(chunk).for_each(|c| {
+        for v in c {
+            *v = v.max(0.0);
+        }
+    });
+}
+
+/// `∂L/∂x = ∂L/∂y · 1[y > 0]`, in place on `grad`, given the forward output `y`.
+pub fn relu_backward(y: &Matrix, grad: &mut Matrix) {
+    debug_assert_eq!(y.shape(), grad.shape());
+    let chunk = ROWS_PER_CHUNK * y.cols.max(1);
+    grad.data
+        .par_chunks_mut(chunk)
+        .zip(y.data.par_chunks(chunk))
+        .for_each(|(g, y)| {
+            for (g, &y) in g.iter_mut().zip(y) {
+                if y <= 0.0 {
+                    *g = 0.0;
+                }
+            }
+        });
+}
+
+/// The logistic function `σ(x) = 1 / (1 + e^(-x))`, written so that `e^(-|x|)` never
+/// overflows.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    let e = (-x.abs()).exp();
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// `σ(x)` of every element, into `out` (reshaped).
+pub fn sigmoid_into(x: &Matrix, out: &mut Matrix) {
+    out.reshape_for_overwrite(x.rows, x.cols);
+    let chunk = ROWS_PER_CHUNK * x.cols.max(1);
+    out.data
+        .par_chunks_mut(chunk)
+        .zip(x.data.par_chunks(chunk))
+        .for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = sigmoid(x);
+            }
+        });
+}

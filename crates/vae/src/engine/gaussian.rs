@@ -1,0 +1,86 @@
+//! The diagonal Gaussian posterior `q(z|x) = N(μ, diag σ²)` with `σ = exp(½·logvar)`: the
+//! reparameterized draw and its KL divergence from the prior `N(0, I)`, both with backward.
+
+use super::matrix::Matrix;
+
+/// `z = μ + σ ⊙ ε` with `σ = exp(½·logvar)`. Writes `σ` too: the backward pass needs it.
+///
+/// # Shapes
+/// `mu`, `logvar`, `eps`: batch x latent; `z`, `std`: the same (reshaped).
+pub fn reparameterize(
+    mu: &Matrix,
+    logvar: &Matrix,
+    eps: &Matrix,
+    z: &mut Matrix,
+    std: &mut Matrix,
+) {
+    assert_eq!(
+        mu.shape(),
+        logvar.shape(),
+        "reparameterize: mu and logvar differ in shape"
+    );
+    assert_eq!(
+        mu.shape(),
+        eps.shape(),
+        "reparameterize: mu and eps differ in shape"
+    );
+    z.reshape_for_overwrite(mu.rows, mu.cols);
+    std.reshape_for_overwrite(mu.rows, mu.cols);
+    for i in 0..mu.data.len() {
+        let s = (0.5 * logvar.data[i]).exp();
+        std.data[i] = s;
+        z.data[i] = mu.data[i] + s * eps.data[i];
+    }
+}
+
+/// `KL[N(μ, σ²) || N(0, I)] = -½ Σ_j (1 + logvar_j - μ_j² - exp(logvar_j))` for each row
+/// (Kingma & Welling 2014, appendix B), into `row_kl`.
+pub fn kl_divergence(mu: &Matrix, logvar: &Matrix, row_kl: &mut [f32]) {
+    assert_eq!(
+        mu.shape(),
+        logvar.shape(),
+        "kl_divergence: mu and logvar differ in shape"
+    );
+    assert_eq!(row_kl.len(), mu.rows, "kl_divergence: one value per row");
+    for (r, out) in row_kl.iter_mut().enumerate() {
+        let (m, lv) = (mu.row(r), logvar.row(r));
+        *out = -0.5
+            * m.iter()
+                .zip(lv)
+                .map(|(&m, &lv)| 1.0 + lv - m * m - lv.exp())
+                .sum::<f32>();
+    }
+}
+
+/// Backward through the draw and the KL term together, for the loss
+/// `L = f(z) + kl_scale · KL`, given `dz = ∂f/∂z`:
+///
+///   `∂L/∂μ      = dz + kl_scale · μ`
+///   `∂L/∂logvar = dz ⊙ ε ⊙ ½σ + kl_scale · ½(exp(logvar) - 1)`
+///
+/// # Shapes
+/// All batch x latent; `dmu`, `dlogvar` reshaped.
+#[allow(clippy::too_many_arguments)]
+pub fn reparameterize_kl_backward(
+    mu: &Matrix,
+    logvar: &Matrix,
+    eps: &Matrix,
+    std: &Matrix,
+    dz: &Matrix,
+    kl_scale: f32,
+    dmu: &mut Matrix,
+    dlogvar: &mut Matrix,
+) {
+    assert_eq!(
+        dz.shape(),
+        mu.shape(),
+        "reparameterize_kl_backward: dz has the wrong shape"
+    );
+    dmu.reshape_for_overwrite(mu.rows, mu.cols);
+    dlogvar.reshape_for_overwrite(mu.rows, mu.cols);
+    for i in 0..mu.data.len() {
+        dmu.data[i] = dz.data[i] + kl_scale * mu.data[i];
+        dlogvar.data[i] = dz.data[i] * eps.data[i] * 0.5 * std.data[i]
+            + kl_scale * 0.5 * (logvar.data[i].exp() - 1.0);
+    }
+}

@@ -1,0 +1,104 @@
+//! The fully connected layer, with PyTorch's weight layout and initialisation so that a
+//! checkpoint reads the same in both worlds.
+
+use rand::{Rng, RngExt};
+
+use super::matmul::{Op, matmul};
+use super::matrix::Matrix;
+
+/// Where a backward pass puts `∂L/∂x`.
+pub enum GradInput<'a> {
+    /// Not needed (the layer reads the data itself).
+    Skip,
+    /// Overwrite this matrix with it.
+    Write(&'a mut Matrix),
+    /// Add it to this matrix (a layer input that feeds two layers).
+    Add(&'a mut Matrix),
+}
+
+/// A trainable tensor and the gradient of the loss with respect to it.
+#[derive(Clone, Debug, Default)]
+pub struct Param {
+    pub value: Matrix,
+    pub grad: Matrix,
+}
+
+impl Param {
+    /// A parameter holding `value`, with a zero gradient of the same shape.
+    pub fn new(value: Matrix) -> Self {
+        let grad = Matrix::zeros(value.rows, value.cols);
+        Param { value, grad }
+    }
+}
+
+/// `y = x · Wᵀ + b`, with `W` stored `out x in` as in PyTorch's `nn.Linear`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `out x in`.
+    pub weight: Param,
+    /// `1 x out`.
+    pub bias: Param,
+}
+
+impl Linear {
+    /// PyTorch's default initialisation: `W` and `b` uniform in `±1/sqrt(in)` (what
+    /// `kaiming_uniform_(a = sqrt(5))` works out to).
+    pub fn new(inputs: usize, outputs: usize, rng: &mut impl Rng) -> Self {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        let mut uniform =
+            |n| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = Matrix::from_vec(outputs, inputs, uniform(outputs * inputs));
+        let bias = Matrix::from_vec(1, outputs, uniform(outputs));
+        Linear {
+            weight: Param::new(weight),
+            bias: Param::new(bias),
+        }
+    }
+
+    /// Number of inputs per row.
+    pub fn inputs(&self) -> usize {
+        self.weight.value.cols
+    }
+
+    /// Number of outputs per row.
+    pub fn outputs(&self) -> usize {
+        self.weight.value.rows
+    }
+
+    /// `y = x · Wᵀ + b`.
+    ///
+    /// # Shapes
+    /// `x`: batch x in, `y`: batch x out (reshaped).
+    pub fn forward(&self, x: &Matrix, y: &mut Matrix) {
+        y.reshape_for_overwrite(x.rows, self.outputs());
+        // Start from the broadcast bias and let the product accumulate onto it: one pass.
+        for row in y.data.chunks_exact_mut(self.outputs()) {
+            row.copy_from_slice(&self.bias.value.data);
+        }
+        matmul(y, x, Op::N, &self.weight.value, Op::T, true);
+    }
+
+    /// Given `dy = ∂L/∂y`, sets the parameter gradients
+    /// `∂L/∂W = dyᵀ · x` and `∂L/∂b = Σ_rows dy`,
+    /// and `∂L/∂x = dy · W` where `dx` says.
+    ///
+    /// Gradients are overwritten, not accumulated: each layer is used once per step.
+    ///
+    /// # Shapes
+    /// `x`: batch x in, `dy`: batch x out, `dx`: batch x in (reshaped).
+    pub fn backward(&mut self, x: &Matrix, dy: &Matrix, dx: GradInput) {
+        matmul(&mut self.weight.grad, dy, Op::T, x, Op::N, false);
+        let db = &mut self.bias.grad.data;
+        db.fill(0.0);
+        for row in dy.data.chunks_exact(dy.cols) {
+            for (g, d) in db.iter_mut().zip(row) {
+                *g += d;
+            }
+        }
+        match dx {
+            GradInput::Skip => {}
+            GradInput::Write(dx) => matmul(dx, dy, Op::N, &self.weight.value, Op::N, false),
+            GradInput::Add(dx) => matmul(dx, dy, Op::N, &self.weight.value, Op::N, true),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Matrix products through the `gemm` crate. Transposes cost nothing: they are expressed as
+//! strides, so `x · Wᵀ` reads the PyTorch-layout weight `W` (out x in) in place.
+
+use super::matrix::Matrix;
+use super::parallel::gemm_parallelism;
+
+/// Whether an operand is used as stored or transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    N,
+    T,
+}
+
+/// Row-major strides `(row_stride, col_stride)` of `m` seen through `op`, and its shape then.
+fn view(m: &Matrix, op: Op) -> (usize, usize, isize, isize) {
+    match op {
+        Op::N => (m.rows, m.cols, m.cols as isize, 1),
+        Op::T => (m.cols, m.rows, 1, m.cols as isize),
+    }
+}
+
+/// `out = op(a) · op(b)`, or `out += op(a) · op(b)` when `accumulate`.
+///
+/// # Shapes
+/// `op(a)`: m x k, `op(b)`: k x n, `out`: m x n (reshaped when not accumulating).
+///
+/// # Panics
+/// On mismatched inner dimensions, which is a bug in the calling layer.
+pub fn matmul(out: &mut Matrix, a: &Matrix, op_a: Op, b: &Matrix, op_b: Op, accumulate: bool) {
+    let (m, k, a_rs, a_cs) = view(a, op_a);
+    let (k2, n, b_rs, b_cs) = view(b, op_b);
+    assert_eq!(k, k2, "matmul: inner dimensions {k} and {k2} differ");
+    if accumulate {
+        assert_eq!(
+            out.shape(),
+            (m, n),
+            "matmul: accumulator has the wrong shape"
+        );
+    } else {
+        out.reshape_for_overwrite(m, n);
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.data.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the three buffers hold m x k, k x n and m x n values at the strides computed
+    // above (checked by the shape assertions), and `out` does not alias `a` or `b` (it is
+    // borrowed mutably while they are borrowed shared).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.data.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_parallelism(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &Matrix, op_a: Op, b: &Matrix, op_b: Op) -> Matrix {
+        let at = |i, j| match op_a {
+            Op::N => a.data[i * a.cols + j],
+            Op::T => a.data[j * a.cols + i],
+        };
+        let bt = |i, j| match op_b {
+            Op::N => b.data[i * b.cols + j],
+            Op::T => b.data[j * b.cols + i],
+        };
+        let (m, k) = if op_a == Op::N {
+            (a.rows, a.cols)
+        } else {
+            (a.cols, a.rows)
+        };
+        let n = if op_b == Op::N { b.cols } else { b.rows };
+        let mut out = Matrix::zeros(m, n);
+        for i in 0..m {
+            for j in 0..n {
+                out.data[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn counting(rows: usize, cols: usize, offset: f32) -> Matrix {
+        let data = (0..rows * cols)
+            .map(|i| ((i as f32 * 0.37 + offset).sin()))
+            .collect();
+        Matrix::from_vec(rows, cols, data)
+    }
+
+    #[test]
+    fn every_transpose_combination_matches_the_definition() {
+        for (op_a, op_b) in [
+            (Op::N, Op::N),
+            (Op::N, Op::T),
+            (Op::T, Op::N),
+            (Op::T, Op::T),
+        ] {
+            let a = if op_a == Op::N {
+                counting(5, 7, 0.1)
+            } else {
+                counting(7, 5, 0.1)
+            };
+            let b = if op_b == Op::N {
+                counting(7, 3, 0.2)
+            } else {
+                counting(3, 7, 0.2)
+            };
+            let mut out = Matrix::default();
+            matmul(&mut out, &a, op_a, &b, op_b, false);
+            let expected = naive(&a, op_a, &b, op_b);
+            for (x, y) in out.data.iter().zip(&expected.data) {
+                assert!((x - y).abs() < 1e-5, "{op_a:?}{op_b:?}: {x} vs {y}");
+            }
+            // Accumulating adds the same product again.
+            matmul(&mut out, &a, op_a, &b, op_b, true);
+            for (x, y) in out.data.iter().zip(&expected.data) {
+                assert!((x - 2.0 * y).abs() < 1e-5);
+            }
+        }
+    }
+}

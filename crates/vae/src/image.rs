@@ -1,0 +1,143 @@
+//! Pictures: batches of images tiled into grids and encoded as PNG. Drawing is apart from
+//! computing: these functions take pixels and return bytes; the caller writes the file.
+
+use crate::engine::Matrix;
+use crate::error::{Error, Result};
+
+/// An 8-bit grey image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrayImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Grey of the gaps between tiles: distinct from both the black background of a digit and
+/// its white strokes.
+const GAP_GREY: u8 = 96;
+/// Pixels between tiles.
+const GAP: usize = 2;
+
+/// How to lay out tiles.
+#[derive(Clone, Copy, Debug)]
+pub struct GridLayout {
+    /// Height and width of one tile, in source pixels.
+    pub tile: (usize, usize),
+    /// Tiles per row.
+    pub columns: usize,
+    /// Every source pixel becomes a `scale x scale` block, so small digits stay legible.
+    pub scale: usize,
+}
+
+impl GridLayout {
+    /// 28x28 tiles, doubled in size.
+    pub fn mnist(columns: usize) -> Self {
+        GridLayout {
+            tile: (28, 28),
+            columns: columns.max(1),
+            scale: 2,
+        }
+    }
+}
+
+/// Tiles the rows of `images` (pixel values in [0, 1], one image per row) left to right, top
+/// to bottom.
+pub fn tile_grid(images: &Matrix, layout: GridLayout) -> GrayImage {
+    let (th, tw) = layout.tile;
+    assert_eq!(
+        images.cols,
+        th * tw,
+        "tile_grid: rows must hold {th}x{tw} images"
+    );
+    let count = images.rows.max(1);
+    let columns = layout.columns.min(count);
+    let rows = count.div_ceil(columns);
+    let s = layout.scale.max(1);
+    let width = columns * (tw * s + GAP) + GAP;
+    let height = rows * (th * s + GAP) + GAP;
+    let mut pixels = vec![GAP_GREY; width * height];
+    for i in 0..images.rows {
+        let (gy, gx) = (i / columns, i % columns);
+        let (oy, ox) = (GAP + gy * (th * s + GAP), GAP + gx * (tw * s + GAP));
+        for y in 0..th * s {
+            for x in 0..tw * s {
+                let v = images.row(i)[(y / s) * tw + x / s];
+                pixels[(oy + y) * width + ox + x] = to_byte(v);
+            }
+        }
+    }
+    GrayImage {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// A value in [0, 1] as a grey level; NaN shows as black.
+fn to_byte(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// Stacks grids vertically (all the same width), e.g. inputs above their reconstructions.
+pub fn stack_vertically(parts: &[GrayImage]) -> GrayImage {
+    let width = parts.iter().map(|p| p.width).max().unwrap_or(0);
+    let mut pixels = Vec::new();
+    let mut height = 0;
+    for p in parts {
+        for row in p.pixels.chunks_exact(p.width.max(1)) {
+            pixels.extend_from_slice(row);
+            pixels.resize(pixels.len() + width - p.width, GAP_GREY);
+        }
+        height += p.height;
+    }
+    GrayImage {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// Encodes as an 8-bit greyscale PNG.
+pub fn encode_png(image: &GrayImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, image.width as u32, image.height as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let png_error = |e: png::EncodingError| Error::config("png", e.to_string());
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&image.pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
+    Ok(out)
+}
+
+/// Inputs interleaved with their reconstructions, `columns` per row: a row of inputs, the row
+/// of their reconstructions beneath it, and so on.
+pub fn comparison_grid(inputs: &Matrix, outputs: &Matrix, columns: usize) -> GrayImage {
+    assert_eq!(
+        inputs.shape(),
+        outputs.shape(),
+        "comparison_grid: inputs and outputs differ in shape"
+    );
+    let columns = columns.max(1);
+    let mut parts = Vec::new();
+    for start in (0..inputs.rows).step_by(columns) {
+        let end = (start + columns).min(inputs.rows);
+        let slice = |m: &Matrix| {
+            Matrix::from_vec(
+                end - start,
+                m.cols,
+                m.data[start * m.cols..end * m.cols].to_vec(),
+            )
+        };
+        let mut pair = stack_vertically(&[
+            tile_grid(&slice(inputs), GridLayout::mnist(columns)),
+            tile_grid(&slice(outputs), GridLayout::mnist(columns)),
+        ]);
+        // A wider gap between pairs of rows than within a pair.
+        pair.pixels
+            .resize(pair.pixels.len() + 4 * pair.width, GAP_GREY);
+        pair.height += 4;
+        parts.push(pair);
+    }
+    stack_vertically(&parts)
+}

@@ -1,0 +1,19 @@
+//! `vae`: autoencoders and variational autoencoders on MNIST-like images.
+//!
+//! The crate holds all the logic of the `vae` command: a small neural-network [`engine`],
+//! [`data`] sets and their loading, the [`model`]s, [`train`]ing with checkpoints, [`eval`]uation
+//! and the pictures ([`image`]). The command-line crate only parses arguments and prints.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod image;
+pub mod model;
+pub mod rng;
+pub mod run;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,411 @@
+//! The models: an MLP encoder and decoder shared by the autoencoder and the VAE, so the two
+//! compare fairly, with the forward pass, the loss and the backward pass of a training step.
+//!
+//! Parameter names are paths (`encoder.fc1.weight`, `encoder.fc_mu.bias`, `decoder.fc_out.weight`)
+//! and shapes follow PyTorch's `nn.Linear`, so a PyTorch user can read a checkpoint as is.
+
+mod config;
+mod workspace;
+
+pub use config::{MNIST_SIDE, ModelConfig, ModelKind};
+pub use workspace::Workspace;
+
+use rand::Rng;
+
+use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
+use crate::engine::gaussian::{kl_divergence, reparameterize, reparameterize_kl_backward};
+use crate::engine::{GradInput, Linear, Matrix, Param};
+use crate::error::Result;
+
+/// The loss of a batch broken into its parts, each per image: summed over pixels (and latent
+/// dimensions), averaged over the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossBreakdown {
+    /// `reconstruction + β·kl`: the negative ELBO when β = 1.
+    pub total: f64,
+    pub reconstruction: f64,
+    /// 0 for the autoencoder.
+    pub kl: f64,
+}
+
+/// How the latent code is obtained from the encoder's output.
+#[derive(Clone, Debug)]
+pub enum EncoderHead {
+    /// Autoencoder: `z = fc_z(h)`.
+    Code { fc_z: Linear },
+    /// VAE: `μ = fc_mu(h)`, `logvar = fc_logvar(h)`.
+    Gaussian { fc_mu: Linear, fc_logvar: Linear },
+}
+
+/// `x → h`: linear layers, each followed by ReLU, then the head.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    /// `fc1`, `fc2`, …
+    pub layers: Vec<Linear>,
+    pub head: EncoderHead,
+}
+
+/// `z → logits`: linear layers with ReLU, then `fc_out` to one logit per pixel.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    /// `fc1`, `fc2`, …
+    pub layers: Vec<Linear>,
+    pub fc_out: Linear,
+}
+
+/// An autoencoder or VAE: its configuration and its weights.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub config: ModelConfig,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+}
+
+/// How the latent code is chosen from the posterior in a forward pass.
+pub enum Latent<'a, R: Rng> {
+    /// `z = μ + σ ⊙ ε`, `ε ~ N(0, I)`: training and loss evaluation.
+    Sample(&'a mut R),
+    /// `z = μ`: pictures of reconstructions.
+    Mean,
+}
+
+/// The last of `outputs`, or `input` when there are none (a body without hidden layers).
+fn last_or<'a>(outputs: &'a [Matrix], input: &'a Matrix) -> &'a Matrix {
+    outputs.last().unwrap_or(input)
+}
+
+impl Model {
+    /// A freshly initialised model (PyTorch's default initialisation), layers drawn in
+    /// execution order from `rng`.
+    pub fn new(config: ModelConfig, rng: &mut impl Rng) -> Result<Self> {
+        config.validate()?;
+        let mut width = config.pixels();
+        let mut encoder_layers = Vec::new();
+        for &h in &config.hidden {
+            encoder_layers.push(Linear::new(width, h, rng));
+            width = h;
+        }
+        let head = match config.model {
+            ModelKind::Ae => EncoderHead::Code {
+                fc_z: Linear::new(width, config.latent, rng),
+            },
+            ModelKind::Vae => EncoderHead::Gaussian {
+                fc_mu: Linear::new(width, config.latent, rng),
+                fc_logvar: Linear::new(width, config.latent, rng),
+            },
+        };
+        let mut width = config.latent;
+        let mut decoder_layers = Vec::new();
+        for &h in config.hidden.iter().rev() {
+            decoder_layers.push(Linear::new(width, h, rng));
+            width = h;
+        }
+        let fc_out = Linear::new(width, config.pixels(), rng);
+        Ok(Model {
+            config,
+            encoder: Encoder {
+                layers: encoder_layers,
+                head,
+            },
+            decoder: Decoder {
+                layers: decoder_layers,
+                fc_out,
+            },
+        })
+    }
+
+    /// Every linear layer with its path, in a fixed order (the order of the optimizer state).
+    fn named_layers(&self) -> Vec<(String, &Linear)> {
+        let mut out: Vec<(String, &Linear)> = Vec::new();
+        for (i, l) in self.encoder.layers.iter().enumerate() {
+            out.push((format!("encoder.fc{}", i + 1), l));
+        }
+        match &self.encoder.head {
+            EncoderHead::Code { fc_z } => out.push(("encoder.fc_z".into(), fc_z)),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                out.push(("encoder.fc_mu".into(), fc_mu));
+                out.push(("encoder.fc_logvar".into(), fc_logvar));
+            }
+        }
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            out.push((format!("decoder.fc{}", i + 1), l));
+        }
+        out.push(("decoder.fc_out".into(), &self.decoder.fc_out));
+        out
+    }
+
+    fn layers_mut(&mut self) -> Vec<&mut Linear> {
+        let mut out: Vec<&mut Linear> = self.encoder.layers.iter_mut().collect();
+        match &mut self.encoder.head {
+            EncoderHead::Code { fc_z } => out.push(fc_z),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                out.push(fc_mu);
+                out.push(fc_logvar);
+            }
+        }
+        out.extend(self.decoder.layers.iter_mut());
+        out.push(&mut self.decoder.fc_out);
+        out
+    }
+
+    /// Every parameter with its safetensors name (`encoder.fc1.weight`, …), in a fixed order.
+    pub fn named_params(&self) -> Vec<(String, &Param)> {
+        self.named_layers()
+            .into_iter()
+            .flat_map(|(name, l)| {
+                [
+                    (format!("{name}.weight"), &l.weight),
+                    (format!("{name}.bias"), &l.bias),
+                ]
+            })
+            .collect()
+    }
+
+    /// Every parameter, mutably, in the order of [`Model::named_params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers_mut()
+            .into_iter()
+            .flat_map(|l| [&mut l.weight, &mut l.bias])
+            .collect()
+    }
+
+    /// Shapes of every parameter, in the order of [`Model::named_params`].
+    pub fn param_shapes(&self) -> Vec<(usize, usize)> {
+        self.named_params()
+            .iter()
+            .map(|(_, p)| p.value.shape())
+            .collect()
+    }
+
+    /// Encodes a batch: the hidden activations, then the code (`ws.z`, autoencoder) or the
+    /// posterior (`ws.mu`, `ws.logvar`, VAE).
+    ///
+    /// # Shapes
+    /// `x`: batch x pixels, values in [0, 1].
+    pub fn encode(&self, x: &Matrix, ws: &mut Workspace) {
+        ws.encoder_hidden
+            .resize_with(self.encoder.layers.len(), Matrix::default);
+        for i in 0..self.encoder.layers.len() {
+            let (done, rest) = ws.encoder_hidden.split_at_mut(i);
+            let input = last_or(done, x);
+            self.encoder.layers[i].forward(input, &mut rest[0]);
+            relu_forward(&mut rest[0]);
+        }
+        let h = last_or(&ws.encoder_hidden, x);
+        match &self.encoder.head {
+            EncoderHead::Code { fc_z } => fc_z.forward(h, &mut ws.z),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                fc_mu.forward(h, &mut ws.mu);
+                fc_logvar.forward(h, &mut ws.logvar);
+            }
+        }
+    }
+
+    /// Chooses `z` from the posterior that [`Model::encode`] left in `ws` (a no-op for the
+    /// autoencoder, whose code is already `z`).
+    pub fn draw_latent<R: Rng>(&self, ws: &mut Workspace, latent: Latent<R>) {
+        if self.config.model == ModelKind::Ae {
+            return;
+        }
+        ws.eps.reshape_for_overwrite(ws.mu.rows, ws.mu.cols);
+        match latent {
+            Latent::Sample(rng) => ws.eps.fill_standard_normal(rng),
+            Latent::Mean => ws.eps.data.fill(0.0),
+        }
+        reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
+    }
+
+    /// Decodes `z` into one logit per pixel, keeping the hidden activations in `hidden`.
+    ///
+    /// # Shapes
+    /// `z`: batch x latent; `logits`: batch x pixels (reshaped).
+    pub fn decode_logits(&self, z: &Matrix, hidden: &mut Vec<Matrix>, logits: &mut Matrix) {
+        hidden.resize_with(self.decoder.layers.len(), Matrix::default);
+        for i in 0..self.decoder.layers.len() {
+            let (done, rest) = hidden.split_at_mut(i);
+            self.decoder.layers[i].forward(last_or(done, z), &mut rest[0]);
+            relu_forward(&mut rest[0]);
+        }
+        self.decoder.fc_out.forward(last_or(hidden, z), logits);
+    }
+
+    /// Decodes codes into images with pixels in [0, 1].
+    ///
+    /// # Shapes
+    /// `z`: batch x latent; returns batch x pixels.
+    pub fn decode(&self, z: &Matrix) -> Matrix {
+        let (mut hidden, mut logits, mut images) =
+            (Vec::new(), Matrix::default(), Matrix::default());
+        self.decode_logits(z, &mut hidden, &mut logits);
+        sigmoid_into(&logits, &mut images);
+        images
+    }
+
+    /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature. An autoencoder
+    /// has no prior; the same draws show what its decoder makes of codes it was never trained
+    /// to expect.
+    ///
+    /// # Shapes
+    /// Returns n x pixels, values in [0, 1].
+    pub fn sample_prior(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
+        let mut z = Matrix::standard_normal(n, self.config.latent, rng);
+        for v in &mut z.data {
+            *v *= temperature;
+        }
+        self.decode(&z)
+    }
+
+    /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are
+    /// pictures, not loss estimates).
+    ///
+    /// # Shapes
+    /// `x`: batch x pixels; returns batch x pixels, values in [0, 1].
+    pub fn reconstruct(&self, x: &Matrix) -> Matrix {
+        let mut ws = Workspace::default();
+        self.forward::<crate::rng::RunRng>(x, &mut ws, Latent::Mean);
+        let mut images = Matrix::default();
+        sigmoid_into(&ws.logits, &mut images);
+        images
+    }
+
+    /// Encode, choose `z`, decode: fills `ws` up to the logits.
+    pub fn forward<R: Rng>(&self, x: &Matrix, ws: &mut Workspace, latent: Latent<R>) {
+        self.encode(x, ws);
+        self.draw_latent(ws, latent);
+        self.decode_logits(&ws.z, &mut ws.decoder_hidden, &mut ws.logits);
+    }
+
+    /// Per-image reconstruction loss and KL of the batch that [`Model::forward`] left in
+    /// `ws`, into `ws.recon_rows` and `ws.kl_rows`; with `with_grad`, also the gradient of
+    /// the batch-mean loss with respect to the logits. Returns the batch means.
+    pub fn loss(&self, x: &Matrix, ws: &mut Workspace, with_grad: bool) -> LossBreakdown {
+        let batch = x.rows;
+        ws.recon_rows.resize(batch, 0.0);
+        ws.kl_rows.resize(batch, 0.0);
+        let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
+        self.config
+            .recon
+            .loss(&ws.logits, x, &mut ws.recon_rows, grad);
+        match self.config.model {
+            ModelKind::Ae => ws.kl_rows.fill(0.0),
+            ModelKind::Vae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
+        }
+        let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
+        let reconstruction = mean(&ws.recon_rows);
+        let kl = mean(&ws.kl_rows);
+        LossBreakdown {
+            total: reconstruction + self.kl_weight() as f64 * kl,
+            reconstruction,
+            kl,
+        }
+    }
+
+    /// β for the VAE, 0 for the autoencoder.
+    pub fn kl_weight(&self) -> f32 {
+        match self.config.model {
+            ModelKind::Ae => 0.0,
+            ModelKind::Vae => self.config.beta,
+        }
+    }
+
+    /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
+    /// loss in every parameter's `grad`.
+    pub fn compute_gradients<R: Rng>(
+        &mut self,
+        x: &Matrix,
+        ws: &mut Workspace,
+        rng: &mut R,
+    ) -> LossBreakdown {
+        self.forward(x, ws, Latent::Sample(rng));
+        let loss = self.loss(x, ws, true);
+        self.backward(x, ws);
+        loss
+    }
+
+    /// Backward pass from `ws.grad_logits` (left by [`Model::loss`] with `with_grad`).
+    fn backward(&mut self, x: &Matrix, ws: &mut Workspace) {
+        let kl_scale = self.kl_weight() / x.rows.max(1) as f32;
+        let Workspace {
+            encoder_hidden,
+            mu,
+            logvar,
+            std,
+            eps,
+            z,
+            decoder_hidden,
+            grad_logits,
+            grad_a,
+            grad_b,
+            grad_mu,
+            grad_logvar,
+            ..
+        } = ws;
+
+        // Decoder, from the logits back to z; grad_a holds ∂L/∂(current layer's output).
+        self.decoder.fc_out.backward(
+            last_or(decoder_hidden, z),
+            grad_logits,
+            GradInput::Write(grad_a),
+        );
+        for i in (0..self.decoder.layers.len()).rev() {
+            relu_backward(&decoder_hidden[i], grad_a);
+            let input = last_or(&decoder_hidden[..i], z);
+            self.decoder.layers[i].backward(input, grad_a, GradInput::Write(grad_b));
+            std::mem::swap(grad_a, grad_b);
+        }
+        // grad_a = ∂L/∂z. Through the head to the last hidden layer's output.
+        let h = last_or(encoder_hidden, x);
+        // Without hidden layers the head's input is the data: no gradient needed there.
+        let need_dx = !self.encoder.layers.is_empty();
+        match &mut self.encoder.head {
+            EncoderHead::Code { fc_z } => {
+                let dx = if need_dx {
+                    GradInput::Write(grad_b)
+                } else {
+                    GradInput::Skip
+                };
+                fc_z.backward(h, grad_a, dx);
+            }
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                reparameterize_kl_backward(
+                    mu,
+                    logvar,
+                    eps,
+                    std,
+                    grad_a,
+                    kl_scale,
+                    grad_mu,
+                    grad_logvar,
+                );
+                let dx = if need_dx {
+                    GradInput::Write(&mut *grad_b)
+                } else {
+                    GradInput::Skip
+                };
+                fc_mu.backward(h, grad_mu, dx);
+                let dx = if need_dx {
+                    GradInput::Add(grad_b)
+                } else {
+                    GradInput::Skip
+                };
+                fc_logvar.backward(h, grad_logvar, dx);
+            }
+        }
+        std::mem::swap(grad_a, grad_b);
+        // Encoder layers; the first one's input is the data, whose gradient nobody needs.
+        for i in (0..self.encoder.layers.len()).rev() {
+            relu_backward(&encoder_hidden[i], grad_a);
+            let input = last_or(&encoder_hidden[..i], x);
+            let dx = if i == 0 {
+                GradInput::Skip
+            } else {
+                GradInput::Write(grad_b)
+            };
+            self.encoder.layers[i].backward(input, grad_a, dx);
+            std::mem::swap(grad_a, grad_b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

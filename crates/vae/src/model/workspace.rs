@@ -1,0 +1,35 @@
+//! The buffers of one forward and backward pass, kept between batches so that a training
+//! step allocates nothing once the first batch has sized them.
+
+use crate::engine::Matrix;
+
+/// Activations and gradients of one batch. Contents are only meaningful between the calls
+/// that fill them (see [`crate::model::Model::forward`]).
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Post-ReLU outputs of the encoder's hidden layers.
+    pub encoder_hidden: Vec<Matrix>,
+    /// Posterior mean (VAE).
+    pub mu: Matrix,
+    /// Posterior log-variance (VAE).
+    pub logvar: Matrix,
+    /// `exp(½·logvar)` (VAE).
+    pub std: Matrix,
+    /// The standard normal draws behind `z` (VAE).
+    pub eps: Matrix,
+    /// The latent code fed to the decoder.
+    pub z: Matrix,
+    /// Post-ReLU outputs of the decoder's hidden layers.
+    pub decoder_hidden: Vec<Matrix>,
+    /// Decoder output, one logit per pixel.
+    pub logits: Matrix,
+    /// Reconstruction loss of each image.
+    pub recon_rows: Vec<f32>,
+    /// KL term of each image.
+    pub kl_rows: Vec<f32>,
+    pub(crate) grad_logits: Matrix,
+    pub(crate) grad_a: Matrix,
+    pub(crate) grad_b: Matrix,
+    pub(crate) grad_mu: Matrix,
+    pub(crate) grad_logvar: Matrix,
+}

@@ -1,0 +1,314 @@
+//! Training: shuffled mini-batches, Adam, an evaluation and pictures after every epoch, and
+//! checkpoints from which `--resume` continues exactly where the run stopped.
+//!
+//! Reproducibility: the batch order of epoch `e` comes from its own seeded stream, the
+//! training noise from one stream whose state is saved in each checkpoint, and every engine
+//! operation is deterministic whatever the thread count. So the same seed gives the same
+//! numbers, and a run stopped and resumed (even mid-epoch) ends bit-identical to one that
+//! never stopped.
+//!
+//! The trainer computes and reports through events; drawing progress is the caller's job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_model};
+use crate::data::{Dataset, Split};
+use crate::engine::{Adam, AdamConfig, Matrix};
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::image::{GridLayout, comparison_grid, encode_png, tile_grid};
+use crate::model::{Model, Workspace};
+use crate::rng::{Stream, permutation, stream_rng};
+use crate::run::{RunConfig, RunDir, write_atomic};
+
+/// How every loss in this tool is reduced, written into each metrics line.
+pub const LOSS_REDUCTION: &str =
+    "per image: summed over pixels and latent dimensions, averaged over images";
+
+/// Prior samples drawn into `samples.png` (an 8x8 grid).
+pub const SAMPLE_COUNT: usize = 64;
+/// Test images shown in `reconstructions.png`.
+pub const RECONSTRUCTION_COUNT: usize = 16;
+
+/// Running sums over the batches of an epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// Σ over batches of (batch-mean loss x batch size).
+    pub loss_sum: f64,
+    pub images: usize,
+    /// Training time so far, evaluation excluded.
+    pub seconds: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub test_loss: f64,
+    pub test_recon: f64,
+    pub test_kl: f64,
+    /// Training time of the epoch, evaluation excluded.
+    pub seconds: f64,
+    pub images_per_sec: f64,
+    /// How the losses are reduced: [`LOSS_REDUCTION`].
+    pub reduction: String,
+}
+
+/// What the trainer reports as it goes.
+#[derive(Clone, Debug)]
+pub enum TrainEvent<'a> {
+    /// Training begins (or resumes at `epoch`, `batch`, both 0-based).
+    Started {
+        epoch: usize,
+        batch: usize,
+        batches_per_epoch: usize,
+        train_images: usize,
+    },
+    /// A batch is done.
+    Batch {
+        epoch: usize,
+        batch: usize,
+        batches_per_epoch: usize,
+        /// Mean loss per image over the epoch so far.
+        running_loss: f64,
+        images_per_sec: f64,
+    },
+    /// The test split is being evaluated.
+    Evaluating { epoch: usize },
+    /// An epoch is done and its files are written.
+    EpochDone(&'a EpochMetrics),
+}
+
+/// How a training call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// All epochs are done.
+    Finished,
+    /// Stopped on request at the given point (0-based epoch, next batch), checkpoint saved.
+    Interrupted { epoch: usize, batch: usize },
+}
+
+/// A model being trained, with everything needed to continue it.
+pub struct Trainer {
+    pub run: RunDir,
+    pub config: RunConfig,
+    pub model: Model,
+    adam: Adam,
+    pub state: TrainState,
+}
+
+impl Trainer {
+    /// A fresh run in `run` (its folder should be locked by the caller).
+    pub fn new(run: RunDir, config: RunConfig) -> Result<Self> {
+        config.model.validate()?;
+        config.train.validate()?;
+        if run.checkpoint().exists() {
+            return Err(Error::Run {
+                path: run.root.clone(),
+                problem:
+                    "already holds a run; pass --resume to continue it, or choose another --out"
+                        .into(),
+            });
+        }
+        let model = Model::new(
+            config.model.clone(),
+            &mut stream_rng(config.train.seed, Stream::Init),
+        )?;
+        let adam = Adam::new(adam_config(&config), &model.param_shapes());
+        let state = TrainState {
+            epochs_done: 0,
+            next_batch: 0,
+            adam_step: 0,
+            noise_rng: stream_rng(config.train.seed, Stream::TrainNoise),
+            partial: EpochProgress::default(),
+            history: Vec::new(),
+        };
+        run.write_config(&config)?;
+        Ok(Trainer {
+            run,
+            config,
+            model,
+            adam,
+            state,
+        })
+    }
+
+    /// Reopens a run from its checkpoint. `epochs`, when given, replaces the planned number of
+    /// epochs (to train a finished run further).
+    pub fn resume(run: RunDir, epochs: Option<usize>) -> Result<Self> {
+        let mut config = run.read_config()?;
+        if let Some(epochs) = epochs {
+            config.train.epochs = epochs;
+        }
+        config.train.validate()?;
+        let mut model = Model::new(
+            config.model.clone(),
+            &mut stream_rng(config.train.seed, Stream::Init),
+        )?;
+        let (adam, state) = load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
+        run.write_config(&config)?;
+        // A crash between the checkpoint and the metrics file leaves the latter behind: the
+        // checkpoint's history is the truth.
+        write_metrics(&run, &state.history)?;
+        Ok(Trainer {
+            run,
+            config,
+            model,
+            adam,
+            state,
+        })
+    }
+
+    /// Trains until all epochs are done or `stop` is set (checked after every batch).
+    pub fn train(
+        &mut self,
+        data: &Dataset,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Outcome> {
+        let train = &data.train;
+        let batch_size = self.config.train.batch_size;
+        let batches = train.len().div_ceil(batch_size);
+        on_event(TrainEvent::Started {
+            epoch: self.state.epochs_done,
+            batch: self.state.next_batch,
+            batches_per_epoch: batches,
+            train_images: train.len(),
+        });
+        let (mut ws, mut x) = (Workspace::default(), Matrix::default());
+        while self.state.epochs_done < self.config.train.epochs {
+            let epoch = self.state.epochs_done;
+            let order = permutation(
+                train.len(),
+                &mut stream_rng(self.config.train.seed, Stream::Shuffle { epoch }),
+            );
+            let mut clock = Instant::now();
+            for batch in self.state.next_batch..batches {
+                let indices =
+                    &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
+                train.batch_into(indices, &mut x);
+                let loss = self
+                    .model
+                    .compute_gradients(&x, &mut ws, &mut self.state.noise_rng);
+                if !loss.total.is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        batch: batch + 1,
+                        loss: loss.total,
+                    });
+                }
+                self.adam.update(&mut self.model.params_mut());
+                let p = &mut self.state.partial;
+                p.loss_sum += loss.total * indices.len() as f64;
+                p.images += indices.len();
+                p.seconds += clock.elapsed().as_secs_f64();
+                clock = Instant::now();
+                self.state.next_batch = batch + 1;
+                self.state.adam_step = self.adam.step;
+                on_event(TrainEvent::Batch {
+                    epoch,
+                    batch,
+                    batches_per_epoch: batches,
+                    running_loss: p.loss_sum / p.images as f64,
+                    images_per_sec: p.images as f64 / p.seconds.max(1e-9),
+                });
+                let last = batch + 1 == batches;
+                if stop.load(Ordering::Relaxed) && !last {
+                    self.save_checkpoint()?;
+                    return Ok(Outcome::Interrupted {
+                        epoch,
+                        batch: batch + 1,
+                    });
+                }
+                let every = self.config.train.checkpoint_every;
+                if every > 0 && (batch + 1) % every == 0 && !last {
+                    self.save_checkpoint()?;
+                    clock = Instant::now();
+                }
+            }
+            on_event(TrainEvent::Evaluating { epoch });
+            self.finish_epoch(data)?;
+            on_event(TrainEvent::EpochDone(
+                self.state.history.last().expect("just pushed"),
+            ));
+            if stop.load(Ordering::Relaxed) && self.state.epochs_done < self.config.train.epochs {
+                return Ok(Outcome::Interrupted {
+                    epoch: self.state.epochs_done,
+                    batch: 0,
+                });
+            }
+        }
+        Ok(Outcome::Finished)
+    }
+
+    /// Evaluates, records the epoch, and writes the checkpoint, metrics, weights and pictures.
+    fn finish_epoch(&mut self, data: &Dataset) -> Result<()> {
+        let epoch = self.state.epochs_done;
+        let seed = self.config.train.seed;
+        let test = evaluate(
+            &self.model,
+            &data.test,
+            &mut stream_rng(seed, Stream::Eval { epoch }),
+        );
+        let p = std::mem::take(&mut self.state.partial);
+        self.state.history.push(EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: p.loss_sum / p.images.max(1) as f64,
+            test_loss: test.total,
+            test_recon: test.reconstruction,
+            test_kl: test.kl,
+            seconds: p.seconds,
+            images_per_sec: p.images as f64 / p.seconds.max(1e-9),
+            reduction: LOSS_REDUCTION.into(),
+        });
+        self.state.epochs_done += 1;
+        self.state.next_batch = 0;
+        // The checkpoint first: it is the truth the other files are derived from.
+        self.save_checkpoint()?;
+        write_metrics(&self.run, &self.state.history)?;
+        save_model(&self.run.model(), &self.model)?;
+        write_pictures(&self.run, &self.model, &data.test, seed)
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        self.state.adam_step = self.adam.step;
+        save_checkpoint(&self.run.checkpoint(), &self.model, &self.adam, &self.state)
+    }
+}
+
+fn adam_config(config: &RunConfig) -> AdamConfig {
+    AdamConfig {
+        lr: config.train.lr,
+        ..AdamConfig::default()
+    }
+}
+
+/// Rewrites `metrics.jsonl` from the history, atomically.
+fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
+    let mut text = String::new();
+    for m in history {
+        text.push_str(&serde_json::to_string(m).expect("metrics serialise"));
+        text.push('\n');
+    }
+    write_atomic(&run.metrics(), text.as_bytes())
+}
+
+/// `samples.png` (the same prior draws every epoch) and `reconstructions.png`.
+pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
+    let samples = model.sample_prior(SAMPLE_COUNT, 1.0, &mut stream_rng(seed, Stream::Samples));
+    write_atomic(
+        &run.samples(),
+        &encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?,
+    )?;
+    let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
+    let outputs = model.reconstruct(&inputs);
+    write_atomic(
+        &run.reconstructions(),
+        &encode_png(&comparison_grid(&inputs, &outputs, 8))?,
+    )
+}
