@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::fastmath::{exp_nonpositive, simd_kernel};
 use super::matrix::Matrix;
 use super::parallel::ROWS_PER_CHUNK;
 
@@ -33,15 +34,17 @@ pub fn relu_backward(y: &Matrix, grad: &mut Matrix) {
 }
 
 /// The logistic function `σ(x) = 1 / (1 + e^(-x))`, written so that `e^(-|x|)` never
-/// overflows.
-#[inline]
+/// overflows, and branch-free so that loops over it vectorise.
+#[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    let e = (-x.abs()).exp();
-    if x >= 0.0 {
-        1.0 / (1.0 + e)
-    } else {
-        e / (1.0 + e)
-    }
+    sigmoid_from(x, exp_nonpositive(-x.abs()))
+}
+
+/// `σ(x)` given `e = e^(-|x|)`, for callers that need `e` for something else too.
+#[inline(always)]
+pub fn sigmoid_from(x: f32, e: f32) -> f32 {
+    let inv = 1.0 / (1.0 + e);
+    if x >= 0.0 { inv } else { e * inv }
 }
 
 /// `σ(x)` of every element, into `out` (reshaped).
@@ -51,9 +54,14 @@ pub fn sigmoid_into(x: &Matrix, out: &mut Matrix) {
     out.data
         .par_chunks_mut(chunk)
         .zip(x.data.par_chunks(chunk))
-        .for_each(|(o, x)| {
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = sigmoid(x);
-            }
-        });
+        .for_each(|(o, x)| sigmoid_slice(x, o));
 }
+
+#[inline(always)]
+fn sigmoid_slice_kernel(x: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = sigmoid(x);
+    }
+}
+
+simd_kernel! { fn sigmoid_slice(x: &[f32], out: &mut [f32]) = sigmoid_slice_kernel; }

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::fastmath::simd_kernel;
 use super::linear::Param;
 use super::matrix::Matrix;
 
@@ -95,14 +96,61 @@ impl Adam {
                         .zip(v.data.par_chunks_mut(CHUNK)),
                 )
                 .for_each(|((theta, g), (m, v))| {
-                    for i in 0..theta.len() {
-                        let g = g[i];
-                        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-                        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-                        let denom = v[i].sqrt() / bias2_sqrt + eps;
-                        theta[i] -= step_size * m[i] / denom;
-                    }
+                    let step = AdamStep {
+                        beta1,
+                        beta2,
+                        eps,
+                        step_size,
+                        bias2_sqrt,
+                    };
+                    adam_chunk(theta, g, m, v, step)
                 });
         }
+    }
+}
+
+/// The per-step constants of the update.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    /// `lr / (1 - β₁ᵗ)`.
+    step_size: f32,
+    /// `sqrt(1 - β₂ᵗ)`.
+    bias2_sqrt: f32,
+}
+
+#[inline(always)]
+fn adam_chunk_kernel(theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamStep) {
+    let n = theta.len().min(g.len()).min(m.len()).min(v.len());
+    let (theta, g, m, v) = (&mut theta[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let g = g[i];
+        m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * g;
+        v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * g * g;
+        let denom = v[i].sqrt() / c.bias2_sqrt + c.eps;
+        theta[i] -= c.step_size * m[i] / denom;
+    }
+}
+
+simd_kernel! { fn adam_chunk(theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamStep) = adam_chunk_kernel; }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_step_moves_each_weight_by_lr_against_its_gradient_sign() {
+        // After one step m̂ = g and v̂ = g², so the update is lr · g / (|g| + ε) ≈ lr · sign(g).
+        let mut p = Param::new(Matrix::from_vec(1, 3, vec![1.0, 2.0, 3.0]));
+        p.grad = Matrix::from_vec(1, 3, vec![0.5, -2.0, 0.0]);
+        let mut adam = Adam::new(AdamConfig::default(), &[(1, 3)]);
+        adam.update(&mut [&mut p]);
+        let expected = [1.0 - 1e-3, 2.0 + 1e-3, 3.0];
+        for (v, e) in p.value.data.iter().zip(expected) {
+            assert!((v - e).abs() < 1e-6, "{v} vs {e}");
+        }
+        assert_eq!(adam.step, 1);
     }
 }

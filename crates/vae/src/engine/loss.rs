@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::activation::sigmoid;
+use super::activation::{sigmoid, sigmoid_from};
+use super::fastmath::{exp_nonpositive, ln_1p_unit, simd_kernel, sum_lanes};
 use super::matrix::Matrix;
 use super::parallel::ROWS_PER_CHUNK;
 
@@ -65,95 +66,128 @@ impl Recon {
         assert_eq!(row_loss.len(), logits.rows, "Recon::loss: one loss per row");
         let cols = logits.cols.max(1);
         let chunk = ROWS_PER_CHUNK * cols;
+        let rows = row_loss.par_chunks_mut(ROWS_PER_CHUNK).zip(
+            logits
+                .data
+                .par_chunks(chunk)
+                .zip(target.data.par_chunks(chunk)),
+        );
         match grad {
-            None => {
-                row_loss
-                    .par_chunks_mut(ROWS_PER_CHUNK)
-                    .zip(
-                        logits
-                            .data
-                            .par_chunks(chunk)
-                            .zip(target.data.par_chunks(chunk)),
-                    )
-                    .for_each(|(out, (s, x))| self.rows_forward(s, x, cols, out));
-            }
+            None => rows.for_each(|(out, (s, x))| {
+                for ((out, s), x) in out
+                    .iter_mut()
+                    .zip(s.chunks_exact(cols))
+                    .zip(x.chunks_exact(cols))
+                {
+                    *out = match self {
+                        Recon::Bce => bce_row(s, x),
+                        Recon::Mse => mse_row(s, x),
+                    };
+                }
+            }),
             Some((grad, scale)) => {
                 grad.reshape_for_overwrite(logits.rows, logits.cols);
-                row_loss
-                    .par_chunks_mut(ROWS_PER_CHUNK)
-                    .zip(
-                        logits
-                            .data
-                            .par_chunks(chunk)
-                            .zip(target.data.par_chunks(chunk)),
-                    )
-                    .zip(grad.data.par_chunks_mut(chunk))
+                rows.zip(grad.data.par_chunks_mut(chunk))
                     .for_each(|((out, (s, x)), g)| {
-                        self.rows_forward_backward(s, x, cols, out, g, scale)
+                        let rows = out
+                            .iter_mut()
+                            .zip(s.chunks_exact(cols))
+                            .zip(x.chunks_exact(cols));
+                        for (((out, s), x), g) in rows.zip(g.chunks_exact_mut(cols)) {
+                            *out = match self {
+                                Recon::Bce => bce_row_grad(s, x, g, scale),
+                                Recon::Mse => mse_row_grad(s, x, g, scale),
+                            };
+                        }
                     });
             }
-        }
-    }
-
-    fn rows_forward(self, s: &[f32], x: &[f32], cols: usize, out: &mut [f32]) {
-        for ((out, s), x) in out
-            .iter_mut()
-            .zip(s.chunks_exact(cols))
-            .zip(x.chunks_exact(cols))
-        {
-            *out = match self {
-                Recon::Bce => s.iter().zip(x).map(|(&s, &x)| bce(s, x)).sum(),
-                Recon::Mse => s
-                    .iter()
-                    .zip(x)
-                    .map(|(&s, &x)| {
-                        let d = sigmoid(s) - x;
-                        d * d
-                    })
-                    .sum(),
-            };
-        }
-    }
-
-    fn rows_forward_backward(
-        self,
-        s: &[f32],
-        x: &[f32],
-        cols: usize,
-        out: &mut [f32],
-        g: &mut [f32],
-        scale: f32,
-    ) {
-        let rows = out
-            .iter_mut()
-            .zip(s.chunks_exact(cols))
-            .zip(x.chunks_exact(cols))
-            .zip(g.chunks_exact_mut(cols));
-        for (((out, s), x), g) in rows {
-            let mut total = 0.0f32;
-            match self {
-                Recon::Bce => {
-                    for ((&s, &x), g) in s.iter().zip(x).zip(g.iter_mut()) {
-                        total += bce(s, x);
-                        *g = scale * (sigmoid(s) - x);
-                    }
-                }
-                Recon::Mse => {
-                    for ((&s, &x), g) in s.iter().zip(x).zip(g.iter_mut()) {
-                        let y = sigmoid(s);
-                        let d = y - x;
-                        total += d * d;
-                        *g = scale * 2.0 * d * y * (1.0 - y);
-                    }
-                }
-            }
-            *out = total;
         }
     }
 }
 
 /// `max(s, 0) - s·x + log(1 + e^(-|s|))`: binary cross-entropy of target `x` under logit `s`.
-#[inline]
+#[inline(always)]
 fn bce(s: f32, x: f32) -> f32 {
-    s.max(0.0) - s * x + (-s.abs()).exp().ln_1p()
+    s.max(0.0) - s * x + ln_1p_unit(exp_nonpositive(-s.abs()))
 }
+
+/// `(σ(s) - x)²`.
+#[inline(always)]
+fn squared_error(s: f32, x: f32) -> f32 {
+    let d = sigmoid(s) - x;
+    d * d
+}
+
+#[inline(always)]
+fn bce_row_kernel(s: &[f32], x: &[f32]) -> f32 {
+    sum_lanes(s, x, bce)
+}
+
+#[inline(always)]
+fn mse_row_kernel(s: &[f32], x: &[f32]) -> f32 {
+    sum_lanes(s, x, squared_error)
+}
+
+/// The BCE of a row and, into `g`, `scale · (σ(s) - x)`, sharing `e^(-|s|)` between the two.
+#[inline(always)]
+fn bce_row_grad_kernel(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (mut sc, mut xc, mut gc) = (s.chunks_exact(8), x.chunks_exact(8), g.chunks_exact_mut(8));
+    for ((s8, x8), g8) in (&mut sc).zip(&mut xc).zip(&mut gc) {
+        let (s8, x8, g8): (&[f32; 8], &[f32; 8], &mut [f32; 8]) = (
+            s8.try_into().unwrap(),
+            x8.try_into().unwrap(),
+            g8.try_into().unwrap(),
+        );
+        for l in 0..8 {
+            let (s, x) = (s8[l], x8[l]);
+            let e = exp_nonpositive(-s.abs());
+            g8[l] = scale * (sigmoid_from(s, e) - x);
+            acc[l] += s.max(0.0) - s * x + ln_1p_unit(e);
+        }
+    }
+    let mut tail = 0.0;
+    for ((&s, &x), g) in sc
+        .remainder()
+        .iter()
+        .zip(xc.remainder())
+        .zip(gc.into_remainder())
+    {
+        *g = scale * (sigmoid(s) - x);
+        tail += bce(s, x);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The squared error of a row and, into `g`, `scale · 2(σ(s) - x)·σ(s)(1 - σ(s))`.
+#[inline(always)]
+fn mse_row_grad_kernel(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (mut sc, mut xc, mut gc) = (s.chunks_exact(8), x.chunks_exact(8), g.chunks_exact_mut(8));
+    let term = |s: f32, x: f32, g: &mut f32| {
+        let y = sigmoid(s);
+        let d = y - x;
+        *g = scale * 2.0 * d * y * (1.0 - y);
+        d * d
+    };
+    for ((s8, x8), g8) in (&mut sc).zip(&mut xc).zip(&mut gc) {
+        for l in 0..8 {
+            acc[l] += term(s8[l], x8[l], &mut g8[l]);
+        }
+    }
+    let mut tail = 0.0;
+    for ((&s, &x), g) in sc
+        .remainder()
+        .iter()
+        .zip(xc.remainder())
+        .zip(gc.into_remainder())
+    {
+        tail += term(s, x, g);
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+simd_kernel! { fn bce_row(s: &[f32], x: &[f32]) -> f32 = bce_row_kernel; }
+simd_kernel! { fn mse_row(s: &[f32], x: &[f32]) -> f32 = mse_row_kernel; }
+simd_kernel! { fn bce_row_grad(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 = bce_row_grad_kernel; }
+simd_kernel! { fn mse_row_grad(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 = mse_row_grad_kernel; }

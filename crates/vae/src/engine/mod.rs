@@ -12,6 +12,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod fastmath;
 pub mod gaussian;
 pub mod linear;
 pub mod loss;
