@@ -106,7 +106,7 @@ mod tests {
 
     fn counting(rows: usize, cols: usize, offset: f32) -> Matrix {
         let data = (0..rows * cols)
-            .map(|i| ((i as f32 * 0.37 + offset).sin()))
+            .map(|i| (i as f32 * 0.37 + offset).sin())
             .collect();
         Matrix::from_vec(rows, cols, data)
     }

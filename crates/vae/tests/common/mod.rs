@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: the real data beside the checkout, a small slice
+//! of the built-in sample, and a file server on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use vae::data::{DataDirs, Dataset, DatasetName, DatasetSpec, catalog};
+
+/// `../shared/data/mnist` beside the checkout: canonical MNIST files, for the tests that
+/// compare against them. `None` (and the test says it skipped) where it is absent.
+pub fn shared_mnist() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+/// The built-in sample.
+pub fn sample() -> Dataset {
+    catalog::load(
+        &DatasetSpec::Named(DatasetName::MnistSample),
+        &DataDirs::from_env(),
+    )
+    .unwrap()
+}
+
+/// The first `train` and `test` images of the built-in sample: real digits, small enough
+/// for a test to train on in a second.
+pub fn small_sample(train: usize, test: usize) -> Dataset {
+    let data = sample();
+    Dataset {
+        name: "mnist-sample".into(),
+        train: data.train.take(train),
+        test: data.test.take(test),
+    }
+}
+
+/// Serves `files` (name → bytes) over HTTP/1.1 on 127.0.0.1 until the test process ends;
+/// unknown names get a 404. Returns the base URL.
+pub fn serve(files: HashMap<String, Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let files = Arc::new(files);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let files = files.clone();
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    return;
+                }
+                // Skip the headers.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                let _ = match files.get(path) {
+                    Some(body) => stream
+                        .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes())
+                        .and_then(|_| stream.write_all(body)),
+                    None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                };
+            });
+        }
+    });
+    url
+}
+
+/// A URL on 127.0.0.1 where nothing listens.
+pub fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
