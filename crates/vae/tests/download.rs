@@ -8,9 +8,12 @@ use std::collections::HashMap;
 use vae::data::DatasetName;
 use vae::data::download::{DownloadEvent, RemoteFile, fetch_files, remote_files};
 
+/// Files to fetch and the bytes a mirror serves for them.
+type Served = (Vec<RemoteFile>, HashMap<String, Vec<u8>>);
+
 /// The canonical MNIST files present beside the checkout (all but the 9.9 MB training
 /// images), with their real sizes and checksums, and their bytes.
-fn canonical() -> Option<(Vec<RemoteFile>, HashMap<String, Vec<u8>>)> {
+fn canonical() -> Option<Served> {
     let dir = common::shared_mnist()?;
     let files: Vec<RemoteFile> = remote_files(DatasetName::Mnist)
         .iter()
@@ -58,11 +61,16 @@ fn downloads_verify_and_a_second_fetch_keeps_the_files() {
     let mirror = common::serve(bytes.clone());
     let target = tempfile::tempdir().unwrap();
     let mut done = Vec::new();
-    fetch_files(&files, target.path(), &[mirror.clone()], &mut |e| {
-        if let DownloadEvent::Done { file } = e {
-            done.push(file.to_string())
-        }
-    })
+    fetch_files(
+        &files,
+        target.path(),
+        std::slice::from_ref(&mirror),
+        &mut |e| {
+            if let DownloadEvent::Done { file } = e {
+                done.push(file.to_string())
+            }
+        },
+    )
     .unwrap();
     assert_eq!(done.len(), 3);
     for f in &files {

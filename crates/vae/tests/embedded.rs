@@ -38,3 +38,37 @@ fn the_sample_is_byte_for_byte_the_start_of_canonical_mnist() {
     assert_eq!(data.train.labels, labels[..9_000]);
     assert_eq!(data.test.labels, labels[9_000..10_000]);
 }
+
+#[test]
+fn fashion_mnist_is_found_where_debian_installs_it() {
+    use vae::data::{DataDirs, DatasetName, DatasetSpec, Location, catalog};
+    let system = std::path::PathBuf::from("/usr/share/datasets");
+    if !system.join("fashion-mnist").is_dir() {
+        eprintln!("skipped: the package dataset-fashion-mnist is not installed");
+        return;
+    }
+    let user = tempfile::tempdir().unwrap();
+    let dirs = DataDirs {
+        user: user.path().to_path_buf(),
+        system: system.clone(),
+    };
+    assert_eq!(
+        catalog::locate(DatasetName::FashionMnist, &dirs),
+        Location::Dir(system.join("fashion-mnist"))
+    );
+    assert!(matches!(
+        catalog::locate(DatasetName::Mnist, &dirs),
+        Location::Missing { .. }
+    ));
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::FashionMnist), &dirs).unwrap();
+    assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
+    // Known value: Fashion-MNIST's first training image is an ankle boot (class 9).
+    assert_eq!(data.train.labels[0], 9);
+    let error = catalog::load(&DatasetSpec::Named(DatasetName::Mnist), &dirs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("run `vae data fetch mnist` or pass --dataset DIR"),
+        "{error}"
+    );
+}

@@ -133,13 +133,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (RunDir::new(out), Some(RunConfig { model, train }))
         }
     };
-    // Held for the whole run: a second trainer on the same folder is refused.
-    let _lock = run.lock()?;
-    let mut trainer = match new_config {
-        None => Trainer::resume(run.clone(), args.epochs).context("cannot resume")?,
-        Some(config) => Trainer::new(run.clone(), config)?,
+    // Held for the whole run: a second trainer on the same folder is refused. A new run's
+    // dataset is loaded first, so a bad --dataset leaves no empty run folder behind.
+    let (_lock, trainer, data) = match new_config {
+        None => {
+            let lock = run.lock()?;
+            let trainer = Trainer::resume(run.clone(), args.epochs).context("cannot resume")?;
+            let data = super::load_dataset(&trainer.config.train.dataset)?;
+            (lock, trainer, data)
+        }
+        Some(config) => {
+            let data = super::load_dataset(&config.train.dataset)?;
+            let lock = run.lock()?;
+            (lock, Trainer::new(run.clone(), config)?, data)
+        }
     };
-    let data = super::load_dataset(&trainer.config.train.dataset)?;
+    let mut trainer = trainer;
     let c = &trainer.config;
     eprintln!(
         "{} {} on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",

@@ -53,8 +53,8 @@ fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
         .collect();
     let step = 1e-2f32;
     let (mut checked, mut skipped) = (0, 0);
-    for (p, name) in names.iter().enumerate() {
-        for i in 0..analytic[p].len() {
+    for (p, (name, grads)) in names.iter().zip(&analytic).enumerate() {
+        for (i, &a) in grads.iter().enumerate() {
             let mut probe = m.clone();
             let original = probe.params_mut()[p].value.data[i];
             probe.params_mut()[p].value.data[i] = original + step;
@@ -67,7 +67,7 @@ fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
             }
             checked += 1;
             let numeric = (up - down) / (2.0 * step as f64);
-            let a = analytic[p][i] as f64;
+            let a = a as f64;
             let error = (a - numeric).abs() / (a.abs() + numeric.abs()).max(1e-2);
             assert!(
                 error < 3e-2,

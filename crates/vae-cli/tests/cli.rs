@@ -1,0 +1,327 @@
+//! The `vae` binary, run for real in temporary folders: each test reads like a transcript of
+//! what a user types and sees.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vae(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(args)
+        .current_dir(dir)
+        .env("VAE_DATA_DIR", dir.join("data"))
+        .env_remove("VAE_MIRROR")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A failure with a one-line message that mentions `needle`.
+fn assert_refused(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "succeeded: {}", stderr(o));
+    let err = stderr(o);
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+}
+
+const SMALL: &[&str] = &[
+    "--hidden",
+    "64",
+    "--latent",
+    "4",
+    "--batch-size",
+    "256",
+    "--threads",
+    "2",
+];
+
+#[test]
+fn train_then_eval_sample_and_reconstruct() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = vae(
+        d,
+        &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("epoch 1/1  train"),
+        "{}",
+        stderr(&out)
+    );
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+        "samples.png",
+        "reconstructions.png",
+    ] {
+        assert!(d.join("run").join(file).is_file(), "{file} missing");
+    }
+
+    let out = vae(
+        d,
+        &[
+            "eval",
+            "run",
+            "--json",
+            "--iw-samples",
+            "20",
+            "--limit",
+            "200",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["images"], 200);
+    assert_eq!(report["dataset"], "mnist-sample");
+    let (loss, nll) = (
+        report["test_loss"].as_f64().unwrap(),
+        report["iw_nll"].as_f64().unwrap(),
+    );
+    assert!(nll < loss && loss < 400.0, "{report}");
+
+    let out = vae(
+        d,
+        &["sample", "run", "-n", "16", "--seed", "3", "--out", "s.png"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = std::fs::read(d.join("s.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // 4x4 tiles of 56 px with 2 px gaps: 4·58 + 2 = 234 px wide (big-endian at byte 16).
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 234);
+
+    let out = vae(d, &["reconstruct", "run", "-n", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(d.join("run/reconstruction.png").is_file());
+}
+
+#[test]
+fn resume_continues_a_finished_run_for_more_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        vae(
+            d,
+            &[
+                &["train", "--model", "ae", "--epochs", "1", "--out", "run"],
+                SMALL
+            ]
+            .concat()
+        )
+        .status
+        .success()
+    );
+    let again = vae(
+        d,
+        &[
+            &["train", "--model", "ae", "--epochs", "1", "--out", "run"],
+            SMALL,
+        ]
+        .concat(),
+    );
+    assert_refused(&again, "pass --resume");
+    let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming ae"), "{}", stderr(&out));
+    let metrics = std::fs::read_to_string(d.join("run/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+}
+
+#[test]
+fn ctrl_c_stops_at_a_batch_and_leaves_a_resumable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let child = Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(
+            [
+                &[
+                    "train",
+                    "--epochs",
+                    "50",
+                    "--out",
+                    "run",
+                    "--batch-size",
+                    "32",
+                ],
+                &SMALL[..4],
+            ]
+            .concat(),
+        )
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first epoch is written, then interrupt mid-training.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !d.join("run/metrics.jsonl").is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no epoch finished in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checkpoint saved. Continue with: vae train --resume run"),
+        "{}",
+        stderr(&out)
+    );
+    let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_arguments_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, needle) in [
+        (
+            &["train", "--latent", "0"][..],
+            "latent: must be at least 1",
+        ),
+        (
+            &["train", "--batch-size", "0"],
+            "batch-size: must be at least 1",
+        ),
+        (&["train", "--lr", "-1"], "lr: must be a finite number > 0"),
+        (&["train", "--epochs", "0"], "epochs: must be at least 1"),
+        (
+            &["train", "--hidden", "400,0"],
+            "hidden: every layer needs at least 1 unit",
+        ),
+        (
+            &["train", "--beta", "-2"],
+            "beta: must be a finite number >= 0",
+        ),
+        (
+            &["train", "--threads", "0"],
+            "--threads: must be at least 1",
+        ),
+        (&["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (&["eval", "no-such-run"], "no-such-run: not a run folder"),
+        (&["sample", "no-such-run"], "no-such-run: not a run folder"),
+    ] {
+        let out = vae(d, args);
+        assert_refused(&out, needle);
+        assert!(!d.join("runs").exists(), "{args:?} left a run folder");
+    }
+}
+
+#[test]
+fn broken_run_folders_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        vae(
+            d,
+            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
+        )
+        .status
+        .success()
+    );
+    let config = std::fs::read_to_string(d.join("run/config.json")).unwrap();
+
+    std::fs::write(
+        d.join("run/config.json"),
+        config.replace("\"latent\": 4", "\"latent\": 5"),
+    )
+    .unwrap();
+    assert_refused(
+        &vae(d, &["sample", "run"]),
+        "tensor encoder.fc_mu.weight has shape [4, 64], the config implies [5, 64]",
+    );
+
+    std::fs::write(
+        d.join("run/config.json"),
+        config.replace("\"vae\"", "\"gan\""),
+    )
+    .unwrap();
+    assert_refused(
+        &vae(d, &["sample", "run"]),
+        "config.json: invalid config: unknown variant `gan`",
+    );
+
+    std::fs::write(d.join("run/config.json"), &config).unwrap();
+    std::fs::write(d.join("run/model.safetensors"), b"").unwrap();
+    assert_refused(
+        &vae(d, &["sample", "run"]),
+        "model.safetensors: not a valid safetensors file",
+    );
+}
+
+#[test]
+fn a_directory_dataset_with_a_broken_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("digits");
+    std::fs::create_dir(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(name), [0u8, 0, 8, 3, 0, 0]).unwrap();
+    }
+    let out = vae(d, &["train", "--dataset", "digits", "--out", "run"]);
+    assert_refused(
+        &out,
+        "train-images-idx3-ubyte: truncated header: 6 of 16 bytes",
+    );
+}
+
+#[test]
+fn data_list_and_an_offline_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = vae(d, &["data", "list"]);
+    assert!(out.status.success());
+    let list = stdout(&out);
+    assert!(
+        list.contains("mnist-sample: first 10,000 MNIST training digits"),
+        "{list}"
+    );
+    assert!(
+        list.contains("built in: 9000 train / 1000 test images"),
+        "{list}"
+    );
+    assert!(
+        list.contains("get it with `vae data fetch mnist`"),
+        "{list}"
+    );
+
+    // Nothing listens on the mirror: the error says what was tried and what to do.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let out = Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(["data", "fetch", "mnist"])
+        .current_dir(d)
+        .env("VAE_DATA_DIR", d.join("data"))
+        .env("VAE_MIRROR", &mirror)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("tried {mirror}train-images-idx3-ubyte.gz")),
+        "{err}"
+    );
+    assert!(err.contains("set VAE_MIRROR"), "{err}");
+    assert!(!d.join("data/mnist/train-images-idx3-ubyte.gz").exists());
+}
