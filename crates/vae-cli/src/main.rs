@@ -26,6 +26,17 @@ enum Command {
     Sample(commands::sample::Args),
     /// Show test images above their reconstructions.
     Reconstruct(commands::reconstruct::Args),
+    /// Decode the path between the codes of two test images.
+    Interpolate(commands::latent_tools::InterpolateArgs),
+    /// Vary one latent dimension (or each in turn) around a code.
+    Traverse(commands::latent_tools::TraverseArgs),
+    /// Scatter the test set's codes, coloured by label.
+    LatentMap(commands::latent_tools::LatentMapArgs),
+    /// Decode a regular grid of 2-D codes into one picture.
+    Manifold(commands::latent_tools::ManifoldArgs),
+    /// Train the digit classifier behind `vae eval --latent`.
+    #[command(subcommand)]
+    Classifier(commands::classifier::Command),
     /// List or download datasets.
     #[command(subcommand)]
     Data(commands::data::Command),
@@ -40,6 +51,11 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Sample(args) => commands::sample::run(args),
         Command::Reconstruct(args) => commands::reconstruct::run(args),
+        Command::Interpolate(args) => commands::latent_tools::interpolate_run(args),
+        Command::Traverse(args) => commands::latent_tools::traverse_run(args),
+        Command::LatentMap(args) => commands::latent_tools::latent_map_run(args),
+        Command::Manifold(args) => commands::latent_tools::manifold_run(args),
+        Command::Classifier(command) => commands::classifier::run(command),
         Command::Data(command) => commands::data::run(command),
         Command::Bench(args) => commands::bench::run(args),
     };

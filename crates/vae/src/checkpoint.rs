@@ -62,11 +62,28 @@ fn serialize(tensors: &[(String, &Matrix)], metadata: HashMap<String, String>) -
 
 /// Writes the model's weights to `path`, atomically.
 pub fn save_model(path: &Path, model: &Model) -> Result<()> {
-    let params = model.named_params();
+    save_weights(path, &model.named_params())
+}
+
+/// Writes named parameters' values to `path`, atomically.
+pub fn save_weights(path: &Path, params: &[(String, &Param)]) -> Result<()> {
     let tensors: Vec<(String, &Matrix)> =
         params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
     write_atomic(path, &serialize(&tensors, metadata)?)
+}
+
+/// Loads every named parameter from the safetensors file at `path`, refusing missing,
+/// unexpected, mistyped, misshapen or non-finite tensors.
+pub fn load_weights(path: &Path, params: Vec<(String, &mut Param)>) -> Result<()> {
+    let bytes = read_file(path)?;
+    let st = parse(path, &bytes)?;
+    let mut expected = HashSet::new();
+    for (name, param) in params {
+        load_tensor(path, &st, &name, &mut param.value)?;
+        expected.insert(name);
+    }
+    refuse_unexpected(path, &st, &expected)
 }
 
 /// Reads a whole file, refusing directories with a clear message.
@@ -133,23 +150,20 @@ fn refuse_unexpected(path: &Path, st: &SafeTensors, expected: &HashSet<String>) 
 }
 
 fn load_params(path: &Path, st: &SafeTensors, model: &mut Model) -> Result<HashSet<String>> {
-    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
-    for (name, param) in names.iter().zip(model.params_mut()) {
-        load_tensor(path, st, name, &mut param.value)?;
+    let mut names = HashSet::new();
+    for (name, param) in model.named_params_mut() {
+        load_tensor(path, st, &name, &mut param.value)?;
+        names.insert(name);
     }
-    Ok(names.into_iter().collect())
+    Ok(names)
 }
 
 /// Rebuilds a trained model from a run folder: `config.json` says what it is,
 /// `model.safetensors` holds its weights.
 pub fn load_model(run: &RunDir) -> Result<Model> {
     let config = run.read_config()?;
-    let path = run.model();
-    let bytes = read_file(&path)?;
-    let st = parse(&path, &bytes)?;
     let mut model = Model::new(config.model, &mut stream_rng(0, Stream::Init))?;
-    let expected = load_params(&path, &st, &mut model)?;
-    refuse_unexpected(&path, &st, &expected)?;
+    load_weights(&run.model(), model.named_params_mut())?;
     Ok(model)
 }
 

@@ -6,12 +6,16 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod image;
+pub mod latent;
+pub mod metrics;
 pub mod model;
+pub mod plot;
 pub mod rng;
 pub mod run;
 pub mod train;

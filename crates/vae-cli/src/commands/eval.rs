@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 use vae::checkpoint::load_model;
 use vae::eval::{evaluate, importance_weighted_nll};
+use vae::metrics::{LatentOptions, LatentReport, latent_report};
 use vae::rng::seeded;
 use vae::run::RunDir;
 use vae::train::LOSS_REDUCTION;
@@ -30,6 +31,19 @@ pub struct Args {
     /// Evaluate only the first N test images.
     #[arg(long)]
     limit: Option<usize>,
+    /// Also measure the latent space: completeness, continuity and sample quality (FID),
+    /// with the digit classifier (trained once and kept, if there is none yet).
+    #[arg(long)]
+    latent: bool,
+    /// Classifier folder for --latent (default: $VAE_DATA_DIR/classifiers/DATASET).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Prior samples for --latent's completeness and FID.
+    #[arg(long, default_value_t = 10_000)]
+    samples: usize,
+    /// Interpolation paths for --latent's continuity.
+    #[arg(long, default_value_t = 500)]
+    pairs: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -43,7 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let data = super::load_dataset(&dataset_name)?;
     let test = match args.limit {
         Some(n) => data.test.take(n),
-        None => data.test,
+        None => data.test.clone(),
     };
     let mut rng = seeded(args.seed);
     let loss = evaluate(&model, &test, &mut rng);
@@ -61,6 +75,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         None
     };
+    let latent = if args.latent {
+        anyhow::ensure!(args.samples >= 2, "--samples: must be at least 2");
+        anyhow::ensure!(args.pairs >= 1, "--pairs: must be at least 1");
+        let classifier = super::classifier_for(&data, args.classifier.clone())?;
+        let options = LatentOptions {
+            prior_samples: args.samples,
+            pairs: args.pairs,
+            frames: 11,
+            seed: args.seed,
+        };
+        Some(latent_report(&model, &classifier, &data, &options))
+    } else {
+        None
+    };
     if args.json {
         let value = json!({
             "run": args.run,
@@ -73,6 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "iw_samples": iw.map(|e| e.samples),
             "iw_nll": iw.map(|e| e.nll),
             "reduction": LOSS_REDUCTION,
+            "latent": latent,
         });
         println!("{value}");
     } else {
@@ -96,6 +125,57 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
         println!("  ({LOSS_REDUCTION})");
+        if let Some(r) = &latent {
+            print_latent(r);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_latent(r: &LatentReport) {
+    let p = &r.protocol;
+    let (c, real, k) = (
+        &r.completeness,
+        &r.completeness_of_test_images,
+        &r.continuity,
+    );
+    println!();
+    println!(
+        "latent space ({}; {} prior samples, {} interpolation paths of {} frames, seed {}; classifier test accuracy {:.2}%)",
+        p.dataset,
+        p.prior_samples,
+        p.interpolation_pairs,
+        p.interpolation_frames,
+        p.seed,
+        100.0 * p.classifier_accuracy
+    );
+    println!("  completeness: do codes drawn from N(0, I) decode to recognisable images?");
+    println!(
+        "    confidently classified (p >= 0.9)  {:6.1}%   (real test images: {:.1}%)",
+        100.0 * c.confident_share,
+        100.0 * real.confident_share
+    );
+    println!(
+        "    entropy of predicted labels       {:6.2} bits (real test images: {:.2}; all 10 classes even: 3.32)",
+        c.label_entropy_bits, real.label_entropy_bits
+    );
+    println!(
+        "  continuity: do close codes decode to close images? (along straight paths between test codes)"
+    );
+    println!(
+        "    step / endpoint distance          mean {:.3}, 95th percentile {:.3}   (an even path: {:.3})",
+        k.mean_step, k.p95_step, k.even_step
+    );
+    println!(
+        "    predicted label changes per path  {:.2}; paths that flip back and forth: {:.1}%",
+        k.mean_label_changes,
+        100.0 * k.back_and_forth_share
+    );
+    println!(
+        "  sample quality: Frechet distance of classifier features, prior samples vs test images"
+    );
+    println!(
+        "    FID {:.2}   (train vs test images, the floor: {:.2})",
+        r.fid, r.fid_floor
+    );
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand, and the helpers they share.
 
 pub mod bench;
+pub mod classifier;
 pub mod data;
 pub mod eval;
+pub mod latent_tools;
 pub mod reconstruct;
 pub mod sample;
 pub mod train;
@@ -10,7 +12,11 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use vae::checkpoint::load_model;
+use vae::classifier::{Classifier, ClassifierTraining, default_dir};
 use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
+use vae::model::Model;
+use vae::run::{RunConfig, RunDir};
 
 use crate::progress;
 
@@ -89,4 +95,64 @@ pub fn set_threads(requested: Option<usize>) -> Result<usize> {
     };
     vae::engine::set_threads(n);
     Ok(vae::engine::threads())
+}
+
+/// A trained run with the dataset it is looked at on.
+pub struct LoadedRun {
+    pub config: RunConfig,
+    pub model: Model,
+    pub data: Dataset,
+}
+
+/// Loads a run's model, and `dataset` (default: the one it trained on).
+pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
+    let dir = RunDir::new(run);
+    let model = load_model(&dir)?;
+    let config = dir.read_config()?;
+    let data = load_dataset(dataset.unwrap_or(&config.train.dataset))?;
+    Ok(LoadedRun {
+        config,
+        model,
+        data,
+    })
+}
+
+/// Trains a classifier with one progress line per epoch.
+pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<Classifier> {
+    eprintln!(
+        "training the digit classifier on {} ({} images)",
+        data.name,
+        data.train.len()
+    );
+    let classifier = vae::classifier::train(data, options, &mut |e| {
+        eprintln!(
+            "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%",
+            e.epoch,
+            options.epochs,
+            e.train_loss,
+            100.0 * e.test_accuracy
+        )
+    })?;
+    Ok(classifier)
+}
+
+/// The classifier in `dir`, or the default one of `data`, trained and saved first if absent.
+pub fn classifier_for(data: &Dataset, dir: Option<PathBuf>) -> Result<Classifier> {
+    if let Some(dir) = dir {
+        return Classifier::load(&dir)
+            .with_context(|| format!("loading the classifier in {}", dir.display()));
+    }
+    let dir = default_dir(&DataDirs::from_env().user, &data.name);
+    if dir.join("model.safetensors").is_file() {
+        return Classifier::load(&dir)
+            .with_context(|| format!("loading the classifier in {}", dir.display()));
+    }
+    eprintln!(
+        "no classifier for {} yet in {}: training one (once)",
+        data.name,
+        dir.display()
+    );
+    let classifier = train_classifier(data, &ClassifierTraining::default())?;
+    classifier.save(&dir)?;
+    Ok(classifier)
 }

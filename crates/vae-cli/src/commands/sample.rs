@@ -18,6 +18,9 @@ pub struct Args {
     count: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Scale of the prior's standard deviation: below 1 draws nearer the centre.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
     /// Picture to write (default: RUN/sample.png).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -25,9 +28,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     anyhow::ensure!(args.count > 0, "-n: must be at least 1");
+    anyhow::ensure!(
+        args.temperature.is_finite() && args.temperature >= 0.0,
+        "--temperature: must be a finite number >= 0"
+    );
     let model = load_model(&RunDir::new(&args.run))?;
     let mut rng = seeded(args.seed);
-    let images = model.sample_prior(args.count, 1.0, &mut rng);
+    let images = model.sample_prior(args.count, args.temperature, &mut rng);
     let columns = (args.count as f64).sqrt().ceil() as usize;
     let out = super::output_path(&args.run, args.out, "sample.png");
     write_atomic(

@@ -225,3 +225,24 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
         test: split(TEST_IMAGES, TEST_LABELS)?,
     })
 }
+
+/// Names of the ten classes of a dataset: clothing for Fashion-MNIST, digits otherwise.
+pub fn class_names(dataset: &str) -> Vec<String> {
+    const FASHION: [&str; 10] = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    if dataset.contains("fashion") {
+        FASHION.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..10).map(|d| d.to_string()).collect()
+    }
+}

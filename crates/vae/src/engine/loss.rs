@@ -191,3 +191,64 @@ simd_kernel! { fn bce_row(s: &[f32], x: &[f32]) -> f32 = bce_row_kernel; }
 simd_kernel! { fn mse_row(s: &[f32], x: &[f32]) -> f32 = mse_row_kernel; }
 simd_kernel! { fn bce_row_grad(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 = bce_row_grad_kernel; }
 simd_kernel! { fn mse_row_grad(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 = mse_row_grad_kernel; }
+
+/// Softmax cross-entropy of class labels under logits, per row, and optionally
+/// `grad = scale · ∂ℓ/∂s`:
+///
+///   `ℓ = log Σ_j e^(s_j) - s_y`,  `∂ℓ/∂s = softmax(s) - onehot(y)`.
+///
+/// The log-sum-exp subtracts the row maximum first, so no exponential overflows.
+///
+/// # Shapes
+/// `logits`: batch x classes; `labels`: batch, each < classes; `row_loss`: batch.
+pub fn softmax_cross_entropy(
+    logits: &Matrix,
+    labels: &[u8],
+    row_loss: &mut [f32],
+    mut grad: Option<(&mut Matrix, f32)>,
+) {
+    assert_eq!(
+        labels.len(),
+        logits.rows,
+        "softmax_cross_entropy: one label per row"
+    );
+    assert_eq!(
+        row_loss.len(),
+        logits.rows,
+        "softmax_cross_entropy: one loss per row"
+    );
+    if let Some((g, _)) = grad.as_mut() {
+        g.reshape_for_overwrite(logits.rows, logits.cols);
+    }
+    for (r, (&label, out)) in labels.iter().zip(row_loss.iter_mut()).enumerate() {
+        let s = logits.row(r);
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = s.iter().map(|&v| (v - max).exp()).sum();
+        let log_sum = max + sum.ln();
+        *out = log_sum - s[label as usize];
+        if let Some((g, scale)) = grad.as_mut() {
+            for (j, (g, &v)) in g.row_mut(r).iter_mut().zip(s).enumerate() {
+                let p = (v - log_sum).exp();
+                *g = *scale * (p - if j == label as usize { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
+
+/// Row-wise softmax of `logits` into `probs` (reshaped).
+pub fn softmax_into(logits: &Matrix, probs: &mut Matrix) {
+    probs.reshape_for_overwrite(logits.rows, logits.cols);
+    for r in 0..logits.rows {
+        let s = logits.row(r);
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let out = probs.row_mut(r);
+        let mut sum = 0.0;
+        for (o, &v) in out.iter_mut().zip(s) {
+            *o = (v - max).exp();
+            sum += *o;
+        }
+        for o in out.iter_mut() {
+            *o /= sum;
+        }
+    }
+}

@@ -68,6 +68,14 @@ impl Matrix {
         &mut self.data[i * self.cols..(i + 1) * self.cols]
     }
 
+    /// The rows of `self` followed by the rows of `other`.
+    pub fn stacked(&self, other: &Matrix) -> Matrix {
+        assert_eq!(self.cols, other.cols, "Matrix::stacked: widths differ");
+        let mut data = self.data.clone();
+        data.extend_from_slice(&other.data);
+        Matrix::from_vec(self.rows + other.rows, self.cols, data)
+    }
+
     /// `(rows, cols)`.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)

@@ -169,6 +169,12 @@ impl Model {
             .collect()
     }
 
+    /// Every parameter with its name, mutably, in the order of [`Model::named_params`].
+    pub fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
+        let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
+        names.into_iter().zip(self.params_mut()).collect()
+    }
+
     /// Shapes of every parameter, in the order of [`Model::named_params`].
     pub fn param_shapes(&self) -> Vec<(usize, usize)> {
         self.named_params()

@@ -1,0 +1,247 @@
+//! Walking the latent space: codes of images, straight and spherical paths between codes,
+//! one-dimension traversals, regular grids of codes, and a 2-D projection of many codes.
+//! These return codes or decoded images; drawing them is [`crate::image`]'s and
+//! [`crate::plot`]'s job.
+
+use nalgebra::{DMatrix, SymmetricEigen};
+use rand::RngExt;
+
+use crate::engine::Matrix;
+use crate::model::{Model, ModelKind, Workspace};
+use crate::rng::RunRng;
+
+/// The code of each image: the posterior mean `μ(x)` for a VAE (its most likely code), `e(x)`
+/// for an autoencoder.
+///
+/// # Shapes
+/// `x`: n x pixels; returns n x latent.
+pub fn encode_codes(model: &Model, x: &Matrix) -> Matrix {
+    let mut ws = Workspace::default();
+    model.encode(x, &mut ws);
+    match model.config.model {
+        ModelKind::Ae => ws.z,
+        ModelKind::Vae => ws.mu,
+    }
+}
+
+/// Decodes codes into images (pixels in [0, 1]), without sampling: `z` is used as given.
+pub fn decode_codes(model: &Model, z: &Matrix) -> Matrix {
+    model.decode(z)
+}
+
+/// `count` pairs of indices below `len`, drawn uniformly (a pair may repeat an index).
+pub fn random_pairs(count: usize, len: usize, rng: &mut RunRng) -> Vec<(usize, usize)> {
+    (0..count)
+        .map(|_| (rng.random_range(0..len), rng.random_range(0..len)))
+        .collect()
+}
+
+/// `frames` codes from `a` to `b` (both included), evenly spaced in `t`.
+///
+/// Linear: `(1-t)·a + t·b`. Spherical (`slerp`, White 2016):
+/// `sin((1-t)ω)/sin ω · a + sin(tω)/sin ω · b` with `ω` the angle between `a` and `b`, which
+/// keeps the path at the norm typical of prior samples instead of cutting through the
+/// low-norm middle of the Gaussian; it falls back to linear when `a` and `b` are (anti)parallel.
+pub fn interpolate(a: &[f32], b: &[f32], frames: usize, slerp: bool) -> Matrix {
+    assert_eq!(a.len(), b.len(), "interpolate: codes differ in length");
+    let frames = frames.max(2);
+    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let cos = (dot / (norm(a) * norm(b)).max(1e-12)).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    let spherical = slerp && omega.sin().abs() > 1e-6;
+    let mut out = Matrix::zeros(frames, a.len());
+    for f in 0..frames {
+        let t = f as f64 / (frames - 1) as f64;
+        let (wa, wb) = if spherical {
+            (
+                ((1.0 - t) * omega).sin() / omega.sin(),
+                (t * omega).sin() / omega.sin(),
+            )
+        } else {
+            (1.0 - t, t)
+        };
+        for (o, (&x, &y)) in out.row_mut(f).iter_mut().zip(a.iter().zip(b)) {
+            *o = (wa * x as f64 + wb * y as f64) as f32;
+        }
+    }
+    out
+}
+
+/// `frames` copies of `base` whose dimension `dim` runs evenly over `base[dim] ± range`.
+pub fn traverse(base: &[f32], dim: usize, range: f32, frames: usize) -> Matrix {
+    let frames = frames.max(2);
+    let mut out = Matrix::zeros(frames, base.len());
+    for f in 0..frames {
+        let t = -range + 2.0 * range * f as f32 / (frames - 1) as f32;
+        let row = out.row_mut(f);
+        row.copy_from_slice(base);
+        row[dim] += t;
+    }
+    out
+}
+
+/// A `grid x grid` lattice of 2-D codes, row-major with the first coordinate along rows of
+/// the picture (left to right) and the second top to bottom.
+///
+/// For a VAE the lattice runs through the normal quantiles `Φ⁻¹((i + ½)/grid)`, so equal areas
+/// of the prior get equal cells (Kingma & Welling 2014, figure 4). For an autoencoder, which
+/// has no prior, it spans the given bounds (the range the test codes occupy).
+pub fn manifold_codes(kind: ModelKind, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
+    let grid = grid.max(2);
+    let axis = |i: usize, (lo, hi): (f32, f32)| match kind {
+        ModelKind::Vae => normal_quantile((i as f64 + 0.5) / grid as f64) as f32,
+        ModelKind::Ae => lo + (hi - lo) * i as f32 / (grid - 1) as f32,
+    };
+    let mut out = Matrix::zeros(grid * grid, 2);
+    for row in 0..grid {
+        for col in 0..grid {
+            // The second coordinate grows upwards, as on a plot.
+            let code = [axis(col, bounds[0]), axis(grid - 1 - row, bounds[1])];
+            out.row_mut(row * grid + col).copy_from_slice(&code);
+        }
+    }
+    out
+}
+
+/// The `q`-th and `1 - q`-th quantiles of each of the first two columns.
+pub fn quantile_bounds(codes: &Matrix, q: f64) -> [(f32, f32); 2] {
+    let bound = |c: usize| {
+        let mut v: Vec<f32> = (0..codes.rows).map(|r| codes.row(r)[c]).collect();
+        v.sort_by(f32::total_cmp);
+        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        (at(q), at(1.0 - q))
+    };
+    [bound(0), bound(1)]
+}
+
+/// The inverse of the standard normal distribution function, `Φ⁻¹(p)` for `p` in (0, 1).
+///
+/// Acklam's rational approximation, relative error below 1.2e-9: more than enough for
+/// placing grid lines.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -39.696_830_286_653_76,
+        220.946_098_424_520_5,
+        -275.928_510_446_968_7,
+        138.357_751_867_269,
+        -30.664_798_066_147_16,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -54.476_098_798_224_06,
+        161.585_836_858_040_9,
+        -155.698_979_859_886_6,
+        66.801_311_887_719_72,
+        -13.280_681_552_885_72,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -0.322_396_458_041_136_5,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        0.322_467_129_070_039_8,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    const LOW: f64 = 0.024_25;
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - LOW {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Codes projected to 2-D, and how they were projected.
+#[derive(Clone, Debug)]
+pub struct Projection {
+    /// n x 2.
+    pub points: Matrix,
+    /// `None` when the codes already were 2-D; else the share of variance the two principal
+    /// components keep.
+    pub pca_explained: Option<f64>,
+}
+
+/// The codes themselves when 2-D, else their projection on the two principal components.
+pub fn project_2d(codes: &Matrix) -> Projection {
+    if codes.cols <= 2 {
+        let mut points = Matrix::zeros(codes.rows, 2);
+        for r in 0..codes.rows {
+            points.row_mut(r)[..codes.cols].copy_from_slice(codes.row(r));
+        }
+        return Projection {
+            points,
+            pca_explained: None,
+        };
+    }
+    let (mean, cov) = mean_and_covariance(codes);
+    let eigen = SymmetricEigen::new(cov);
+    let mut order: Vec<usize> = (0..eigen.eigenvalues.len()).collect();
+    order.sort_by(|&i, &j| eigen.eigenvalues[j].total_cmp(&eigen.eigenvalues[i]));
+    let total: f64 = eigen.eigenvalues.iter().map(|v| v.max(0.0)).sum();
+    let explained = (eigen.eigenvalues[order[0]] + eigen.eigenvalues[order[1]]) / total.max(1e-300);
+    let mut points = Matrix::zeros(codes.rows, 2);
+    for r in 0..codes.rows {
+        for (k, &component) in order[..2].iter().enumerate() {
+            let v = eigen.eigenvectors.column(component);
+            // Fix the sign so that the projection does not flip between runs of the solver.
+            let sign = if v
+                .iter()
+                .map(|x| x.abs())
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| v[i])
+                .unwrap_or(1.0)
+                < 0.0
+            {
+                -1.0
+            } else {
+                1.0
+            };
+            let p: f64 = codes
+                .row(r)
+                .iter()
+                .zip(mean.iter())
+                .zip(v.iter())
+                .map(|((&x, &m), &w)| (x as f64 - m) * w)
+                .sum();
+            points.row_mut(r)[k] = (sign * p) as f32;
+        }
+    }
+    Projection {
+        points,
+        pca_explained: Some(explained),
+    }
+}
+
+/// Column means and the (n - 1)-normalised covariance of the rows of `x`, in f64.
+pub fn mean_and_covariance(x: &Matrix) -> (Vec<f64>, DMatrix<f64>) {
+    let (n, d) = (x.rows, x.cols);
+    let mut mean = vec![0.0f64; d];
+    for r in 0..n {
+        for (m, &v) in mean.iter_mut().zip(x.row(r)) {
+            *m += v as f64;
+        }
+    }
+    for m in &mut mean {
+        *m /= n.max(1) as f64;
+    }
+    let centred = DMatrix::from_fn(n, d, |r, c| x.row(r)[c] as f64 - mean[c]);
+    let cov = centred.transpose() * &centred / (n.saturating_sub(1).max(1) as f64);
+    (mean, cov)
+}

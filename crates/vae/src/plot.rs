@@ -1,0 +1,309 @@
+//! Colour pictures with words on them: an RGB canvas with a bitmap font, and the scatter plot
+//! of latent codes (axes, ticks, a legend and a title). Pure drawing: callers pass numbers in
+//! and get an image out.
+
+use font8x8::{BASIC_FONTS, UnicodeFonts};
+
+use crate::engine::Matrix;
+use crate::error::{Error, Result};
+
+/// An RGB colour.
+pub type Rgb = [u8; 3];
+
+pub const WHITE: Rgb = [255, 255, 255];
+pub const BLACK: Rgb = [0, 0, 0];
+pub const GREY: Rgb = [150, 150, 150];
+
+/// Ten colours that stay distinct side by side (the "tab10" palette of matplotlib and D3).
+pub const PALETTE: [Rgb; 10] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+];
+
+/// An 8-bit RGB image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    /// Row-major, 3 bytes a pixel.
+    pub pixels: Vec<u8>,
+}
+
+/// Height of a line of text at scale 1, in pixels.
+pub const GLYPH: usize = 8;
+
+impl RgbImage {
+    /// A canvas filled with `background`.
+    pub fn new(width: usize, height: usize, background: Rgb) -> Self {
+        RgbImage {
+            width,
+            height,
+            pixels: background.repeat(width * height),
+        }
+    }
+
+    /// Sets one pixel; outside the canvas nothing happens.
+    pub fn set(&mut self, x: i64, y: i64, colour: Rgb) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
+            let i = 3 * (y as usize * self.width + x as usize);
+            self.pixels[i..i + 3].copy_from_slice(&colour);
+        }
+    }
+
+    /// Fills the rectangle `[x, x + w) x [y, y + h)`.
+    pub fn fill_rect(&mut self, x: i64, y: i64, w: i64, h: i64, colour: Rgb) {
+        for yy in y..y + h {
+            for xx in x..x + w {
+                self.set(xx, yy, colour);
+            }
+        }
+    }
+
+    /// A filled disc.
+    pub fn disc(&mut self, cx: i64, cy: i64, radius: i64, colour: Rgb) {
+        for dy in -radius..=radius {
+            for dx in -radius..=radius {
+                if dx * dx + dy * dy <= radius * radius {
+                    self.set(cx + dx, cy + dy, colour);
+                }
+            }
+        }
+    }
+
+    /// Text with its top-left corner at `(x, y)`, each font pixel `scale x scale`. Characters
+    /// outside the font's basic Latin show as blanks.
+    pub fn text(&mut self, x: i64, y: i64, text: &str, scale: usize, colour: Rgb) {
+        let s = scale.max(1) as i64;
+        for (i, ch) in text.chars().enumerate() {
+            let Some(glyph) = BASIC_FONTS.get(ch) else {
+                continue;
+            };
+            let ox = x + i as i64 * GLYPH as i64 * s;
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..GLYPH {
+                    if bits & (1 << col) != 0 {
+                        self.fill_rect(ox + col as i64 * s, y + row as i64 * s, s, s, colour);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Text rotated a quarter turn anticlockwise (reading bottom to top), its glyphs' top
+    /// facing left; `(x, y)` is the bottom-left corner.
+    pub fn text_vertical(&mut self, x: i64, y: i64, text: &str, scale: usize, colour: Rgb) {
+        let s = scale.max(1) as i64;
+        for (i, ch) in text.chars().enumerate() {
+            let Some(glyph) = BASIC_FONTS.get(ch) else {
+                continue;
+            };
+            let oy = y - i as i64 * GLYPH as i64 * s;
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..GLYPH {
+                    if bits & (1 << col) != 0 {
+                        self.fill_rect(x + row as i64 * s, oy - (col as i64 + 1) * s, s, s, colour);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Width in pixels of `text` at `scale`.
+    pub fn text_width(text: &str, scale: usize) -> i64 {
+        (text.chars().count() * GLYPH * scale.max(1)) as i64
+    }
+}
+
+/// Encodes as an 8-bit RGB PNG.
+pub fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, image.width as u32, image.height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let png_error = |e: png::EncodingError| Error::config("png", e.to_string());
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&image.pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
+    Ok(out)
+}
+
+/// Tick positions covering `[lo, hi]` at a "nice" step (1, 2 or 5 times a power of ten).
+pub fn nice_ticks(lo: f64, hi: f64, about: usize) -> Vec<f64> {
+    let span = (hi - lo).abs().max(1e-12);
+    let raw = span / about.max(1) as f64;
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * power)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// Formats a tick value without trailing noise (`0.5`, `-2`, `10`).
+fn tick_label(v: f64) -> String {
+    let s = format!("{:.2}", v);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+/// What a scatter plot of codes shows.
+#[derive(Clone, Debug)]
+pub struct Scatter<'a> {
+    /// n x 2.
+    pub points: &'a Matrix,
+    /// A class per point, indexing `class_names` and [`PALETTE`].
+    pub labels: &'a [u8],
+    pub class_names: &'a [String],
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// A line under the title (e.g. how the codes were projected).
+    pub note: Option<String>,
+}
+
+const PLOT_W: i64 = 560;
+const PLOT_H: i64 = 560;
+const LEFT: i64 = 90;
+const TOP: i64 = 70;
+const LEGEND_W: i64 = 200;
+const BOTTOM: i64 = 70;
+
+/// Draws a scatter plot of `scatter.points` coloured by label, with axes, ticks, axis labels,
+/// a title and a legend.
+pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
+    let width = (LEFT + PLOT_W + LEGEND_W) as usize;
+    let height = (TOP + PLOT_H + BOTTOM) as usize;
+    let mut img = RgbImage::new(width, height, WHITE);
+    let p = scatter.points;
+    let column = |c: usize| {
+        (0..p.rows)
+            .map(move |r| p.row(r)[c] as f64)
+            .filter(|v| v.is_finite())
+    };
+    let range = |c: usize| {
+        let (lo, hi) = column(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        if lo > hi {
+            (-1.0, 1.0)
+        } else {
+            let pad = ((hi - lo) * 0.05).max(1e-6);
+            (lo - pad, hi + pad)
+        }
+    };
+    let ((x0, x1), (y0, y1)) = (range(0), range(1));
+    let to_px = |x: f64, y: f64| {
+        (
+            LEFT + ((x - x0) / (x1 - x0) * PLOT_W as f64).round() as i64,
+            TOP + PLOT_H - ((y - y0) / (y1 - y0) * PLOT_H as f64).round() as i64,
+        )
+    };
+
+    // Title and note.
+    img.text(LEFT, 14, &scatter.title, 2, BLACK);
+    if let Some(note) = &scatter.note {
+        img.text(LEFT, 40, note, 1, GREY);
+    }
+    // Ticks and grid lines, then the points, then the frame on top.
+    for t in nice_ticks(x0, x1, 6) {
+        let (px, _) = to_px(t, y0);
+        img.fill_rect(px, TOP, 1, PLOT_H, [235, 235, 235]);
+        img.fill_rect(px, TOP + PLOT_H, 1, 6, BLACK);
+        let label = tick_label(t);
+        img.text(
+            px - RgbImage::text_width(&label, 2) / 2,
+            TOP + PLOT_H + 10,
+            &label,
+            2,
+            BLACK,
+        );
+    }
+    for t in nice_ticks(y0, y1, 6) {
+        let (_, py) = to_px(x0, t);
+        img.fill_rect(LEFT, py, PLOT_W, 1, [235, 235, 235]);
+        img.fill_rect(LEFT - 6, py, 6, 1, BLACK);
+        let label = tick_label(t);
+        img.text(
+            LEFT - 10 - RgbImage::text_width(&label, 2),
+            py - 8,
+            &label,
+            2,
+            BLACK,
+        );
+    }
+    for r in 0..p.rows {
+        let (x, y) = (p.row(r)[0] as f64, p.row(r)[1] as f64);
+        if !(x.is_finite() && y.is_finite()) {
+            continue;
+        }
+        let (px, py) = to_px(x, y);
+        let colour = PALETTE[scatter.labels.get(r).copied().unwrap_or(0) as usize % PALETTE.len()];
+        img.disc(px, py, 2, colour);
+    }
+    for (x, y, w, h) in [
+        (LEFT, TOP, PLOT_W, 1),
+        (LEFT, TOP + PLOT_H, PLOT_W + 1, 1),
+        (LEFT, TOP, 1, PLOT_H),
+        (LEFT + PLOT_W, TOP, 1, PLOT_H),
+    ] {
+        img.fill_rect(x, y, w, h, BLACK);
+    }
+    // Axis labels.
+    let xw = RgbImage::text_width(&scatter.x_label, 2);
+    img.text(
+        LEFT + (PLOT_W - xw) / 2,
+        TOP + PLOT_H + 40,
+        &scatter.x_label,
+        2,
+        BLACK,
+    );
+    let yw = RgbImage::text_width(&scatter.y_label, 2);
+    img.text_vertical(14, TOP + (PLOT_H + yw) / 2, &scatter.y_label, 2, BLACK);
+    // Legend.
+    let lx = LEFT + PLOT_W + 24;
+    for (i, name) in scatter.class_names.iter().enumerate() {
+        let y = TOP + 10 + i as i64 * 26;
+        img.fill_rect(lx, y, 16, 16, PALETTE[i % PALETTE.len()]);
+        img.text(lx + 24, y, name, 2, BLACK);
+    }
+    img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(
+            nice_ticks(-3.2, 3.3, 6),
+            vec![-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+        );
+        assert_eq!(
+            nice_ticks(0.0, 100.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(tick_label(-0.0), "0");
+        assert_eq!(tick_label(2.5), "2.5");
+    }
+
+    #[test]
+    fn text_draws_glyph_pixels() {
+        let mut img = RgbImage::new(40, 10, WHITE);
+        img.text(0, 0, "1", 1, BLACK);
+        let dark = img.pixels.chunks(3).filter(|p| p[0] == 0).count();
+        // The digit 1 of the 8x8 font has a dozen or so set pixels.
+        assert!((8..=20).contains(&dark), "{dark}");
+    }
+}
