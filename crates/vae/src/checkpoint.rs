@@ -182,6 +182,9 @@ pub struct TrainState {
     pub partial: crate::train::EpochProgress,
     /// Metrics of every finished epoch (what `metrics.jsonl` holds).
     pub history: Vec<crate::train::EpochMetrics>,
+    /// The run's configuration when the checkpoint was written, so that a resume under an
+    /// edited `config.json` is refused rather than silently training another objective.
+    pub config: crate::run::RunConfig,
 }
 
 /// Writes weights, optimizer moments and training state to `path`, atomically.

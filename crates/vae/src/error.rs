@@ -61,13 +61,18 @@ pub enum Error {
     Shape { op: &'static str, detail: String },
 
     #[error(
-        "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; the last good checkpoint is kept (try a smaller --lr)"
+        "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; no checkpoint was written from it (try a smaller --lr)"
     )]
     NonFiniteLoss {
         epoch: usize,
         batch: usize,
         loss: f64,
     },
+
+    #[error(
+        "training diverged in epoch {epoch}: {detail}; no checkpoint was written from it (try a smaller --lr)"
+    )]
+    Diverged { epoch: usize, detail: String },
 
     #[error("{path}: {problem}")]
     Run { path: PathBuf, problem: String },

@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn ticks_are_round_and_cover_the_range() {
         assert_eq!(
-            nice_ticks(-3.2, 3.3, 6),
+            nice_ticks(-3.2, 3.3, 10),
             vec![-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
         );
         assert_eq!(

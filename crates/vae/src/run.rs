@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::ModelConfig;
+use crate::model::{MNIST_SIDE, ModelConfig};
 
 /// Writes `bytes` to `path` so that `path` holds either its old content or the new, never a
 /// mix: write `path.tmp`, flush it to disk, rename over `path`, then sync the directory.
@@ -132,6 +132,16 @@ impl RunDir {
             path: path.clone(),
             problem: format!("invalid config: {e}"),
         })?;
+        let side = (config.model.image_height, config.model.image_width);
+        if side != (MNIST_SIDE, MNIST_SIDE) {
+            return Err(Error::Run {
+                path,
+                problem: format!(
+                    "images of {}x{}: this tool works on {MNIST_SIDE}x{MNIST_SIDE}",
+                    side.0, side.1
+                ),
+            });
+        }
         config.model.validate().map_err(|e| Error::Run {
             path: path.clone(),
             problem: e.to_string(),

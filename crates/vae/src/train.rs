@@ -127,6 +127,7 @@ impl Trainer {
             noise_rng: stream_rng(config.train.seed, Stream::TrainNoise),
             partial: EpochProgress::default(),
             history: Vec::new(),
+            config: config.clone(),
         };
         run.write_config(&config)?;
         Ok(Trainer {
@@ -142,19 +143,54 @@ impl Trainer {
     /// epochs (to train a finished run further).
     pub fn resume(run: RunDir, epochs: Option<usize>) -> Result<Self> {
         let mut config = run.read_config()?;
-        if let Some(epochs) = epochs {
-            config.train.epochs = epochs;
-        }
-        config.train.validate()?;
         let mut model = Model::new(
             config.model.clone(),
             &mut stream_rng(config.train.seed, Stream::Init),
         )?;
         let (adam, state) = load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
+        let refuse = |problem: String| Error::Run {
+            path: run.config(),
+            problem,
+        };
+        // Everything but the planned epochs and the thread count must be as it was.
+        let mut saved = state.config.clone();
+        saved.train.epochs = config.train.epochs;
+        saved.train.threads = config.train.threads;
+        if saved != config {
+            return Err(refuse(
+                "differs from the configuration the checkpoint was trained with; restore it, or start a new run".into(),
+            ));
+        }
+        if state.history.len() != state.epochs_done {
+            return Err(Error::Checkpoint {
+                path: run.checkpoint(),
+                problem: format!(
+                    "inconsistent state: {} epochs done but {} in the history",
+                    state.epochs_done,
+                    state.history.len()
+                ),
+            });
+        }
+        if let Some(epochs) = epochs {
+            let started = state.epochs_done + usize::from(state.next_batch > 0);
+            if epochs < started.max(1) {
+                return Err(Error::config(
+                    "epochs",
+                    format!(
+                        "the run has already started epoch {started}; ask for at least {started}"
+                    ),
+                ));
+            }
+            config.train.epochs = epochs;
+        }
+        config.train.validate()?;
         run.write_config(&config)?;
-        // A crash between the checkpoint and the metrics file leaves the latter behind: the
-        // checkpoint's history is the truth.
+        // A crash between the checkpoint and the files derived from it leaves those behind:
+        // the checkpoint is the truth.
         write_metrics(&run, &state.history)?;
+        if state.next_batch == 0 && state.epochs_done > 0 {
+            save_model(&run.model(), &model)?;
+        }
         Ok(Trainer {
             run,
             config,
@@ -174,6 +210,15 @@ impl Trainer {
         let train = &data.train;
         let batch_size = self.config.train.batch_size;
         let batches = train.len().div_ceil(batch_size);
+        if self.state.next_batch >= batches.max(1) {
+            return Err(Error::Checkpoint {
+                path: self.run.checkpoint(),
+                problem: format!(
+                    "stopped at batch {} of an epoch of {batches}: not this dataset's checkpoint",
+                    self.state.next_batch
+                ),
+            });
+        }
         on_event(TrainEvent::Started {
             epoch: self.state.epochs_done,
             batch: self.state.next_batch,
@@ -276,6 +321,18 @@ impl Trainer {
     }
 
     fn save_checkpoint(&mut self) -> Result<()> {
+        // A non-finite weight can hide behind a finite loss (a dead unit); never save one.
+        if let Some((name, _)) = self
+            .model
+            .named_params()
+            .iter()
+            .find(|(_, p)| p.value.data.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Diverged {
+                epoch: self.state.epochs_done + 1,
+                detail: format!("{name} holds a non-finite value"),
+            });
+        }
         self.state.adam_step = self.adam.step;
         save_checkpoint(&self.run.checkpoint(), &self.model, &self.adam, &self.state)
     }

@@ -189,6 +189,57 @@ fn a_diverging_run_stops_with_an_error_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn a_nan_weight_behind_a_finite_loss_never_reaches_a_checkpoint() {
+    // Autoencoder with squared error: a NaN in the first layer dies in ReLU-free paths of
+    // other frameworks; here it must surface.
+    let data = common::small_sample(300, 50);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let mut cfg = config(ModelKind::Ae, 1);
+    cfg.model.recon = Recon::Mse;
+    train(&run, cfg, &data);
+    let good = std::fs::read(run.checkpoint()).unwrap();
+    let mut trainer = Trainer::resume(run.clone(), Some(2)).unwrap();
+    trainer.model.encoder.layers[0].weight.value.data[5] = f32::NAN;
+    let error = trainer
+        .train(&data, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("diverged"), "{error}");
+    assert_eq!(std::fs::read(run.checkpoint()).unwrap(), good);
+}
+
+#[test]
+fn resume_refuses_an_edited_config_and_fewer_epochs_than_done() {
+    let data = common::small_sample(300, 50);
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    train(&run, config(ModelKind::Vae, 2), &data);
+    let error = Trainer::resume(run.clone(), Some(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("epochs: the run has already started epoch 2; ask for at least 2"),
+        "{error}"
+    );
+    let text = std::fs::read_to_string(run.config()).unwrap();
+    std::fs::write(
+        run.config(),
+        text.replace("\"batch_size\": 64", "\"batch_size\": 32"),
+    )
+    .unwrap();
+    let error = Trainer::resume(run.clone(), None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("differs from the configuration the checkpoint was trained with"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_new_run_refuses_a_folder_that_holds_one_and_a_second_trainer_is_locked_out() {
     let data = common::small_sample(200, 50);
     let dir = tempfile::tempdir().unwrap();

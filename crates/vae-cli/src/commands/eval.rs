@@ -55,6 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = run.read_config()?;
     let dataset_name = args.dataset.unwrap_or(config.train.dataset);
     let data = super::load_dataset(&dataset_name)?;
+    anyhow::ensure!(args.limit != Some(0), "--limit: must be at least 1");
     let test = match args.limit {
         Some(n) => data.test.take(n),
         None => data.test.clone(),

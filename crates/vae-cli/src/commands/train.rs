@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use vae::data::DatasetSpec;
 use vae::engine::Recon;
 use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::run::{RunConfig, RunDir, TrainConfig};
@@ -108,8 +109,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 },
                 beta: args.beta,
             };
+            // A directory is kept as an absolute path, so the run can be resumed and
+            // evaluated from anywhere.
+            let dataset = match args.dataset.parse::<DatasetSpec>()? {
+                DatasetSpec::Dir(dir) => std::fs::canonicalize(&dir)
+                    .with_context(|| format!("{}", dir.display()))?
+                    .display()
+                    .to_string(),
+                DatasetSpec::Named(name) => name.to_string(),
+            };
             let train = TrainConfig {
-                dataset: args.dataset.clone(),
+                dataset,
                 epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
                 batch_size: args.batch_size,
                 lr: args.lr,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::idx::{read_images, read_labels};
+use super::idx::{read_images_sized, read_labels};
 use super::{Dataset, Split, embedded};
 use crate::error::{Error, Result};
 use crate::model::MNIST_SIDE;
@@ -198,16 +198,7 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
     };
     let split = |images: &str, labels: &str| -> Result<Split> {
         let (images_path, labels_path) = (file(images)?, file(labels)?);
-        let images = read_images(&images_path)?;
-        if (images.height, images.width) != (MNIST_SIDE, MNIST_SIDE) {
-            return Err(Error::IdxInvalid {
-                path: images_path,
-                problem: format!(
-                    "images are {}x{}; this tool needs {MNIST_SIDE}x{MNIST_SIDE}",
-                    images.height, images.width
-                ),
-            });
-        }
+        let images = read_images_sized(&images_path, (MNIST_SIDE, MNIST_SIDE))?;
         let labels = read_labels(&labels_path)?;
         if labels.len() != images.count {
             return Err(Error::CountMismatch {

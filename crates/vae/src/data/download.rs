@@ -200,43 +200,46 @@ fn fetch_one(
     });
     // Never read more than the canonical size and one byte: a bigger answer is wrong anyway.
     let mut body = response.into_body().into_reader().take(file.bytes + 1);
-    let part = target.with_extension("gz.part");
-    let result = (|| {
-        let mut out = File::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut received = 0u64;
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("transfer broke off after {received} bytes: {e}")),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| format!("{}: {e}", part.display()))?;
-            received += n as u64;
-            on_event(DownloadEvent::Progress {
-                file: file.name,
-                received,
-            });
-        }
-        let digest = hex(&hasher.finalize());
-        if received != file.bytes || digest != file.sha256 {
-            return Err(format!(
-                "checksum mismatch: got {received} bytes with SHA-256 {digest}, expected {} bytes with {}",
-                file.bytes, file.sha256
-            ));
-        }
-        out.sync_all()
-            .map_err(|e| format!("{}: {e}", part.display()))?;
-        fs::rename(&part, target).map_err(|e| format!("{}: {e}", target.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&part);
+    // A temporary file of our own beside the target (`.NAME.part…`), so two downloads at once
+    // never write into each other's file; it vanishes unless persisted.
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut part = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file.name))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut received = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("transfer broke off after {received} bytes: {e}")),
+        };
+        hasher.update(&buf[..n]);
+        part.write_all(&buf[..n])
+            .map_err(|e| format!("{}: {e}", part.path().display()))?;
+        received += n as u64;
+        on_event(DownloadEvent::Progress {
+            file: file.name,
+            received,
+        });
     }
-    result
+    let digest = hex(&hasher.finalize());
+    if received != file.bytes || digest != file.sha256 {
+        return Err(format!(
+            "checksum mismatch: got {received} bytes with SHA-256 {digest}, expected {} bytes with {}",
+            file.bytes, file.sha256
+        ));
+    }
+    part.as_file()
+        .sync_all()
+        .map_err(|e| format!("{}: {e}", part.path().display()))?;
+    part.persist(target)
+        .map_err(|e| format!("{}: {}", target.display(), e.error))?;
+    Ok(())
 }
 
 /// SHA-256 of a file, as lowercase hex.

@@ -73,8 +73,23 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     parse_labels(open(path)?, path)
 }
 
+/// Reads IDX images that must be `height x width`, refusing other sizes from the header,
+/// before any data is read.
+pub fn read_images_sized(path: &Path, size: (usize, usize)) -> Result<Images> {
+    parse_images_sized(open(path)?, path, Some(size))
+}
+
 /// Parses IDX images from a stream; `source` names it in errors.
-pub fn parse_images(mut reader: impl Read, source: &Path) -> Result<Images> {
+pub fn parse_images(reader: impl Read, source: &Path) -> Result<Images> {
+    parse_images_sized(reader, source, None)
+}
+
+/// Parses IDX images, refusing any size but `size` when given.
+fn parse_images_sized(
+    mut reader: impl Read,
+    source: &Path,
+    size: Option<(usize, usize)>,
+) -> Result<Images> {
     let header = read_header::<4>(&mut reader, source, IDX_IMAGES_MAGIC, "images")?;
     let [count, height, width] = [header[1], header[2], header[3]].map(|v| v as u64);
     let bytes = count
@@ -94,6 +109,12 @@ pub fn parse_images(mut reader: impl Read, source: &Path) -> Result<Images> {
         return Err(invalid(
             source,
             format!("declares images of {height}x{width} pixels"),
+        ));
+    }
+    if let Some((h, w)) = size.filter(|&s| s != (height as usize, width as usize)) {
+        return Err(invalid(
+            source,
+            format!("images are {height}x{width}; this tool needs {h}x{w}"),
         ));
     }
     let pixels = read_data(&mut reader, source, bytes)?;
@@ -139,6 +160,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 /// A read error on a file that opened fine: corrupt compressed data, most likely.
 fn read_error(path: &Path, e: std::io::Error) -> Error {
     match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            invalid(path, "truncated: the compressed stream ends early")
+        }
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
             invalid(path, format!("corrupt data ({e})"))
         }
@@ -185,7 +209,8 @@ fn read_header<const N: usize>(
 
 /// Reads exactly `bytes` bytes of data, refusing less and refusing more.
 fn read_data(reader: &mut impl Read, path: &Path, bytes: u64) -> Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(bytes as usize);
+    // Reserve what a real file needs at most; a header can claim anything.
+    let mut data = Vec::with_capacity(bytes.min(64 << 20) as usize);
     reader
         .take(bytes)
         .read_to_end(&mut data)

@@ -12,7 +12,10 @@ pub fn relu_forward(x: &mut Matrix) {
     let chunk = ROWS_PER_CHUNK * x.cols.max(1);
     x.data.par_chunks_mut(chunk).for_each(|c| {
         for v in c {
-            *v = v.max(0.0);
+            // Not `v.max(0.0)`: that maps NaN to 0 and would hide a diverged weight.
+            if *v < 0.0 {
+                *v = 0.0;
+            }
         }
     });
 }
@@ -45,6 +48,14 @@ pub fn sigmoid(x: f32) -> f32 {
 pub fn sigmoid_from(x: f32, e: f32) -> f32 {
     let inv = 1.0 / (1.0 + e);
     if x >= 0.0 { inv } else { e * inv }
+}
+
+/// `∂L/∂x = ∂L/∂y · y(1 - y)`, in place on `grad`, given the forward output `y = σ(x)`.
+pub fn sigmoid_backward(y: &Matrix, grad: &mut Matrix) {
+    debug_assert_eq!(y.shape(), grad.shape());
+    for (g, &y) in grad.data.iter_mut().zip(&y.data) {
+        *g *= y * (1.0 - y);
+    }
 }
 
 /// `σ(x)` of every element, into `out` (reshaped).

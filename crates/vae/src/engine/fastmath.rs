@@ -22,7 +22,8 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     // Adding and subtracting 1.5·2^23 rounds to the nearest integer with plain arithmetic
     // (no `floor`, which is a library call on processors without SSE4.1).
     const ROUND: f32 = 12_582_912.0;
-    let x = x.max(-87.0);
+    // Not `x.max(-87.0)`, which would turn NaN into a number: NaN must show in the loss.
+    let x = if x < -87.0 { -87.0 } else { x };
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;

@@ -8,7 +8,7 @@
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::activation::{relu_backward, relu_forward};
+use super::activation::{relu_backward, relu_forward, sigmoid_backward, sigmoid_into};
 use super::gaussian::{kl_divergence, reparameterize, reparameterize_kl_backward};
 use super::linear::{GradInput, Linear};
 use super::loss::Recon;
@@ -233,4 +233,25 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
     let mut row = [0.0];
     softmax_cross_entropy(&uniform, &[3], &mut row, None);
     assert!((row[0] - 5f32.ln()).abs() < 1e-6);
+}
+
+#[test]
+fn sigmoid_gradient_matches_finite_differences() {
+    let mut rng = rng();
+    let x = Matrix::standard_normal(3, 4, &mut rng);
+    let c = Matrix::standard_normal(3, 4, &mut rng);
+    let mut y = Matrix::default();
+    sigmoid_into(&x, &mut y);
+    let mut grad = c.clone();
+    sigmoid_backward(&y, &mut grad);
+    assert_gradient("sigmoid", &x.data, &grad.data, |v| {
+        let mut y = Matrix::default();
+        sigmoid_into(&Matrix::from_vec(3, 4, v.to_vec()), &mut y);
+        weighted_sum(&y, &c)
+    });
+    // Known values: σ(0) = ½, σ(±30) saturates without overflow.
+    let mut y = Matrix::default();
+    sigmoid_into(&Matrix::from_vec(1, 3, vec![0.0, 30.0, -30.0]), &mut y);
+    assert_eq!(y.data[0], 0.5);
+    assert!((y.data[1] - 1.0).abs() < 1e-6 && y.data[2] > 0.0 && y.data[2] < 1e-12);
 }

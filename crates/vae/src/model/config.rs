@@ -43,6 +43,11 @@ pub struct ModelConfig {
 
 /// Images are 28 x 28 in every dataset this tool reads.
 pub const MNIST_SIDE: usize = 28;
+/// The widest layer a config may ask for: far beyond what helps on 784 pixels, far below what
+/// would exhaust memory.
+pub const MAX_WIDTH: usize = 16_384;
+/// The most hidden layers a config may ask for.
+pub const MAX_LAYERS: usize = 16;
 
 impl ModelConfig {
     /// The classic MLP VAE of the PyTorch example: 784-400-20, Bernoulli likelihood.
@@ -71,8 +76,20 @@ impl ModelConfig {
         if self.latent == 0 {
             return Err(Error::config("latent", "must be at least 1"));
         }
+        if self.latent > MAX_WIDTH {
+            return Err(Error::config(
+                "latent",
+                format!("must be at most {MAX_WIDTH}"),
+            ));
+        }
         if self.hidden.contains(&0) {
             return Err(Error::config("hidden", "every layer needs at least 1 unit"));
+        }
+        if self.hidden.iter().any(|&h| h > MAX_WIDTH) || self.hidden.len() > MAX_LAYERS {
+            return Err(Error::config(
+                "hidden",
+                format!("at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units"),
+            ));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config(
