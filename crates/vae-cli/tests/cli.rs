@@ -325,3 +325,146 @@ fn data_list_and_an_offline_fetch() {
     assert!(err.contains("set VAE_MIRROR"), "{err}");
     assert!(!d.join("data/mnist/train-images-idx3-ubyte.gz").exists());
 }
+
+/// Width and height of a PNG, from its header.
+fn png_size(path: &Path) -> (u32, u32) {
+    let png = std::fs::read(path).unwrap();
+    assert_eq!(&png[1..4], b"PNG", "{} is not a PNG", path.display());
+    let at = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+    (at(16), at(20))
+}
+
+#[test]
+fn latent_tools_draw_pictures_of_the_right_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        vae(
+            d,
+            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
+        )
+        .status
+        .success()
+    );
+    let ok = |args: &[&str]| {
+        let out = vae(d, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    // Tiles are 56 px (28 doubled) with 2 px gaps.
+    ok(&[
+        "interpolate",
+        "run",
+        "--pairs",
+        "3",
+        "--steps",
+        "4",
+        "--slerp",
+        "--out",
+        "i.png",
+    ]);
+    assert_eq!(png_size(&d.join("i.png")), (7 * 58 + 2, 3 * 58 + 2));
+    ok(&["interpolate", "run", "--from", "5", "--to", "9"]);
+    assert_eq!(
+        png_size(&d.join("run/interpolation.png")),
+        (13 * 58 + 2, 58 + 2)
+    );
+    ok(&["traverse", "run", "--steps", "5", "--out", "t.png"]);
+    assert_eq!(png_size(&d.join("t.png")), (5 * 58 + 2, 4 * 58 + 2));
+    ok(&[
+        "traverse", "run", "--dim", "2", "--image", "3", "--out", "t1.png",
+    ]);
+    assert_eq!(png_size(&d.join("t1.png")), (9 * 58 + 2, 58 + 2));
+    ok(&["latent-map", "run", "--limit", "300"]);
+    assert_eq!(png_size(&d.join("run/latent-map.png")), (850, 700));
+    ok(&[
+        "sample",
+        "run",
+        "-n",
+        "4",
+        "--temperature",
+        "0.5",
+        "--out",
+        "cold.png",
+    ]);
+
+    assert_refused(
+        &vae(d, &["manifold", "run"]),
+        "the manifold needs a latent size of 2, this run has 4",
+    );
+    assert_refused(
+        &vae(d, &["traverse", "run", "--dim", "4"]),
+        "--dim: 4 is out of range",
+    );
+    assert_refused(
+        &vae(d, &["interpolate", "run", "--to", "1000"]),
+        "--to: image 1000 is out of range",
+    );
+
+    let two = [
+        &["train", "--epochs", "1", "--out", "flat", "--latent", "2"],
+        &SMALL[..2],
+    ]
+    .concat();
+    assert!(vae(d, &two).status.success());
+    ok(&["manifold", "flat", "--grid", "5"]);
+    assert_eq!(
+        png_size(&d.join("flat/manifold.png")),
+        (5 * 30 + 2, 5 * 30 + 2)
+    );
+}
+
+#[test]
+fn eval_measures_the_latent_space_with_a_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        vae(
+            d,
+            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
+        )
+        .status
+        .success()
+    );
+    let out = vae(d, &["classifier", "train", "--epochs", "2", "--out", "clf"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("test accuracy, saved to clf"),
+        "{}",
+        stdout(&out)
+    );
+    let out = vae(
+        d,
+        &[
+            "eval",
+            "run",
+            "--latent",
+            "--classifier",
+            "clf",
+            "--samples",
+            "400",
+            "--pairs",
+            "20",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let latent = &report["latent"];
+    assert_eq!(latent["protocol"]["prior_samples"], 400);
+    assert_eq!(latent["protocol"]["interpolation_pairs"], 20);
+    for key in ["confident_share", "label_entropy_bits"] {
+        let v = latent["completeness"][key].as_f64().unwrap();
+        assert!((0.0..=3.33).contains(&v), "{key} = {v}");
+    }
+    assert!(
+        latent["completeness_of_test_images"]["confident_share"]
+            .as_f64()
+            .unwrap()
+            > 0.5
+    );
+    assert!(latent["fid"].as_f64().unwrap() > latent["fid_floor"].as_f64().unwrap());
+    assert!(
+        latent["continuity"]["mean_step"].as_f64().unwrap()
+            >= latent["continuity"]["even_step"].as_f64().unwrap() - 1e-9
+    );
+}

@@ -1,0 +1,145 @@
+//! The latent-space tools and metrics on cases with known answers, and the classifier on real
+//! digits.
+
+mod common;
+
+use vae::classifier::{ClassifierTraining, train};
+use vae::engine::Matrix;
+use vae::latent::{interpolate, manifold_codes, normal_quantile, project_2d, traverse};
+use vae::metrics::{completeness, frechet_distance, uniform_noise};
+use vae::model::ModelKind;
+use vae::rng::seeded;
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+#[test]
+fn interpolation_starts_and_ends_at_the_codes() {
+    let (a, b) = ([1.0f32, 0.0, 2.0], [0.0f32, 3.0, -1.0]);
+    let line = interpolate(&a, &b, 5, false);
+    assert_eq!(line.shape(), (5, 3));
+    assert_eq!(line.row(0), a);
+    assert_eq!(line.row(4), b);
+    assert_eq!(line.row(2), [0.5, 1.5, 0.5]);
+    // Between two codes of equal norm the great circle keeps that norm; the line does not.
+    let (a, b) = ([3.0f32, 0.0], [0.0f32, 3.0]);
+    let arc = interpolate(&a, &b, 3, true);
+    assert!((norm(arc.row(1)) - 3.0).abs() < 1e-5, "{:?}", arc.row(1));
+    assert!(norm(interpolate(&a, &b, 3, false).row(1)) < 2.2);
+}
+
+#[test]
+fn traversal_moves_one_dimension_only() {
+    let base = [0.5f32, -1.0, 2.0];
+    let t = traverse(&base, 1, 3.0, 7);
+    assert_eq!(t.shape(), (7, 3));
+    assert_eq!(t.row(0), [0.5, -4.0, 2.0]);
+    assert_eq!(t.row(6), [0.5, 2.0, 2.0]);
+    assert_eq!(t.row(3), base);
+}
+
+#[test]
+fn normal_quantiles_match_tables() {
+    // Standard normal table values.
+    assert!(normal_quantile(0.5).abs() < 1e-9);
+    assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-7);
+    assert!((normal_quantile(0.001) + 3.090_232_306).abs() < 1e-7);
+    let grid = manifold_codes(ModelKind::Vae, 4, [(0.0, 0.0); 2]);
+    assert_eq!(grid.shape(), (16, 2));
+    // Φ⁻¹(1/8) = -1.1503: the top-left cell is (-1.15, +1.15), the bottom-right (+1.15, -1.15).
+    assert!((grid.row(0)[0] + 1.150_349).abs() < 1e-4 && (grid.row(0)[1] - 1.150_349).abs() < 1e-4);
+    assert!(
+        (grid.row(15)[0] - 1.150_349).abs() < 1e-4 && (grid.row(15)[1] + 1.150_349).abs() < 1e-4
+    );
+    let ae = manifold_codes(ModelKind::Ae, 3, [(-2.0, 4.0), (0.0, 1.0)]);
+    assert_eq!(ae.row(0), [-2.0, 1.0]);
+    assert_eq!(ae.row(8), [4.0, 0.0]);
+}
+
+#[test]
+fn pca_keeps_the_variance_of_planar_codes() {
+    // Codes in 5-D that vary only within a plane: two components keep all the variance.
+    let mut rng = seeded(4);
+    let basis = Matrix::standard_normal(2, 5, &mut rng);
+    let weights = Matrix::standard_normal(300, 2, &mut rng);
+    let mut codes = Matrix::zeros(300, 5);
+    for r in 0..300 {
+        for c in 0..5 {
+            codes.row_mut(r)[c] =
+                weights.row(r)[0] * basis.row(0)[c] + weights.row(r)[1] * basis.row(1)[c];
+        }
+    }
+    let p = project_2d(&codes);
+    assert_eq!(p.points.shape(), (300, 2));
+    assert!(p.pca_explained.unwrap() > 0.9999, "{:?}", p.pca_explained);
+    // 2-D codes are plotted as they are.
+    let flat = Matrix::from_vec(2, 2, vec![1.0, 2.0, 3.0, 4.0]);
+    let same = project_2d(&flat);
+    assert_eq!((same.points, same.pca_explained), (flat, None));
+}
+
+#[test]
+fn frechet_distance_of_shifted_gaussians_is_the_squared_shift() {
+    let mut rng = seeded(5);
+    let a = Matrix::standard_normal(4000, 3, &mut rng);
+    let b = Matrix::standard_normal(4000, 3, &mut rng);
+    // Same law: close to 0 (sampling noise only).
+    assert!(
+        frechet_distance(&a, &b) < 0.02,
+        "{}",
+        frechet_distance(&a, &b)
+    );
+    // The same points shifted by (2, 0, 0): the covariances agree exactly, the distance is
+    // the squared shift, 4. Identical sets: 0 up to rounding.
+    let mut shifted = a.clone();
+    for r in 0..shifted.rows {
+        shifted.row_mut(r)[0] += 2.0;
+    }
+    let d = frechet_distance(&a, &shifted);
+    assert!((d - 4.0).abs() < 1e-3, "{d}");
+    assert!(frechet_distance(&a, &a) < 1e-6);
+}
+
+#[test]
+fn the_classifier_finds_real_digits_complete_and_noise_not() {
+    let data = common::small_sample(4_000, 500);
+    let options = ClassifierTraining {
+        hidden: vec![128, 64],
+        epochs: 10,
+        ..ClassifierTraining::default()
+    };
+    let classifier = train(&data, &options, &mut |_| {}).unwrap();
+    assert!(
+        classifier.config.test_accuracy > 0.9,
+        "accuracy {}",
+        classifier.config.test_accuracy
+    );
+
+    let real = completeness(&classifier, &data.test.range_batch(0, data.test.len()));
+    assert!(real.confident_share > 0.75, "{real:?}");
+    // Ten balanced classes: close to log2(10) = 3.32 bits.
+    assert!(real.label_entropy_bits > 3.2, "{real:?}");
+    assert_eq!(real.label_histogram.iter().sum::<usize>(), 500);
+
+    let noise = completeness(&classifier, &uniform_noise(500, 784, &mut seeded(1)));
+    assert!(noise.label_entropy_bits < 1.5, "{noise:?}");
+
+    // Features for the Fréchet distance: real test digits are far closer to real training
+    // digits than noise is.
+    let test = classifier.features(&data.test.range_batch(0, 500));
+    let train_features = classifier.features(&data.train.range_batch(0, 1000));
+    let noise_features = classifier.features(&uniform_noise(500, 784, &mut seeded(2)));
+    let floor = frechet_distance(&train_features, &test);
+    assert!(
+        floor * 10.0 < frechet_distance(&noise_features, &test),
+        "{floor}"
+    );
+
+    // Saved and loaded, it predicts the same.
+    let dir = tempfile::tempdir().unwrap();
+    classifier.save(dir.path()).unwrap();
+    let loaded = vae::classifier::Classifier::load(dir.path()).unwrap();
+    let x = data.test.range_batch(0, 20);
+    assert_eq!(loaded.probabilities(&x), classifier.probabilities(&x));
+}
