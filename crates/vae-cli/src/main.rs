@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole story: train an AE and a VAE side by side and write an HTML report.
+    Demo(commands::demo::Args),
     /// Train an autoencoder or a VAE; writes a run folder.
     Train(commands::train::Args),
     /// Evaluate a trained run on a test split.
@@ -47,6 +49,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Sample(args) => commands::sample::run(args),

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use vae::train::TrainEvent;
 
 /// Whether to draw bars: only when a person watches stderr.
 pub fn interactive() -> bool {
@@ -42,4 +43,50 @@ pub fn thousands(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The bar of a training run.
+pub fn train_bar() -> ProgressBar {
+    bar(0, "{prefix} [{bar:30}] {pos}/{len} batches  {msg}")
+}
+
+/// Shows a training event: the bar moves with batches, each finished epoch prints a line.
+/// `name` prefixes lines when several models train in turn.
+pub fn show_train_event(bar: &ProgressBar, epochs: usize, name: &str, event: &TrainEvent) {
+    match event {
+        TrainEvent::Started {
+            batches_per_epoch, ..
+        } => bar.set_length(*batches_per_epoch as u64),
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            running_loss,
+            images_per_sec,
+            ..
+        } => {
+            bar.set_prefix(format!("{name}epoch {}/{epochs}", epoch + 1));
+            bar.set_position(*batch as u64 + 1);
+            bar.set_message(format!(
+                "loss {running_loss:.2}  {} img/s",
+                thousands(*images_per_sec)
+            ));
+        }
+        TrainEvent::Evaluating { .. } => bar.set_message("evaluating on the test split…"),
+        TrainEvent::EpochDone(m) => {
+            println(
+                bar,
+                &format!(
+                    "{name}epoch {}/{epochs}  train {:.2}  test {:.2} (recon {:.2}, kl {:.2})  {} img/s  {:.1} s",
+                    m.epoch,
+                    m.train_loss,
+                    m.test_loss,
+                    m.test_recon,
+                    m.test_kl,
+                    thousands(m.images_per_sec),
+                    m.seconds
+                ),
+            );
+            bar.set_position(0);
+        }
+    }
 }

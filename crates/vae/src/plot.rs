@@ -280,6 +280,113 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
     img
 }
 
+/// One line of a line chart.
+#[derive(Clone, Debug)]
+pub struct Series<'a> {
+    pub name: &'a str,
+    /// y values at x = 1, 2, …
+    pub values: &'a [f64],
+    pub colour: Rgb,
+}
+
+/// A line chart as an SVG document (scales with the page, text stays sharp): one line per
+/// series over x = 1..n, with ticks, axis labels, a title and a legend.
+pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+    const W: f64 = 480.0;
+    const H: f64 = 300.0;
+    const L: f64 = 64.0;
+    const R: f64 = 16.0;
+    const T: f64 = 36.0;
+    const B: f64 = 48.0;
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let (mut lo, mut hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if lo > hi {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let n = series
+        .iter()
+        .map(|s| s.values.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let x = |i: f64| L + (i - 1.0) / (n as f64 - 1.0) * (W - L - R);
+    let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{L}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        esc(title),
+        esc(title)
+    );
+    for t in nice_ticks(lo, hi, 5) {
+        svg += &format!(
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y(t) + 4.0,
+            tick_label(t),
+            y = y(t)
+        );
+    }
+    for t in nice_ticks(1.0, n as f64, 8)
+        .into_iter()
+        .filter(|t| t.fract() == 0.0)
+    {
+        svg += &format!(
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x(t),
+            H - B + 16.0,
+            tick_label(t)
+        );
+    }
+    svg += &format!(
+        r#"<rect x="{L}" y="{T}" width="{}" height="{}" fill="none" stroke="black"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(14 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        W - L - R,
+        H - T - B,
+        (L + W - R) / 2.0,
+        H - 10.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+    for (k, s) in series.iter().enumerate() {
+        let colour = format!("rgb({},{},{})", s.colour[0], s.colour[1], s.colour[2]);
+        let points: Vec<String> = s
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, &v)| format!("{:.1},{:.1}", x(i as f64 + 1.0), y(v)))
+            .collect();
+        svg += &format!(
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let ly = T + 14.0 + 16.0 * k as f64;
+        svg += &format!(
+            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            W - R - 120.0,
+            W - R - 100.0,
+            W - R - 94.0,
+            ly + 4.0,
+            esc(s.name)
+        );
+    }
+    svg + "</svg>"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod classifier;
 pub mod data;
+pub mod demo;
 pub mod eval;
 pub mod latent_tools;
 pub mod reconstruct;

@@ -13,7 +13,7 @@ use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
-use crate::progress::{self, thousands};
+use crate::progress;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModelArg {
@@ -190,44 +190,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .context("installing the Ctrl-C handler")?;
     }
 
+    let bar = progress::train_bar();
     let epochs = trainer.config.train.epochs;
-    let bar = progress::bar(0, "epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}");
-    let mut on_event = |event: TrainEvent| match event {
-        TrainEvent::Started {
-            batches_per_epoch, ..
-        } => bar.set_length(batches_per_epoch as u64),
-        TrainEvent::Batch {
-            epoch,
-            batch,
-            running_loss,
-            images_per_sec,
-            ..
-        } => {
-            bar.set_prefix(format!("{}/{epochs}", epoch + 1));
-            bar.set_position(batch as u64 + 1);
-            bar.set_message(format!(
-                "loss {running_loss:.2}  {} img/s",
-                thousands(images_per_sec)
-            ));
-        }
-        TrainEvent::Evaluating { .. } => bar.set_message("evaluating on the test split…"),
-        TrainEvent::EpochDone(m) => {
-            progress::println(
-                &bar,
-                &format!(
-                    "epoch {}/{epochs}  train {:.2}  test {:.2} (recon {:.2}, kl {:.2})  {} img/s  {:.1} s",
-                    m.epoch,
-                    m.train_loss,
-                    m.test_loss,
-                    m.test_recon,
-                    m.test_kl,
-                    thousands(m.images_per_sec),
-                    m.seconds
-                ),
-            );
-            bar.set_position(0);
-        }
-    };
+    let mut on_event = |event: TrainEvent| progress::show_train_event(&bar, epochs, "", &event);
     let outcome = trainer.train(&data, &stop, &mut on_event);
     bar.finish_and_clear();
     match outcome? {

@@ -1,0 +1,163 @@
+//! `vae demo`: trains an AE and a VAE side by side, the classifier, and writes the report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
+use vae::demo::{DemoEvent, DemoOptions, default_epochs};
+use vae::metrics::LatentOptions;
+use vae::report::render_html;
+use vae::run::write_atomic;
+
+use crate::progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// mnist-sample (built in), mnist, fashion-mnist, or a directory of IDX files.
+    #[arg(long, default_value = "mnist-sample")]
+    dataset: String,
+    /// Folder for report.html, report.json and the run folders.
+    #[arg(long, default_value = "demo")]
+    out: PathBuf,
+    /// Epochs per model (default: about 180,000 images' worth, 20 on the built-in sample).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Latent sizes; an AE and a VAE are trained at each.
+    #[arg(long, default_value = "2,16", value_delimiter = ',')]
+    latent: Vec<usize>,
+    /// Hidden layer widths of both bodies.
+    #[arg(long, default_value = "400", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Prior samples per model for completeness and FID.
+    #[arg(long, default_value_t = 10_000)]
+    samples: usize,
+    /// Interpolation paths per model for continuity.
+    #[arg(long, default_value_t = 500)]
+    pairs: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    super::set_threads(args.threads)?;
+    ensure!(
+        !args.latent.is_empty() && !args.latent.contains(&0),
+        "--latent: sizes must be at least 1"
+    );
+    ensure!(
+        args.samples >= 2 && args.pairs >= 1,
+        "--samples and --pairs: must be at least 2 and 1"
+    );
+    ensure!(args.epochs != Some(0), "--epochs: must be at least 1");
+    let data = super::load_dataset(&args.dataset)?;
+    let runs = args.out.join("runs");
+    // The demo's own run folders from an earlier demo are replaced, nothing else.
+    for &latent in &args.latent {
+        for kind in ["ae", "vae"] {
+            let dir = runs.join(format!("{kind}-{latent}"));
+            if dir.join("checkpoint.safetensors").exists() || dir.join("config.json").exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing the earlier demo run {}", dir.display()))?;
+            }
+        }
+    }
+    let options = DemoOptions {
+        latents: args.latent.clone(),
+        hidden: args.hidden.clone(),
+        epochs: args
+            .epochs
+            .unwrap_or_else(|| default_epochs(data.train.len())),
+        batch_size: 128,
+        seed: args.seed,
+        runs,
+        latent: LatentOptions {
+            prior_samples: args.samples,
+            pairs: args.pairs,
+            frames: 11,
+            seed: args.seed,
+        },
+    };
+    eprintln!(
+        "vae demo on {}: AE and VAE at latent sizes {:?}, {} epochs each, then the report in {}",
+        data.name,
+        options.latents,
+        options.epochs,
+        args.out.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)…");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let bar = progress::train_bar();
+    let epochs = options.epochs;
+    let mut on_event = |event: DemoEvent| match event {
+        DemoEvent::Stage(stage) => progress::println(&bar, &format!("== {stage}")),
+        DemoEvent::Classifier(e) => progress::println(
+            &bar,
+            &format!(
+                "classifier epoch {}  loss {:.4}  test accuracy {:.2}%",
+                e.epoch,
+                e.train_loss,
+                100.0 * e.test_accuracy
+            ),
+        ),
+        DemoEvent::Train { model, event } => {
+            progress::show_train_event(&bar, epochs, &format!("{model} "), &event)
+        }
+    };
+    let result = vae::demo::run(&data, &options, &stop, &mut on_event);
+    bar.finish_and_clear();
+    let result = result?;
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let report = args.out.join("report.html");
+    write_atomic(&report, render_html(&result).as_bytes())?;
+    let numbers = json!({
+        "dataset": result.dataset,
+        "epochs": result.options.epochs,
+        "classifier_accuracy": result.classifier_accuracy,
+        "real_test_images": result.real,
+        "models": result.models.iter().map(|m| json!({
+            "name": m.name,
+            "model": m.kind.name(),
+            "latent": m.latent,
+            "final": m.history.last(),
+            "latent_space": m.report,
+        })).collect::<Vec<_>>(),
+        "seconds": result.seconds,
+    });
+    write_atomic(
+        &args.out.join("report.json"),
+        format!("{numbers:#}\n").as_bytes(),
+    )?;
+    eprintln!(
+        "{:<8} {:>10} {:>9} {:>8} {:>10}",
+        "model", "confident", "entropy", "FID", "mean step"
+    );
+    for m in &result.models {
+        let r = &m.report;
+        eprintln!(
+            "{:<8} {:>9.1}% {:>9.2} {:>8.1} {:>10.3}",
+            m.name,
+            100.0 * r.completeness.confident_share,
+            r.completeness.label_entropy_bits,
+            r.fid,
+            r.continuity.mean_step
+        );
+    }
+    eprintln!("done in {:.0} s: open {}", result.seconds, report.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,287 @@
+//! `vae demo`: the whole story in one run. Trains an autoencoder and a VAE with the same body
+//! at each chosen latent size, trains the digit classifier, and gathers for each model the
+//! pictures (reconstructions, prior samples, interpolations, latent map, manifold) and the
+//! numbers (losses per epoch, completeness, continuity, FID) that [`crate::report`] lays out
+//! side by side.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use crate::classifier::{Classifier, ClassifierEpoch, ClassifierTraining};
+use crate::data::Dataset;
+use crate::data::catalog::class_names;
+use crate::engine::{Matrix, Recon};
+use crate::error::{Error, Result};
+use crate::image::{GridLayout, comparison_grid, encode_png, tile_grid};
+use crate::latent::{
+    encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs,
+};
+use crate::metrics::{Completeness, LatentOptions, LatentReport, completeness, latent_report};
+use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use crate::plot::{Scatter, encode_png_rgb, scatter_plot};
+use crate::rng::{Stream, seeded, stream_rng};
+use crate::run::{RunConfig, RunDir, TrainConfig};
+use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
+
+/// What the demo trains.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Latent sizes; an AE and a VAE are trained at each.
+    pub latents: Vec<usize>,
+    pub hidden: Vec<usize>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Where the run folders go (`<runs>/ae-2`, `<runs>/vae-2`, …).
+    pub runs: PathBuf,
+    /// Settings of the latent-space numbers.
+    pub latent: LatentOptions,
+}
+
+/// Epochs that give about 180,000 image passes: 20 on the built-in sample, 5 on full MNIST.
+pub fn default_epochs(train_images: usize) -> usize {
+    (180_000usize.div_ceil(train_images.max(1))).clamp(5, 30)
+}
+
+/// What the demo reports as it goes.
+#[derive(Clone, Debug)]
+pub enum DemoEvent<'a> {
+    /// A new stage begins.
+    Stage(String),
+    /// Training progress of the named model.
+    Train {
+        model: &'a str,
+        event: TrainEvent<'a>,
+    },
+    /// A classifier epoch is done.
+    Classifier(ClassifierEpoch),
+}
+
+/// One model's pictures (PNG bytes) and numbers.
+#[derive(Clone, Debug)]
+pub struct DemoModel {
+    /// `ae-2`, `vae-16`, …
+    pub name: String,
+    pub kind: ModelKind,
+    pub latent: usize,
+    pub run: PathBuf,
+    pub history: Vec<EpochMetrics>,
+    pub reconstructions: Vec<u8>,
+    pub samples: Vec<u8>,
+    pub interpolations: Vec<u8>,
+    pub latent_map: Vec<u8>,
+    /// Latent size 2 only.
+    pub manifold: Option<Vec<u8>>,
+    pub report: LatentReport,
+}
+
+/// Everything the report shows.
+#[derive(Clone, Debug)]
+pub struct DemoResult {
+    pub dataset: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub options: DemoOptions,
+    pub classifier_accuracy: f64,
+    /// The metrics on real test images: what a perfect generator would score.
+    pub real: Completeness,
+    pub models: Vec<DemoModel>,
+    pub seconds: f64,
+}
+
+/// Interpolation pairs shown per model (the same pairs for every model).
+const SHOWN_PAIRS: usize = 6;
+/// Steps of a shown interpolation.
+const SHOWN_STEPS: usize = 10;
+
+/// Runs the demo on `data`.
+pub fn run(
+    data: &Dataset,
+    options: &DemoOptions,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(DemoEvent),
+) -> Result<DemoResult> {
+    let started = Instant::now();
+    if options.latents.is_empty() {
+        return Err(Error::config(
+            "latent",
+            "the demo needs at least one latent size",
+        ));
+    }
+    on_event(DemoEvent::Stage(format!(
+        "training the digit classifier on {}",
+        data.name
+    )));
+    let classifier = crate::classifier::train(
+        data,
+        &ClassifierTraining {
+            seed: options.seed,
+            ..ClassifierTraining::default()
+        },
+        &mut |e| on_event(DemoEvent::Classifier(e)),
+    )?;
+    let real = completeness(&classifier, &data.test.range_batch(0, data.test.len()));
+
+    let mut models = Vec::new();
+    for &latent in &options.latents {
+        for kind in [ModelKind::Ae, ModelKind::Vae] {
+            let name = format!("{}-{latent}", kind.name());
+            on_event(DemoEvent::Stage(format!(
+                "training {name}: {} with latent size {latent}",
+                describe(kind)
+            )));
+            let run = RunDir::new(options.runs.join(&name));
+            let config = RunConfig {
+                model: ModelConfig {
+                    model: kind,
+                    image_height: MNIST_SIDE,
+                    image_width: MNIST_SIDE,
+                    hidden: options.hidden.clone(),
+                    latent,
+                    recon: Recon::Bce,
+                    beta: 1.0,
+                },
+                train: TrainConfig {
+                    dataset: data.name.clone(),
+                    epochs: options.epochs,
+                    batch_size: options.batch_size,
+                    lr: 1e-3,
+                    seed: options.seed,
+                    threads: crate::engine::threads(),
+                    checkpoint_every: 0,
+                },
+            };
+            let _lock = run.lock()?;
+            let mut trainer = Trainer::new(run.clone(), config)?;
+            let outcome = trainer.train(data, stop, &mut |event| {
+                on_event(DemoEvent::Train {
+                    model: &name,
+                    event,
+                })
+            })?;
+            if let Outcome::Interrupted { .. } = outcome {
+                return Err(Error::Run {
+                    path: run.root.clone(),
+                    problem: "the demo was interrupted".into(),
+                });
+            }
+            on_event(DemoEvent::Stage(format!("measuring {name}")));
+            models.push(look_at(&name, &trainer, &run, data, &classifier, options)?);
+        }
+    }
+    Ok(DemoResult {
+        dataset: data.name.clone(),
+        train_images: data.train.len(),
+        test_images: data.test.len(),
+        options: options.clone(),
+        classifier_accuracy: classifier.config.test_accuracy,
+        real,
+        models,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn describe(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Ae => "plain autoencoder",
+        ModelKind::Vae => "variational autoencoder",
+    }
+}
+
+/// The pictures and numbers of one trained model.
+fn look_at(
+    name: &str,
+    trainer: &Trainer,
+    run: &RunDir,
+    data: &Dataset,
+    classifier: &Classifier,
+    options: &DemoOptions,
+) -> Result<DemoModel> {
+    let model = &trainer.model;
+    let kind = model.config.model;
+    let latent = model.config.latent;
+    let test = &data.test;
+    // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
+    let inputs = test.range_batch(0, 16);
+    let reconstructions = encode_png(&comparison_grid(&inputs, &model.reconstruct(&inputs), 8))?;
+    let samples = model.sample_prior(64, 1.0, &mut stream_rng(options.seed, Stream::Samples));
+    let samples = encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?;
+    let mut rows = Matrix::zeros(0, model.config.pixels());
+    for (i, j) in random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed)) {
+        let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
+        let codes = encode_codes(model, &xi.stacked(&xj));
+        rows = rows
+            .stacked(&xi)
+            .stacked(&model.decode(&interpolate(
+                codes.row(0),
+                codes.row(1),
+                SHOWN_STEPS + 1,
+                false,
+            )))
+            .stacked(&xj);
+    }
+    let interpolations = encode_png(&tile_grid(&rows, GridLayout::mnist(SHOWN_STEPS + 3)))?;
+    let codes = encode_codes(model, &test.range_batch(0, test.len()));
+    let projection = project_2d(&codes);
+    let what = if kind == ModelKind::Vae {
+        "posterior means"
+    } else {
+        "codes"
+    };
+    let (x_label, y_label, note) = match projection.pca_explained {
+        None => (
+            "z1".into(),
+            "z2".into(),
+            format!("{} {what} of the test images", test.len()),
+        ),
+        Some(share) => (
+            "principal component 1".into(),
+            "principal component 2".into(),
+            format!(
+                "PCA of {} {latent}-D {what}: 2 components keep {:.0}% of the variance",
+                test.len(),
+                100.0 * share
+            ),
+        ),
+    };
+    let latent_map = encode_png_rgb(&scatter_plot(&Scatter {
+        points: &projection.points,
+        labels: &test.labels,
+        class_names: &class_names(&data.name),
+        title: format!("{} ({}, latent {latent})", name, describe(kind)),
+        x_label,
+        y_label,
+        note: Some(note),
+    }))?;
+    let manifold = if latent == 2 {
+        let bounds = match kind {
+            ModelKind::Vae => [(0.0, 0.0); 2],
+            ModelKind::Ae => quantile_bounds(&codes, 0.01),
+        };
+        let grid = model.decode(&manifold_codes(kind, 20, bounds));
+        Some(encode_png(&tile_grid(
+            &grid,
+            GridLayout {
+                tile: (28, 28),
+                columns: 20,
+                scale: 1,
+            },
+        ))?)
+    } else {
+        None
+    };
+    Ok(DemoModel {
+        name: name.to_string(),
+        kind,
+        latent,
+        run: run.root.clone(),
+        history: trainer.state.history.clone(),
+        reconstructions,
+        samples,
+        interpolations,
+        latent_map,
+        manifold,
+        report: latent_report(model, classifier, data, &options.latent),
+    })
+}

@@ -1,0 +1,274 @@
+//! The demo's report: one self-contained HTML page (pictures embedded as data URIs, charts as
+//! inline SVG, no scripts, no network), AE and VAE side by side for each latent size, with the
+//! table of numbers and a sentence explaining each.
+
+use base64::Engine;
+
+use crate::demo::{DemoModel, DemoResult};
+use crate::model::ModelKind;
+use crate::plot::{PALETTE, Series, line_chart_svg};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn png(bytes: &[u8], alt: &str) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    format!(
+        r#"<img src="data:image/png;base64,{data}" alt="{}">"#,
+        esc(alt)
+    )
+}
+
+const STYLE: &str = r#"
+body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; align-items: start; }
+.pair > div > h4 { margin: 0.3em 0; }
+img, svg { max-width: 100%; height: auto; image-rendering: pixelated; }
+.caption { color: #555; margin: 0.3em 0 1em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.6em; text-align: right; vertical-align: top; }
+th:first-child, td:first-child { text-align: left; }
+td.explain { text-align: left; color: #555; max-width: 28em; }
+.better { font-weight: bold; background: #eef7ee; }
+code { background: #f3f3f3; padding: 0 0.25em; }
+"#;
+
+/// Renders the report.
+pub fn render_html(result: &DemoResult) -> String {
+    let o = &result.options;
+    let mut html = format!(
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>vae demo: autoencoder vs VAE on {dataset}</title><style>{STYLE}</style></head><body>
+<h1>Autoencoder vs variational autoencoder</h1>
+<p class="caption">{dataset}: {train} training and {test} test images. Each model: MLP body {hidden:?}, {epochs} epochs of Adam at batch {batch}, Bernoulli likelihood, seed {seed}. Made by <code>vae demo</code> in {seconds:.0} s.</p>
+<p>Both models squeeze an image into a small code and rebuild it from the code. The <b>autoencoder</b> learns only to rebuild, so its codes can sit anywhere. The <b>VAE</b> encodes each image as a small cloud, a normal law N(&mu;, &sigma;&sup2;), and pays a KL penalty for clouds that stray from the standard normal N(0, I). That regulariser makes the latent space <b>continuous</b> (close codes decode to close images) and <b>complete</b> (codes drawn from N(0, I) decode to real-looking images), which is what lets a VAE generate. The pictures and numbers below show the difference.</p>
+"#,
+        dataset = esc(&result.dataset),
+        train = result.train_images,
+        test = result.test_images,
+        hidden = o.hidden,
+        epochs = o.epochs,
+        batch = o.batch_size,
+        seed = o.seed,
+        seconds = result.seconds,
+    );
+    html += &numbers_table(result);
+    for &latent in &o.latents {
+        let pair: Vec<&DemoModel> = result
+            .models
+            .iter()
+            .filter(|m| m.latent == latent)
+            .collect();
+        let (Some(ae), Some(vae)) = (
+            pair.iter().find(|m| m.kind == ModelKind::Ae),
+            pair.iter().find(|m| m.kind == ModelKind::Vae),
+        ) else {
+            continue;
+        };
+        html += &format!(r#"<h2 id="latent-{latent}">Latent size {latent}</h2>"#);
+        let section = |id: &str,
+                       title: &str,
+                       caption: &str,
+                       cell: &dyn Fn(&DemoModel) -> String| {
+            format!(
+                r#"<section id="{id}-{latent}"><h3>{title}</h3><p class="caption">{caption}</p><div class="pair"><div><h4>Autoencoder</h4>{}</div><div><h4>VAE</h4>{}</div></div></section>"#,
+                cell(ae),
+                cell(vae)
+            )
+        };
+        html += &section(
+            "reconstructions",
+            "Reconstructions",
+            "Test images (odd rows) above what each model rebuilds from their codes. Both models reconstruct: that alone says nothing about the latent space.",
+            &|m| png(&m.reconstructions, "reconstructions"),
+        );
+        html += &section(
+            "samples",
+            "Samples from N(0, I)",
+            "Codes drawn from the standard normal and decoded. The VAE was trained to make these codes meaningful; the autoencoder never was, so many of its samples are not digits.",
+            &|m| png(&m.samples, "prior samples"),
+        );
+        html += &section(
+            "interpolations",
+            "Interpolations",
+            "The same pairs of test images (at the ends of each row) and the straight path between their codes. A continuous space morphs smoothly; jumps and blurry non-digits mark holes.",
+            &|m| png(&m.interpolations, "interpolations"),
+        );
+        html += &section(
+            "latent-map",
+            "Latent map",
+            "Codes of the test images (the posterior means for the VAE), coloured by label. The VAE packs them around the origin where the prior puts its mass; the autoencoder spreads them over whatever range it likes.",
+            &|m| png(&m.latent_map, "latent map"),
+        );
+        if ae.manifold.is_some() && vae.manifold.is_some() {
+            html += &section(
+                "manifold",
+                "Manifold",
+                "A 20 x 20 grid of codes decoded into one picture: for the VAE through the quantiles of N(0, 1), so each cell holds the same prior mass; for the autoencoder evenly over the range its test codes cover.",
+                &|m| {
+                    m.manifold
+                        .as_deref()
+                        .map(|p| png(p, "manifold"))
+                        .unwrap_or_default()
+                },
+            );
+        }
+        html += &section(
+            "losses",
+            "Loss per epoch",
+            "Per image: summed over pixels (and latent dimensions), averaged over images. The VAE's test loss is the negative ELBO with z sampled as in training; it includes the KL term the autoencoder does not pay.",
+            &|m| loss_chart(m),
+        );
+    }
+    html += &format!(
+        r#"<h2 id="reproduce">Reproduce</h2><p>The run folders are in <code>{}</code>: try <code>vae sample</code>, <code>vae interpolate --slerp</code>, <code>vae traverse</code> or <code>vae eval --latent</code> on them.</p></body></html>
+"#,
+        esc(&o.runs.display().to_string())
+    );
+    html
+}
+
+fn loss_chart(m: &DemoModel) -> String {
+    let train: Vec<f64> = m.history.iter().map(|e| e.train_loss).collect();
+    let test: Vec<f64> = m.history.iter().map(|e| e.test_loss).collect();
+    line_chart_svg(
+        &format!("{}: loss per image", m.name),
+        "epoch",
+        "loss (nats)",
+        &[
+            Series {
+                name: "train",
+                values: &train,
+                colour: PALETTE[0],
+            },
+            Series {
+                name: "test",
+                values: &test,
+                colour: PALETTE[1],
+            },
+        ],
+    )
+}
+
+/// The numbers of every model in one table, the better of each AE/VAE pair in bold.
+fn numbers_table(result: &DemoResult) -> String {
+    let models = &result.models;
+    let protocol = models.first().map(|m| &m.report.protocol);
+    let mut html = String::from(r#"<h2 id="numbers">The numbers</h2>"#);
+    if let Some(p) = protocol {
+        html += &format!(
+            r#"<p class="caption">Measured on the {} test images with a digit classifier trained on the training split ({:.1}% test accuracy): {} codes drawn from N(0, I) per model, {} interpolation paths of {} frames between random test pairs, seed {}.</p>"#,
+            result.test_images,
+            100.0 * result.classifier_accuracy,
+            p.prior_samples,
+            p.interpolation_pairs,
+            p.interpolation_frames,
+            p.seed
+        );
+    }
+    html += "<table><tr><th>measure</th>";
+    for m in models {
+        html += &format!("<th>{}</th>", esc(&m.name));
+    }
+    html += "<th>real test images</th><th>what it says</th></tr>";
+    // (label, value of a model, reference, whether higher is better, explanation)
+    type Getter = fn(&DemoModel) -> f64;
+    let floor = models.first().map(|m| m.report.fid_floor).unwrap_or(0.0);
+    let rows: Vec<(&str, Getter, String, Option<bool>, &str)> = vec![
+        (
+            "confidently classified samples",
+            |m| 100.0 * m.report.completeness.confident_share,
+            format!("{:.1}%", 100.0 * result.real.confident_share),
+            Some(true),
+            "Completeness: share of prior samples the classifier labels with probability &ge; 0.9. A complete space decodes every likely code to a digit.",
+        ),
+        (
+            "label entropy of samples (bits)",
+            |m| m.report.completeness.label_entropy_bits,
+            format!("{:.2}", result.real.label_entropy_bits),
+            Some(true),
+            "Completeness: how evenly the samples cover the ten classes; 3.32 bits is all ten equally often.",
+        ),
+        (
+            "FID (classifier features)",
+            |m| m.report.fid,
+            format!("{floor:.1} (train vs test)"),
+            Some(false),
+            "Sample quality: Fr&eacute;chet distance between classifier features of prior samples and of test images. Lower is better; the train-vs-test value is the floor.",
+        ),
+        (
+            "mean step / endpoint distance",
+            |m| m.report.continuity.mean_step,
+            format!(
+                "{:.3} (an even path)",
+                models
+                    .first()
+                    .map(|m| m.report.continuity.even_step)
+                    .unwrap_or(0.0)
+            ),
+            Some(false),
+            "Continuity: along straight paths between test codes, the average pixel distance between consecutive frames relative to the distance between the end frames. An even morph scores 1/(frames - 1).",
+        ),
+        (
+            "95th percentile step",
+            |m| m.report.continuity.p95_step,
+            "".into(),
+            Some(false),
+            "Continuity: the largest steps along those paths; big values are jumps, where the decoder switches abruptly.",
+        ),
+        (
+            "paths whose label flips back",
+            |m| 100.0 * m.report.continuity.back_and_forth_share,
+            "".into(),
+            Some(false),
+            "Continuity: share of paths along which the predicted label leaves a class and comes back, a sign of holes the path crosses.",
+        ),
+        (
+            "test loss (nats per image)",
+            |m| m.history.last().map(|e| e.test_loss).unwrap_or(f64::NAN),
+            "".into(),
+            None,
+            "Reconstruction loss, plus the KL term for the VAE (the negative ELBO). Not comparable across the two kinds: the AE pays no KL.",
+        ),
+        (
+            "test reconstruction (nats)",
+            |m| m.history.last().map(|e| e.test_recon).unwrap_or(f64::NAN),
+            "".into(),
+            None,
+            "How well images are rebuilt. The autoencoder usually wins here: it spends nothing on regularity.",
+        ),
+    ];
+    for (label, get, reference, higher_better, explain) in rows {
+        html += &format!("<tr><td>{label}</td>");
+        for m in models {
+            let v = get(m);
+            let partner = models
+                .iter()
+                .find(|o| o.latent == m.latent && o.kind != m.kind)
+                .map(get);
+            let better = match (higher_better, partner) {
+                (Some(true), Some(p)) => v > p,
+                (Some(false), Some(p)) => v < p,
+                _ => false,
+            };
+            let text = if label.contains("classified") || label.contains("flips") {
+                format!("{v:.1}%")
+            } else if v.abs() >= 10.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.3}")
+            };
+            html += &format!(
+                r#"<td{}>{text}</td>"#,
+                if better { r#" class="better""# } else { "" }
+            );
+        }
+        html += &format!(r#"<td>{reference}</td><td class="explain">{explain}</td></tr>"#);
+    }
+    html + "</table>"
+}
