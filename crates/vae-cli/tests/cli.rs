@@ -468,3 +468,41 @@ fn eval_measures_the_latent_space_with_a_classifier() {
             >= latent["continuity"]["even_step"].as_f64().unwrap() - 1e-9
     );
 }
+
+#[test]
+fn demo_writes_a_report_and_the_runs_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "demo",
+        "--epochs",
+        "1",
+        "--latent",
+        "2",
+        "--hidden",
+        "32",
+        "--samples",
+        "200",
+        "--pairs",
+        "5",
+        "--out",
+        "demo",
+    ];
+    let out = vae(d, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("== training vae-2"),
+        "{}",
+        stderr(&out)
+    );
+    let html = std::fs::read_to_string(d.join("demo/report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    let numbers: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(numbers["models"].as_array().unwrap().len(), 2);
+    assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
+    // A second demo into the same folder replaces its own runs instead of refusing.
+    let out = vae(d, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

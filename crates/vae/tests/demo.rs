@@ -1,0 +1,80 @@
+//! The demo end to end on a slice of real digits, and its report as a browser would get it.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use vae::demo::{DemoOptions, run};
+use vae::metrics::LatentOptions;
+use vae::model::ModelKind;
+use vae::report::render_html;
+
+#[test]
+fn the_demo_trains_both_models_and_reports_every_section() {
+    let data = common::small_sample(1_500, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let options = DemoOptions {
+        latents: vec![2],
+        hidden: vec![64],
+        epochs: 2,
+        batch_size: 128,
+        seed: 0,
+        runs: dir.path().join("runs"),
+        latent: LatentOptions {
+            prior_samples: 300,
+            pairs: 10,
+            frames: 11,
+            seed: 0,
+        },
+    };
+    let mut stages = Vec::new();
+    let result = run(&data, &options, &AtomicBool::new(false), &mut |e| {
+        if let vae::demo::DemoEvent::Stage(s) = e {
+            stages.push(s)
+        }
+    })
+    .unwrap();
+    assert_eq!(result.models.len(), 2);
+    assert_eq!(result.models[0].kind, ModelKind::Ae);
+    assert_eq!(result.models[1].kind, ModelKind::Vae);
+    assert!(
+        stages.iter().any(|s| s.contains("training vae-2")),
+        "{stages:?}"
+    );
+    for m in &result.models {
+        assert_eq!(m.history.len(), 2);
+        assert!(m.manifold.is_some(), "latent 2 has a manifold");
+        assert_eq!(m.report.protocol.prior_samples, 300);
+        assert!(
+            dir.path()
+                .join("runs")
+                .join(&m.name)
+                .join("model.safetensors")
+                .is_file()
+        );
+    }
+
+    let html = render_html(&result);
+    for id in [
+        "numbers",
+        "reconstructions-2",
+        "samples-2",
+        "interpolations-2",
+        "latent-map-2",
+        "manifold-2",
+        "losses-2",
+    ] {
+        assert!(
+            html.contains(&format!(r#"id="{id}""#)),
+            "section {id} missing"
+        );
+    }
+    // Self-contained: every picture inline, nothing fetched from anywhere.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 5);
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
+    assert!(
+        html.contains("confidently classified samples")
+            && html.contains("FID (classifier features)")
+    );
+}
