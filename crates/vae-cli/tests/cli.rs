@@ -506,3 +506,101 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     let out = vae(d, &args);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Kill test: `vae train` killed with SIGKILL at varied moments, resumed each time, must
+/// always resume and end bit-identical to a run that was never interrupted. The number of
+/// kills is `VAE_KILL_TEST_KILLS` (default 5; `scripts/kill-test.sh` runs 20).
+#[test]
+fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
+    let kills: usize = std::env::var("VAE_KILL_TEST_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Enough epochs that the run outlasts the kills (each kill loses the work since the last
+    // checkpoint and a restart).
+    let epochs = (4 + kills).to_string();
+    let settings = [
+        "--epochs",
+        &epochs,
+        "--hidden",
+        "64",
+        "--latent",
+        "4",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "40",
+    ];
+    let out = vae(
+        d,
+        &[&["train", "--out", "straight"], &settings[..]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vae"))
+            .args(args)
+            .current_dir(d)
+            .env("VAE_DATA_DIR", d.join("data"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Delays cycle through a spread of moments: early, mid-epoch, around epoch ends.
+    let delays_ms = [350u64, 120, 900, 60, 500, 240, 700, 30, 420, 180];
+    let mut child = spawn(&[&["train", "--out", "killed"], &settings[..]].concat());
+    while !d.join("killed/config.json").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut done_kills = 0;
+    let mut attempt = 0;
+    loop {
+        let delay = delays_ms[attempt % delays_ms.len()];
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success(), "a resumed run failed: {status}");
+                if done_kills >= kills {
+                    break;
+                }
+                // Finished before the kill: ask for more epochs so there is work to interrupt.
+                panic!("the run finished after {done_kills} of {kills} kills; lengthen it");
+            }
+            None if done_kills < kills => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                done_kills += 1;
+                child = spawn(&["train", "--resume", "killed"]);
+            }
+            None => {
+                let status = child.wait().unwrap();
+                assert!(status.success(), "the last resumed run failed: {status}");
+                break;
+            }
+        }
+    }
+    let read = |run: &str, file: &str| std::fs::read(d.join(run).join(file)).unwrap();
+    assert_eq!(
+        read("killed", "model.safetensors"),
+        read("straight", "model.safetensors")
+    );
+    let losses = |run: &str| {
+        String::from_utf8(read(run, "metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["epoch"].as_u64().unwrap(),
+                    v["train_loss"].as_f64().unwrap(),
+                    v["test_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses("killed"), losses("straight"));
+    assert_eq!(losses("killed").len(), 4 + kills);
+}

@@ -33,7 +33,7 @@ img, svg { max-width: 100%; height: auto; image-rendering: pixelated; }
 .caption { color: #555; margin: 0.3em 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
 th, td { border: 1px solid #ccc; padding: 0.35em 0.6em; text-align: right; vertical-align: top; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, th:last-child { text-align: left; }
 td.explain { text-align: left; color: #555; max-width: 28em; }
 .better { font-weight: bold; background: #eef7ee; }
 code { background: #f3f3f3; padding: 0 0.25em; }
@@ -270,5 +270,5 @@ fn numbers_table(result: &DemoResult) -> String {
         }
         html += &format!(r#"<td>{reference}</td><td class="explain">{explain}</td></tr>"#);
     }
-    html + "</table>"
+    html + "</table><p class=\"caption\">Read the two completeness numbers together: a decoder that turns most codes into the same few digits is confidently classified yet covers few classes (low entropy). Bold marks the better of the autoencoder and the VAE at each latent size.</p>"
 }

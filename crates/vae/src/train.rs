@@ -143,6 +143,14 @@ impl Trainer {
     /// epochs (to train a finished run further).
     pub fn resume(run: RunDir, epochs: Option<usize>) -> Result<Self> {
         let mut config = run.read_config()?;
+        if !run.checkpoint().exists() {
+            // Stopped before its first checkpoint (killed in the first batches): nothing was
+            // learnt yet, so resuming is starting afresh from the saved config.
+            if let Some(epochs) = epochs {
+                config.train.epochs = epochs;
+            }
+            return Trainer::new(run, config);
+        }
         let mut model = Model::new(
             config.model.clone(),
             &mut stream_rng(config.train.seed, Stream::Init),
