@@ -54,9 +54,7 @@ pub fn train_bar() -> ProgressBar {
 /// `name` prefixes lines when several models train in turn.
 pub fn show_train_event(bar: &ProgressBar, epochs: usize, name: &str, event: &TrainEvent) {
     match event {
-        TrainEvent::Started {
-            batches_per_epoch, ..
-        } => bar.set_length(*batches_per_epoch as u64),
+        TrainEvent::Started { batches_per_epoch, .. } => bar.set_length(*batches_per_epoch as u64),
         TrainEvent::Batch {
             epoch,
             batch,
@@ -66,10 +64,7 @@ pub fn show_train_event(bar: &ProgressBar, epochs: usize, name: &str, event: &Tr
         } => {
             bar.set_prefix(format!("{name}epoch {}/{epochs}", epoch + 1));
             bar.set_position(*batch as u64 + 1);
-            bar.set_message(format!(
-                "loss {running_loss:.2}  {} img/s",
-                thousands(*images_per_sec)
-            ));
+            bar.set_message(format!("loss {running_loss:.2}  {} img/s", thousands(*images_per_sec)));
         }
         TrainEvent::Evaluating { .. } => bar.set_message("evaluating on the test split…"),
         TrainEvent::EpochDone(m) => {

@@ -46,16 +46,9 @@ const SMALL: &[&str] = &[
 fn train_then_eval_sample_and_reconstruct() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = vae(
-        d,
-        &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat(),
-    );
+    let out = vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("epoch 1/1  train"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("epoch 1/1  train"), "{}", stderr(&out));
     for file in [
         "config.json",
         "model.safetensors",
@@ -67,18 +60,7 @@ fn train_then_eval_sample_and_reconstruct() {
         assert!(d.join("run").join(file).is_file(), "{file} missing");
     }
 
-    let out = vae(
-        d,
-        &[
-            "eval",
-            "run",
-            "--json",
-            "--iw-samples",
-            "20",
-            "--limit",
-            "200",
-        ],
-    );
+    let out = vae(d, &["eval", "run", "--json", "--iw-samples", "20", "--limit", "200"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["images"], 200);
@@ -89,10 +71,7 @@ fn train_then_eval_sample_and_reconstruct() {
     );
     assert!(nll < loss && loss < 400.0, "{report}");
 
-    let out = vae(
-        d,
-        &["sample", "run", "-n", "16", "--seed", "3", "--out", "s.png"],
-    );
+    let out = vae(d, &["sample", "run", "-n", "16", "--seed", "3", "--out", "s.png"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let png = std::fs::read(d.join("s.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -111,22 +90,14 @@ fn resume_continues_a_finished_run_for_more_epochs() {
     assert!(
         vae(
             d,
-            &[
-                &["train", "--model", "ae", "--epochs", "1", "--out", "run"],
-                SMALL
-            ]
-            .concat()
+            &[&["train", "--model", "ae", "--epochs", "1", "--out", "run"], SMALL].concat()
         )
         .status
         .success()
     );
     let again = vae(
         d,
-        &[
-            &["train", "--model", "ae", "--epochs", "1", "--out", "run"],
-            SMALL,
-        ]
-        .concat(),
+        &[&["train", "--model", "ae", "--epochs", "1", "--out", "run"], SMALL].concat(),
     );
     assert_refused(&again, "pass --resume");
     let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
@@ -143,15 +114,7 @@ fn ctrl_c_stops_at_a_batch_and_leaves_a_resumable_run() {
     let child = Command::new(env!("CARGO_BIN_EXE_vae"))
         .args(
             [
-                &[
-                    "train",
-                    "--epochs",
-                    "50",
-                    "--out",
-                    "run",
-                    "--batch-size",
-                    "32",
-                ],
+                &["train", "--epochs", "50", "--out", "run", "--batch-size", "32"],
                 &SMALL[..4],
             ]
             .concat(),
@@ -163,10 +126,7 @@ fn ctrl_c_stops_at_a_batch_and_leaves_a_resumable_run() {
     // Wait until the first epoch is written, then interrupt mid-training.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !d.join("run/metrics.jsonl").is_file() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no epoch finished in time"
-        );
+        assert!(std::time::Instant::now() < deadline, "no epoch finished in time");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let status = Command::new("kill")
@@ -190,28 +150,16 @@ fn bad_arguments_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (args, needle) in [
-        (
-            &["train", "--latent", "0"][..],
-            "latent: must be at least 1",
-        ),
-        (
-            &["train", "--batch-size", "0"],
-            "batch-size: must be at least 1",
-        ),
+        (&["train", "--latent", "0"][..], "latent: must be at least 1"),
+        (&["train", "--batch-size", "0"], "batch-size: must be at least 1"),
         (&["train", "--lr", "-1"], "lr: must be a finite number > 0"),
         (&["train", "--epochs", "0"], "epochs: must be at least 1"),
         (
             &["train", "--hidden", "400,0"],
             "hidden: every layer needs at least 1 unit",
         ),
-        (
-            &["train", "--beta", "-2"],
-            "beta: must be a finite number >= 0",
-        ),
-        (
-            &["train", "--threads", "0"],
-            "--threads: must be at least 1",
-        ),
+        (&["train", "--beta", "-2"], "beta: must be a finite number >= 0"),
+        (&["train", "--threads", "0"], "--threads: must be at least 1"),
         (&["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
         (&["eval", "no-such-run"], "no-such-run: not a run folder"),
         (&["sample", "no-such-run"], "no-such-run: not a run folder"),
@@ -227,12 +175,9 @@ fn broken_run_folders_give_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(
-        vae(
-            d,
-            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
-        )
-        .status
-        .success()
+        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
+            .status
+            .success()
     );
     let config = std::fs::read_to_string(d.join("run/config.json")).unwrap();
 
@@ -246,11 +191,7 @@ fn broken_run_folders_give_one_line_errors() {
         "tensor encoder.fc_mu.weight has shape [4, 64], the config implies [5, 64]",
     );
 
-    std::fs::write(
-        d.join("run/config.json"),
-        config.replace("\"vae\"", "\"gan\""),
-    )
-    .unwrap();
+    std::fs::write(d.join("run/config.json"), config.replace("\"vae\"", "\"gan\"")).unwrap();
     assert_refused(
         &vae(d, &["sample", "run"]),
         "config.json: invalid config: unknown variant `gan`",
@@ -279,10 +220,7 @@ fn a_directory_dataset_with_a_broken_file_names_it() {
         std::fs::write(data.join(name), [0u8, 0, 8, 3, 0, 0]).unwrap();
     }
     let out = vae(d, &["train", "--dataset", "digits", "--out", "run"]);
-    assert_refused(
-        &out,
-        "train-images-idx3-ubyte: truncated header: 6 of 16 bytes",
-    );
+    assert_refused(&out, "train-images-idx3-ubyte: truncated header: 6 of 16 bytes");
 }
 
 #[test]
@@ -296,14 +234,8 @@ fn data_list_and_an_offline_fetch() {
         list.contains("mnist-sample: first 10,000 MNIST training digits"),
         "{list}"
     );
-    assert!(
-        list.contains("built in: 9000 train / 1000 test images"),
-        "{list}"
-    );
-    assert!(
-        list.contains("get it with `vae data fetch mnist`"),
-        "{list}"
-    );
+    assert!(list.contains("built in: 9000 train / 1000 test images"), "{list}");
+    assert!(list.contains("get it with `vae data fetch mnist`"), "{list}");
 
     // Nothing listens on the mirror: the error says what was tried and what to do.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -339,12 +271,9 @@ fn latent_tools_draw_pictures_of_the_right_shape() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(
-        vae(
-            d,
-            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
-        )
-        .status
-        .success()
+        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
+            .status
+            .success()
     );
     let ok = |args: &[&str]| {
         let out = vae(d, args);
@@ -364,37 +293,20 @@ fn latent_tools_draw_pictures_of_the_right_shape() {
     ]);
     assert_eq!(png_size(&d.join("i.png")), (7 * 58 + 2, 3 * 58 + 2));
     ok(&["interpolate", "run", "--from", "5", "--to", "9"]);
-    assert_eq!(
-        png_size(&d.join("run/interpolation.png")),
-        (13 * 58 + 2, 58 + 2)
-    );
+    assert_eq!(png_size(&d.join("run/interpolation.png")), (13 * 58 + 2, 58 + 2));
     ok(&["traverse", "run", "--steps", "5", "--out", "t.png"]);
     assert_eq!(png_size(&d.join("t.png")), (5 * 58 + 2, 4 * 58 + 2));
-    ok(&[
-        "traverse", "run", "--dim", "2", "--image", "3", "--out", "t1.png",
-    ]);
+    ok(&["traverse", "run", "--dim", "2", "--image", "3", "--out", "t1.png"]);
     assert_eq!(png_size(&d.join("t1.png")), (9 * 58 + 2, 58 + 2));
     ok(&["latent-map", "run", "--limit", "300"]);
     assert_eq!(png_size(&d.join("run/latent-map.png")), (850, 700));
-    ok(&[
-        "sample",
-        "run",
-        "-n",
-        "4",
-        "--temperature",
-        "0.5",
-        "--out",
-        "cold.png",
-    ]);
+    ok(&["sample", "run", "-n", "4", "--temperature", "0.5", "--out", "cold.png"]);
 
     assert_refused(
         &vae(d, &["manifold", "run"]),
         "the manifold needs a latent size of 2, this run has 4",
     );
-    assert_refused(
-        &vae(d, &["traverse", "run", "--dim", "4"]),
-        "--dim: 4 is out of range",
-    );
+    assert_refused(&vae(d, &["traverse", "run", "--dim", "4"]), "--dim: 4 is out of range");
     assert_refused(
         &vae(d, &["interpolate", "run", "--to", "1000"]),
         "--to: image 1000 is out of range",
@@ -407,10 +319,7 @@ fn latent_tools_draw_pictures_of_the_right_shape() {
     .concat();
     assert!(vae(d, &two).status.success());
     ok(&["manifold", "flat", "--grid", "5"]);
-    assert_eq!(
-        png_size(&d.join("flat/manifold.png")),
-        (5 * 30 + 2, 5 * 30 + 2)
-    );
+    assert_eq!(png_size(&d.join("flat/manifold.png")), (5 * 30 + 2, 5 * 30 + 2));
 }
 
 #[test]
@@ -418,17 +327,16 @@ fn eval_measures_the_latent_space_with_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(
-        vae(
-            d,
-            &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat()
-        )
-        .status
-        .success()
+        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
+            .status
+            .success()
     );
     let out = vae(d, &["classifier", "train", "--epochs", "2", "--out", "clf"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("test accuracy, saved to clf"), "{}", stdout(&out));
+    let out = vae(d, &["classifier", "eval", "clf"]);
     assert!(
-        stdout(&out).contains("test accuracy, saved to clf"),
+        stdout(&out).contains("of the 1000 test images of mnist-sample classified correctly"),
         "{}",
         stdout(&out)
     );
@@ -490,16 +398,11 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     ];
     let out = vae(d, &args);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("== training vae-2"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("== training vae-2"), "{}", stderr(&out));
     let html = std::fs::read_to_string(d.join("demo/report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     let numbers: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
     assert_eq!(numbers["models"].as_array().unwrap().len(), 2);
     assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
     // A second demo into the same folder replaces its own runs instead of refusing.
@@ -533,10 +436,7 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
         "--checkpoint-every",
         "40",
     ];
-    let out = vae(
-        d,
-        &[&["train", "--out", "straight"], &settings[..]].concat(),
-    );
+    let out = vae(d, &[&["train", "--out", "straight"], &settings[..]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
 
     let spawn = |args: &[&str]| {

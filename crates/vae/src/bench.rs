@@ -97,10 +97,7 @@ pub fn run(
         on_result(&r);
         results.push(r);
     };
-    let order = permutation(
-        train.len(),
-        &mut stream_rng(0, Stream::Shuffle { epoch: 0 }),
-    );
+    let order = permutation(train.len(), &mut stream_rng(0, Stream::Shuffle { epoch: 0 }));
     let train_flops = train_flops_per_image(config);
     let mut last_model = None;
     for &batch_size in &options.batch_sizes {

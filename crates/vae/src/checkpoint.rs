@@ -51,13 +51,11 @@ fn serialize(tensors: &[(String, &Matrix)], metadata: HashMap<String, String>) -
         .iter()
         .zip(&bytes)
         .map(|((name, m), b)| {
-            let view = TensorView::new(Dtype::F32, stored_shape(name, m), b)
-                .expect("sizes agree by construction");
+            let view = TensorView::new(Dtype::F32, stored_shape(name, m), b).expect("sizes agree by construction");
             (name.clone(), view)
         })
         .collect::<Vec<_>>();
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::config("safetensors", e.to_string()))
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::config("safetensors", e.to_string()))
 }
 
 /// Writes the model's weights to `path`, atomically.
@@ -67,8 +65,7 @@ pub fn save_model(path: &Path, model: &Model) -> Result<()> {
 
 /// Writes named parameters' values to `path`, atomically.
 pub fn save_weights(path: &Path, params: &[(String, &Param)]) -> Result<()> {
-    let tensors: Vec<(String, &Matrix)> =
-        params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
+    let tensors: Vec<(String, &Matrix)> = params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
@@ -89,17 +86,13 @@ pub fn load_weights(path: &Path, params: Vec<(String, &mut Param)>) -> Result<()
 /// Reads a whole file, refusing directories with a clear message.
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     if path.is_dir() {
-        return Err(checkpoint_error(
-            path,
-            "is a directory, expected a safetensors file",
-        ));
+        return Err(checkpoint_error(path, "is a directory, expected a safetensors file"));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes)
-        .map_err(|e| checkpoint_error(path, format!("not a valid safetensors file ({e})")))
+    SafeTensors::deserialize(bytes).map_err(|e| checkpoint_error(path, format!("not a valid safetensors file ({e})")))
 }
 
 /// Copies tensor `name` into `target`, checking dtype, shape and values.
@@ -190,8 +183,7 @@ pub struct TrainState {
 /// Writes weights, optimizer moments and training state to `path`, atomically.
 pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainState) -> Result<()> {
     let params = model.named_params();
-    let mut tensors: Vec<(String, &Matrix)> =
-        params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
+    let mut tensors: Vec<(String, &Matrix)> = params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
     for (((name, _), m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
         tensors.push((format!("optimizer.m.{name}"), m));
         tensors.push((format!("optimizer.v.{name}"), v));
@@ -208,11 +200,7 @@ pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainSta
 
 /// Reads a checkpoint written by [`save_checkpoint`] for a model of `model`'s architecture,
 /// loading weights into `model`; returns the optimizer and the training state.
-pub fn load_checkpoint(
-    path: &Path,
-    model: &mut Model,
-    adam_config: AdamConfig,
-) -> Result<(Adam, TrainState)> {
+pub fn load_checkpoint(path: &Path, model: &mut Model, adam_config: AdamConfig) -> Result<(Adam, TrainState)> {
     let bytes = read_file(path)?;
     let st = parse(path, &bytes)?;
     let mut expected = load_params(path, &st, model)?;
@@ -226,15 +214,12 @@ pub fn load_checkpoint(
         }
     }
     refuse_unexpected(path, &st, &expected)?;
-    let (_, metadata) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_error(path, e.to_string()))?;
     let state_json = metadata
         .metadata()
         .as_ref()
         .and_then(|m| m.get(TRAIN_STATE_KEY))
-        .ok_or_else(|| {
-            checkpoint_error(path, "no training state in the metadata: not a checkpoint")
-        })?;
+        .ok_or_else(|| checkpoint_error(path, "no training state in the metadata: not a checkpoint"))?;
     let state: TrainState = serde_json::from_str(state_json)
         .map_err(|e| checkpoint_error(path, format!("invalid training state ({e})")))?;
     adam.step = state.adam_step;

@@ -1,21 +1,23 @@
 //! A small digit classifier, the measuring instrument of the latent-space metrics: it says
 //! which class a decoded image looks like and how sure it is (completeness, label flips along
 //! interpolations), and its last hidden layer gives the features for a digit-specific Fréchet
-//! distance. It is an MLP trained with softmax cross-entropy on a dataset's training split,
-//! saved like a run: `config.json` beside `model.safetensors`.
+//! distance. It is a small convolutional net (two 3x3 stride-2 convolutions, a dense layer)
+//! trained with softmax cross-entropy on a dataset's training split, with every image shifted
+//! by up to two pixels each epoch, and saved like a run: `config.json` beside
+//! `model.safetensors`.
 
 use std::path::{Path, PathBuf};
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_weights, save_weights};
 use crate::data::{Dataset, Split};
 use crate::engine::activation::{relu_backward, relu_forward};
 use crate::engine::loss::{softmax_cross_entropy, softmax_into};
-use crate::engine::{Adam, AdamConfig, GradInput, Linear, Matrix, Param};
+use crate::engine::{Adam, AdamConfig, Conv2d, ConvGeometry, GradInput, Linear, Matrix, Param};
 use crate::error::{Error, Result};
-use crate::rng::{Stream, permutation, stream_rng};
+use crate::rng::{RunRng, Stream, permutation, stream_rng};
 use crate::run::write_atomic;
 
 /// Classes of MNIST and Fashion-MNIST.
@@ -28,7 +30,9 @@ const CHUNK: usize = 1024;
 pub struct ClassifierConfig {
     pub image_height: usize,
     pub image_width: usize,
-    /// Hidden layer widths; the last one is the feature layer.
+    /// Output channels of the convolutions (3x3, stride 2, padding 1, ReLU), input side first.
+    pub channels: Vec<usize>,
+    /// Dense hidden layer widths after the convolutions; the last one is the feature layer.
     pub hidden: Vec<usize>,
     pub classes: usize,
     /// The dataset it was trained on.
@@ -39,14 +43,30 @@ pub struct ClassifierConfig {
     pub test_accuracy: f64,
 }
 
-/// An MLP classifier: ReLU hidden layers, then `fc_out` to one logit per class.
+/// The classifier: ReLU convolutions, ReLU dense layers, then `fc_out` to one logit per class.
 #[derive(Clone, Debug)]
 pub struct Classifier {
     pub config: ClassifierConfig,
+    /// `conv1`, `conv2`, …
+    pub convs: Vec<Conv2d>,
     /// `fc1`, `fc2`, …
     pub layers: Vec<Linear>,
     pub fc_out: Linear,
 }
+
+/// The buffers of a forward and backward pass.
+#[derive(Default)]
+struct Activations {
+    cols: Vec<Matrix>,
+    conv_out: Vec<Matrix>,
+    hidden: Vec<Matrix>,
+    logits: Matrix,
+}
+
+/// Kernel, stride and padding of every convolution: each halves the image, rounding up.
+const KERNEL: usize = 3;
+const STRIDE: usize = 2;
+const PADDING: usize = 1;
 
 /// Progress of classifier training, one per epoch.
 #[derive(Clone, Copy, Debug)]
@@ -60,38 +80,58 @@ pub struct ClassifierEpoch {
 impl Classifier {
     /// A freshly initialised classifier.
     pub fn new(config: ClassifierConfig, rng: &mut impl Rng) -> Result<Self> {
-        if config.hidden.is_empty() || config.hidden.contains(&0) {
+        if config.hidden.is_empty() || config.hidden.contains(&0) || config.channels.contains(&0) {
             return Err(Error::config(
                 "hidden",
-                "the classifier needs hidden layers of at least 1 unit",
+                "the classifier needs hidden layers and channels of at least 1 unit",
             ));
         }
-        let mut width = config.image_height * config.image_width;
+        let (mut h, mut w, mut c) = (config.image_height, config.image_width, 1);
+        let mut convs = Vec::new();
+        for &out in &config.channels {
+            let geometry = ConvGeometry {
+                in_channels: c,
+                out_channels: out,
+                kernel: KERNEL,
+                stride: STRIDE,
+                padding: PADDING,
+                in_height: h,
+                in_width: w,
+            };
+            if !geometry.is_valid() {
+                return Err(Error::config("channels", "too many convolutions for the image size"));
+            }
+            (h, w, c) = (geometry.out_height(), geometry.out_width(), out);
+            convs.push(Conv2d::new(geometry, rng));
+        }
+        let mut width = h * w * c;
         let mut layers = Vec::new();
-        for &h in &config.hidden {
-            layers.push(Linear::new(width, h, rng));
-            width = h;
+        for &units in &config.hidden {
+            layers.push(Linear::new(width, units, rng));
+            width = units;
         }
         let fc_out = Linear::new(width, config.classes, rng);
         Ok(Classifier {
             config,
+            convs,
             layers,
             fc_out,
         })
     }
 
-    /// Every parameter with its safetensors name (`classifier.fc1.weight`, …).
+    /// Every parameter with its safetensors name (`classifier.conv1.weight`, …).
     pub fn named_params(&self) -> Vec<(String, &Param)> {
         let mut out = Vec::new();
+        for (i, c) in self.convs.iter().enumerate() {
+            out.push((format!("classifier.conv{}.weight", i + 1), &c.weight));
+            out.push((format!("classifier.conv{}.bias", i + 1), &c.bias));
+        }
         let layers = self
             .layers
             .iter()
             .enumerate()
             .map(|(i, l)| (format!("classifier.fc{}", i + 1), l));
-        for (name, l) in layers.chain(std::iter::once((
-            "classifier.fc_out".to_string(),
-            &self.fc_out,
-        ))) {
+        for (name, l) in layers.chain(std::iter::once(("classifier.fc_out".to_string(), &self.fc_out))) {
             out.push((format!("{name}.weight"), &l.weight));
             out.push((format!("{name}.bias"), &l.bias));
         }
@@ -100,39 +140,67 @@ impl Classifier {
 
     fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
         let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
-        let params = self
+        let convs = self.convs.iter_mut().flat_map(|c| [&mut c.weight, &mut c.bias]);
+        let dense = self
             .layers
             .iter_mut()
             .chain(std::iter::once(&mut self.fc_out))
             .flat_map(|l| [&mut l.weight, &mut l.bias]);
-        names.into_iter().zip(params).collect()
+        names.into_iter().zip(convs.chain(dense)).collect()
     }
 
-    /// Hidden activations into `hidden`, logits into `logits`.
-    fn forward(&self, x: &Matrix, hidden: &mut Vec<Matrix>, logits: &mut Matrix) {
-        hidden.resize_with(self.layers.len(), Matrix::default);
-        for i in 0..self.layers.len() {
-            let (done, rest) = hidden.split_at_mut(i);
-            self.layers[i].forward(done.last().unwrap_or(x), &mut rest[0]);
+    /// The forward pass, keeping what the backward pass needs in `a`.
+    fn forward(&self, x: &Matrix, a: &mut Activations) {
+        a.cols.resize_with(self.convs.len(), Matrix::default);
+        a.conv_out.resize_with(self.convs.len(), Matrix::default);
+        for i in 0..self.convs.len() {
+            let (done, rest) = a.conv_out.split_at_mut(i);
+            self.convs[i].forward(done.last().unwrap_or(x), &mut a.cols[i], &mut rest[0]);
             relu_forward(&mut rest[0]);
         }
-        self.fc_out.forward(hidden.last().unwrap_or(x), logits);
+        let flat = a.conv_out.last().unwrap_or(x);
+        a.hidden.resize_with(self.layers.len(), Matrix::default);
+        for i in 0..self.layers.len() {
+            let (done, rest) = a.hidden.split_at_mut(i);
+            self.layers[i].forward(done.last().unwrap_or(flat), &mut rest[0]);
+            relu_forward(&mut rest[0]);
+        }
+        self.fc_out.forward(a.hidden.last().unwrap_or(flat), &mut a.logits);
+    }
+
+    /// Backward from `grad = ∂L/∂logits`, leaving every parameter's gradient.
+    fn backward(&mut self, x: &Matrix, a: &Activations, grad: &mut Matrix, scratch: &mut Matrix, dcol: &mut Matrix) {
+        let flat = a.conv_out.last().unwrap_or(x);
+        self.fc_out
+            .backward(a.hidden.last().unwrap_or(flat), grad, GradInput::Write(scratch));
+        std::mem::swap(grad, scratch);
+        for i in (0..self.layers.len()).rev() {
+            relu_backward(&a.hidden[i], grad);
+            let input = if i == 0 { flat } else { &a.hidden[i - 1] };
+            self.layers[i].backward(input, grad, GradInput::Write(scratch));
+            std::mem::swap(grad, scratch);
+        }
+        for i in (0..self.convs.len()).rev() {
+            relu_backward(&a.conv_out[i], grad);
+            let dx = if i == 0 {
+                GradInput::Skip
+            } else {
+                GradInput::Write(scratch)
+            };
+            self.convs[i].backward(&a.cols[i], grad, dcol, dx);
+            std::mem::swap(grad, scratch);
+        }
     }
 
     /// Applies `f(features, probabilities)` to `x` in chunks, so any number of images fits.
     fn score_chunks(&self, x: &Matrix, mut f: impl FnMut(&Matrix, &Matrix)) {
-        let (mut hidden, mut logits, mut probs) =
-            (Vec::new(), Matrix::default(), Matrix::default());
+        let (mut a, mut probs) = (Activations::default(), Matrix::default());
         for start in (0..x.rows).step_by(CHUNK) {
             let end = (start + CHUNK).min(x.rows);
-            let chunk = Matrix::from_vec(
-                end - start,
-                x.cols,
-                x.data[start * x.cols..end * x.cols].to_vec(),
-            );
-            self.forward(&chunk, &mut hidden, &mut logits);
-            softmax_into(&logits, &mut probs);
-            f(hidden.last().expect("at least one hidden layer"), &probs);
+            let chunk = Matrix::from_vec(end - start, x.cols, x.data[start * x.cols..end * x.cols].to_vec());
+            self.forward(&chunk, &mut a);
+            softmax_into(&a.logits, &mut probs);
+            f(a.hidden.last().expect("at least one hidden layer"), &probs);
         }
     }
 
@@ -154,11 +222,7 @@ impl Classifier {
     /// # Shapes
     /// `x`: n x pixels; returns n x (last hidden width).
     pub fn features(&self, x: &Matrix) -> Matrix {
-        let width = *self
-            .config
-            .hidden
-            .last()
-            .expect("at least one hidden layer");
+        let width = *self.config.hidden.last().expect("at least one hidden layer");
         let mut out = Matrix::zeros(0, width);
         self.score_chunks(x, |h, _| {
             out.data.extend_from_slice(&h.data);
@@ -194,10 +258,7 @@ impl Classifier {
             problem: format!("invalid classifier config: {e}"),
         })?;
         let mut classifier = Classifier::new(config, &mut stream_rng(0, Stream::Init))?;
-        load_weights(
-            &dir.join("model.safetensors"),
-            classifier.named_params_mut(),
-        )?;
+        load_weights(&dir.join("model.safetensors"), classifier.named_params_mut())?;
         Ok(classifier)
     }
 }
@@ -216,23 +277,66 @@ pub fn argmax(values: &[f32]) -> usize {
 /// How to train a classifier.
 #[derive(Clone, Debug)]
 pub struct ClassifierTraining {
+    pub channels: Vec<usize>,
     pub hidden: Vec<usize>,
-    pub epochs: usize,
+    /// `None`: [`default_epochs`] for the dataset's size.
+    pub epochs: Option<usize>,
     pub batch_size: usize,
     pub lr: f32,
     pub seed: u64,
+    /// Shift each training image by up to this many pixels, anew each epoch.
+    pub max_shift: usize,
 }
 
 impl Default for ClassifierTraining {
-    /// 784-512-256-10, 10 epochs of Adam: about 98% on MNIST.
+    /// Convolutions of 32 and 64 channels, a 128-unit feature layer, Adam, shifts of up to 2
+    /// pixels: 98.6% on the built-in sample's test digits.
     fn default() -> Self {
         ClassifierTraining {
-            hidden: vec![512, 256],
-            epochs: 10,
+            channels: vec![32, 64],
+            hidden: vec![256],
+            epochs: None,
             batch_size: 128,
             lr: 1e-3,
             seed: 0,
+            max_shift: 2,
         }
+    }
+}
+
+/// About 120,000 image passes: 14 epochs on 9,000 images, 3 on 60,000.
+pub fn default_epochs(train_images: usize) -> usize {
+    120_000usize.div_ceil(train_images.max(1)).clamp(3, 15)
+}
+
+/// Moves every image of the batch by its own random offset of up to `max` pixels in each
+/// direction, filling with black: the classifier learns that a digit is a digit wherever it
+/// sits, which the decoded samples it judges need.
+fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRng) {
+    if max == 0 {
+        return;
+    }
+    let (h, w) = side;
+    let span = 2 * max as i64 + 1;
+    let mut shifted = vec![0.0f32; x.cols];
+    for r in 0..x.rows {
+        let dy = rng.random_range(0..span) - max as i64;
+        let dx = rng.random_range(0..span) - max as i64;
+        shifted.fill(0.0);
+        let row = x.row_mut(r);
+        for y in 0..h as i64 {
+            let sy = y - dy;
+            if sy < 0 || sy >= h as i64 {
+                continue;
+            }
+            for xx in 0..w as i64 {
+                let sx = xx - dx;
+                if sx >= 0 && sx < w as i64 {
+                    shifted[(y * w as i64 + xx) as usize] = row[(sy * w as i64 + sx) as usize];
+                }
+            }
+        }
+        row.copy_from_slice(&shifted);
     }
 }
 
@@ -242,29 +346,24 @@ pub fn train(
     options: &ClassifierTraining,
     on_epoch: &mut dyn FnMut(ClassifierEpoch),
 ) -> Result<Classifier> {
-    if options.epochs == 0 || options.batch_size == 0 {
-        return Err(Error::config(
-            "classifier",
-            "epochs and batch size must be at least 1",
-        ));
+    let epochs = options.epochs.unwrap_or_else(|| default_epochs(data.train.len()));
+    if epochs == 0 || options.batch_size == 0 {
+        return Err(Error::config("classifier", "epochs and batch size must be at least 1"));
     }
     let images = &data.train.images;
     let config = ClassifierConfig {
         image_height: images.height,
         image_width: images.width,
+        channels: options.channels.clone(),
         hidden: options.hidden.clone(),
         classes: CLASSES,
         dataset: data.name.clone(),
-        epochs: options.epochs,
+        epochs,
         seed: options.seed,
         test_accuracy: 0.0,
     };
     let mut model = Classifier::new(config, &mut stream_rng(options.seed, Stream::Init))?;
-    let shapes: Vec<(usize, usize)> = model
-        .named_params()
-        .iter()
-        .map(|(_, p)| p.value.shape())
-        .collect();
+    let shapes: Vec<(usize, usize)> = model.named_params().iter().map(|(_, p)| p.value.shape()).collect();
     let mut adam = Adam::new(
         AdamConfig {
             lr: options.lr,
@@ -273,23 +372,27 @@ pub fn train(
         &shapes,
     );
     let train = &data.train;
-    let (mut x, mut hidden, mut logits, mut grad, mut grad_b) = (
+    let mut a = Activations::default();
+    let (mut x, mut grad, mut scratch, mut dcol) = (
         Matrix::default(),
-        Vec::new(),
         Matrix::default(),
         Matrix::default(),
         Matrix::default(),
     );
-    let mut labels = Vec::new();
-    let mut rows = Vec::new();
-    for epoch in 0..options.epochs {
-        let order = permutation(
-            train.len(),
-            &mut stream_rng(options.seed, Stream::Shuffle { epoch }),
-        );
+    let (mut labels, mut rows) = (Vec::new(), Vec::new());
+    let mut shifts = stream_rng(options.seed, Stream::TrainNoise);
+    for epoch in 0..epochs {
+        // The last third at a tenth of the rate: the settled weights generalise better.
+        adam.config.lr = if 3 * epoch >= 2 * epochs {
+            options.lr / 10.0
+        } else {
+            options.lr
+        };
+        let order = permutation(train.len(), &mut stream_rng(options.seed, Stream::Shuffle { epoch }));
         let mut loss_sum = 0.0f64;
         for batch in order.chunks(options.batch_size) {
             train.batch_into(batch, &mut x);
+            shift_batch(&mut x, (images.height, images.width), options.max_shift, &mut shifts);
             labels.clear();
             labels.extend(batch.iter().map(|&i| train.labels[i]));
             if labels.iter().any(|&l| l as usize >= CLASSES) {
@@ -298,37 +401,17 @@ pub fn train(
                     data.name
                 )));
             }
-            model.forward(&x, &mut hidden, &mut logits);
+            model.forward(&x, &mut a);
             rows.resize(batch.len(), 0.0);
             softmax_cross_entropy(
-                &logits,
+                &a.logits,
                 &labels,
                 &mut rows,
                 Some((&mut grad, 1.0 / batch.len() as f32)),
             );
             loss_sum += rows.iter().map(|&v| v as f64).sum::<f64>();
-            // Backward: fc_out, then each hidden layer through its ReLU.
-            let last = hidden.last().expect("at least one hidden layer");
-            model
-                .fc_out
-                .backward(last, &grad, GradInput::Write(&mut grad_b));
-            std::mem::swap(&mut grad, &mut grad_b);
-            for i in (0..model.layers.len()).rev() {
-                relu_backward(&hidden[i], &mut grad);
-                let input = if i == 0 { &x } else { &hidden[i - 1] };
-                let dx = if i == 0 {
-                    GradInput::Skip
-                } else {
-                    GradInput::Write(&mut grad_b)
-                };
-                model.layers[i].backward(input, &grad, dx);
-                std::mem::swap(&mut grad, &mut grad_b);
-            }
-            let mut params: Vec<&mut Param> = model
-                .named_params_mut()
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect();
+            model.backward(&x, &a, &mut grad, &mut scratch, &mut dcol);
+            let mut params: Vec<&mut Param> = model.named_params_mut().into_iter().map(|(_, p)| p).collect();
             adam.update(&mut params);
         }
         let test_accuracy = model.accuracy(&data.test);
@@ -346,13 +429,7 @@ pub fn train(
 pub fn default_dir(data_dir: &Path, dataset: &str) -> PathBuf {
     let word: String = dataset
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect();
     data_dir.join("classifiers").join(word.trim_matches('_'))
 }

@@ -1,5 +1,5 @@
 //! `vae demo`: the whole story in one run. Trains an autoencoder and a VAE with the same body
-//! at each chosen latent size, trains the digit classifier, and gathers for each model the
+//! at each chosen latent size and, measuring with the digit classifier, gathers for each model the
 //! pictures (reconstructions, prior samples, interpolations, latent map, manifold) and the
 //! numbers (losses per epoch, completeness, continuity, FID) that [`crate::report`] lays out
 //! side by side.
@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::classifier::{Classifier, ClassifierEpoch, ClassifierTraining};
+use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::data::catalog::class_names;
 use crate::engine::{Matrix, Recon};
 use crate::error::{Error, Result};
 use crate::image::{GridLayout, comparison_grid, encode_png, tile_grid};
-use crate::latent::{
-    encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs,
-};
+use crate::latent::{encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs};
 use crate::metrics::{Completeness, LatentOptions, LatentReport, completeness, latent_report};
 use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use crate::plot::{Scatter, encode_png_rgb, scatter_plot};
@@ -50,12 +48,7 @@ pub enum DemoEvent<'a> {
     /// A new stage begins.
     Stage(String),
     /// Training progress of the named model.
-    Train {
-        model: &'a str,
-        event: TrainEvent<'a>,
-    },
-    /// A classifier epoch is done.
-    Classifier(ClassifierEpoch),
+    Train { model: &'a str, event: TrainEvent<'a> },
 }
 
 /// One model's pictures (PNG bytes) and numbers.
@@ -95,33 +88,19 @@ const SHOWN_PAIRS: usize = 6;
 /// Steps of a shown interpolation.
 const SHOWN_STEPS: usize = 10;
 
-/// Runs the demo on `data`.
+/// Runs the demo on `data`, measuring with `classifier` (trained on `data`).
 pub fn run(
     data: &Dataset,
     options: &DemoOptions,
+    classifier: &Classifier,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(DemoEvent),
 ) -> Result<DemoResult> {
     let started = Instant::now();
     if options.latents.is_empty() {
-        return Err(Error::config(
-            "latent",
-            "the demo needs at least one latent size",
-        ));
+        return Err(Error::config("latent", "the demo needs at least one latent size"));
     }
-    on_event(DemoEvent::Stage(format!(
-        "training the digit classifier on {}",
-        data.name
-    )));
-    let classifier = crate::classifier::train(
-        data,
-        &ClassifierTraining {
-            seed: options.seed,
-            ..ClassifierTraining::default()
-        },
-        &mut |e| on_event(DemoEvent::Classifier(e)),
-    )?;
-    let real = completeness(&classifier, &data.test.range_batch(0, data.test.len()));
+    let real = completeness(classifier, &data.test.range_batch(0, data.test.len()));
 
     let mut models = Vec::new();
     for &latent in &options.latents {
@@ -155,10 +134,7 @@ pub fn run(
             let _lock = run.lock()?;
             let mut trainer = Trainer::new(run.clone(), config)?;
             let outcome = trainer.train(data, stop, &mut |event| {
-                on_event(DemoEvent::Train {
-                    model: &name,
-                    event,
-                })
+                on_event(DemoEvent::Train { model: &name, event })
             })?;
             if let Outcome::Interrupted { .. } = outcome {
                 return Err(Error::Run {
@@ -167,7 +143,7 @@ pub fn run(
                 });
             }
             on_event(DemoEvent::Stage(format!("measuring {name}")));
-            models.push(look_at(&name, &trainer, &run, data, &classifier, options)?);
+            models.push(look_at(&name, &trainer, &run, data, classifier, options)?);
         }
     }
     Ok(DemoResult {
@@ -213,12 +189,7 @@ fn look_at(
         let codes = encode_codes(model, &xi.stacked(&xj));
         rows = rows
             .stacked(&xi)
-            .stacked(&model.decode(&interpolate(
-                codes.row(0),
-                codes.row(1),
-                SHOWN_STEPS + 1,
-                false,
-            )))
+            .stacked(&model.decode(&interpolate(codes.row(0), codes.row(1), SHOWN_STEPS + 1, false)))
             .stacked(&xj);
     }
     let interpolations = encode_png(&tile_grid(&rows, GridLayout::mnist(SHOWN_STEPS + 3)))?;

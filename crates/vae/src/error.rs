@@ -13,9 +13,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error(
-        "{path}: not an IDX {kind} file (magic number {found:#010x}, expected {expected:#010x})"
-    )]
+    #[error("{path}: not an IDX {kind} file (magic number {found:#010x}, expected {expected:#010x})")]
     IdxMagic {
         path: PathBuf,
         kind: &'static str,
@@ -23,21 +21,13 @@ pub enum Error {
         found: u32,
     },
 
-    #[error(
-        "{path}: truncated: the header promises {expected} bytes of data, the file holds {found}"
-    )]
-    IdxTruncated {
-        path: PathBuf,
-        expected: u64,
-        found: u64,
-    },
+    #[error("{path}: truncated: the header promises {expected} bytes of data, the file holds {found}")]
+    IdxTruncated { path: PathBuf, expected: u64, found: u64 },
 
     #[error("{path}: {problem}")]
     IdxInvalid { path: PathBuf, problem: String },
 
-    #[error(
-        "{images} holds {image_count} images but {labels} holds {label_count} labels: they must match"
-    )]
+    #[error("{images} holds {image_count} images but {labels} holds {label_count} labels: they must match")]
     CountMismatch {
         images: PathBuf,
         labels: PathBuf,
@@ -63,15 +53,9 @@ pub enum Error {
     #[error(
         "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; no checkpoint was written from it (try a smaller --lr)"
     )]
-    NonFiniteLoss {
-        epoch: usize,
-        batch: usize,
-        loss: f64,
-    },
+    NonFiniteLoss { epoch: usize, batch: usize, loss: f64 },
 
-    #[error(
-        "training diverged in epoch {epoch}: {detail}; no checkpoint was written from it (try a smaller --lr)"
-    )]
+    #[error("training diverged in epoch {epoch}: {detail}; no checkpoint was written from it (try a smaller --lr)")]
     Diverged { epoch: usize, detail: String },
 
     #[error("{path}: {problem}")]

@@ -71,17 +71,13 @@ pub fn importance_weighted_nll(
     if samples == 0 {
         return Err(Error::config("iw-samples", "must be at least 1"));
     }
-    let offset = model
-        .config
-        .recon
-        .log_likelihood_offset(model.config.pixels());
+    let offset = model.config.recon.log_likelihood_offset(model.config.pixels());
     // Images per group and samples per chunk, so that one decode holds at most IW_ROWS rows.
     let per_chunk = samples.min(IW_ROWS);
     let group = (IW_ROWS / per_chunk).max(1);
     let latent = model.config.latent;
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
-    let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) =
-        Default::default();
+    let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
     let mut total = 0.0f64;
     let indices: Vec<usize> = (0..split.len()).collect();
     for images in indices.chunks(group) {
@@ -108,10 +104,7 @@ pub fn importance_weighted_nll(
             reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
             model.decode_logits(&z, &mut ws.decoder_hidden, &mut ws.logits);
             ws.recon_rows.resize(rows, 0.0);
-            model
-                .config
-                .recon
-                .loss(&ws.logits, &target, &mut ws.recon_rows, None);
+            model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {
                 let prior_ratio: f64 = -0.5
                     * z.row(r)

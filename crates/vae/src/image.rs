@@ -44,11 +44,7 @@ impl GridLayout {
 /// to bottom.
 pub fn tile_grid(images: &Matrix, layout: GridLayout) -> GrayImage {
     let (th, tw) = layout.tile;
-    assert_eq!(
-        images.cols,
-        th * tw,
-        "tile_grid: rows must hold {th}x{tw} images"
-    );
+    assert_eq!(images.cols, th * tw, "tile_grid: rows must hold {th}x{tw} images");
     let count = images.rows.max(1);
     let columns = layout.columns.min(count);
     let rows = count.div_ceil(columns);
@@ -66,11 +62,7 @@ pub fn tile_grid(images: &Matrix, layout: GridLayout) -> GrayImage {
             }
         }
     }
-    GrayImage {
-        width,
-        height,
-        pixels,
-    }
+    GrayImage { width, height, pixels }
 }
 
 /// A value in [0, 1] as a grey level; NaN shows as black.
@@ -90,11 +82,7 @@ pub fn stack_vertically(parts: &[GrayImage]) -> GrayImage {
         }
         height += p.height;
     }
-    GrayImage {
-        width,
-        height,
-        pixels,
-    }
+    GrayImage { width, height, pixels }
 }
 
 /// Encodes as an 8-bit greyscale PNG.
@@ -122,20 +110,13 @@ pub fn comparison_grid(inputs: &Matrix, outputs: &Matrix, columns: usize) -> Gra
     let mut parts = Vec::new();
     for start in (0..inputs.rows).step_by(columns) {
         let end = (start + columns).min(inputs.rows);
-        let slice = |m: &Matrix| {
-            Matrix::from_vec(
-                end - start,
-                m.cols,
-                m.data[start * m.cols..end * m.cols].to_vec(),
-            )
-        };
+        let slice = |m: &Matrix| Matrix::from_vec(end - start, m.cols, m.data[start * m.cols..end * m.cols].to_vec());
         let mut pair = stack_vertically(&[
             tile_grid(&slice(inputs), GridLayout::mnist(columns)),
             tile_grid(&slice(outputs), GridLayout::mnist(columns)),
         ]);
         // A wider gap between pairs of rows than within a pair.
-        pair.pixels
-            .resize(pair.pixels.len() + 4 * pair.width, GAP_GREY);
+        pair.pixels.resize(pair.pixels.len() + 4 * pair.width, GAP_GREY);
         pair.height += 4;
         parts.push(pair);
     }

@@ -54,10 +54,7 @@ pub fn interpolate(a: &[f32], b: &[f32], frames: usize, slerp: bool) -> Matrix {
     for f in 0..frames {
         let t = f as f64 / (frames - 1) as f64;
         let (wa, wb) = if spherical {
-            (
-                ((1.0 - t) * omega).sin() / omega.sin(),
-                (t * omega).sin() / omega.sin(),
-            )
+            (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin())
         } else {
             (1.0 - t, t)
         };

@@ -101,12 +101,7 @@ pub fn continuity(
     let mut steps = Vec::new();
     let (mut changes, mut back_and_forth, mut used) = (0usize, 0usize, 0usize);
     for (i, j) in random_pairs(pairs, test.len(), rng) {
-        let codes = encode_codes(
-            model,
-            &test
-                .range_batch(i, i + 1)
-                .stacked(&test.range_batch(j, j + 1)),
-        );
+        let codes = encode_codes(model, &test.range_batch(i, i + 1).stacked(&test.range_batch(j, j + 1)));
         let path = interpolate(codes.row(0), codes.row(1), frames, false);
         let images = model.decode(&path);
         let span = distance(images.row(0), images.row(frames - 1));
@@ -163,16 +158,10 @@ pub fn frechet_distance(a: &Matrix, b: &Matrix) -> f64 {
     assert_eq!(a.cols, b.cols, "frechet_distance: feature widths differ");
     let (mean_a, cov_a) = mean_and_covariance(a);
     let (mean_b, cov_b) = mean_and_covariance(b);
-    let mean_term: f64 = mean_a
-        .iter()
-        .zip(&mean_b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum();
+    let mean_term: f64 = mean_a.iter().zip(&mean_b).map(|(x, y)| (x - y).powi(2)).sum();
     let eigen = SymmetricEigen::new(cov_a.clone());
     let roots = eigen.eigenvalues.map(|v| v.max(0.0).sqrt());
-    let sqrt_a = &eigen.eigenvectors
-        * nalgebra::DMatrix::from_diagonal(&roots)
-        * eigen.eigenvectors.transpose();
+    let sqrt_a = &eigen.eigenvectors * nalgebra::DMatrix::from_diagonal(&roots) * eigen.eigenvectors.transpose();
     let middle = &sqrt_a * &cov_b * &sqrt_a;
     let middle = (&middle + middle.transpose()) * 0.5;
     let cross: f64 = SymmetricEigen::new(middle)
@@ -232,18 +221,11 @@ impl Default for LatentOptions {
 }
 
 /// Measures a model's latent space on `data` with `classifier`.
-pub fn latent_report(
-    model: &Model,
-    classifier: &Classifier,
-    data: &Dataset,
-    options: &LatentOptions,
-) -> LatentReport {
+pub fn latent_report(model: &Model, classifier: &Classifier, data: &Dataset, options: &LatentOptions) -> LatentReport {
     let mut rng = seeded(options.seed);
     let samples = model.sample_prior(options.prior_samples, 1.0, &mut rng);
     let test = data.test.range_batch(0, data.test.len());
-    let floor_train = data
-        .train
-        .range_batch(0, options.prior_samples.min(data.train.len()));
+    let floor_train = data.train.range_batch(0, options.prior_samples.min(data.train.len()));
     let test_features = classifier.features(&test);
     LatentReport {
         protocol: LatentProtocol {
@@ -256,14 +238,7 @@ pub fn latent_report(
         },
         completeness: completeness(classifier, &samples),
         completeness_of_test_images: completeness(classifier, &test),
-        continuity: continuity(
-            model,
-            classifier,
-            data,
-            options.pairs,
-            options.frames,
-            &mut rng,
-        ),
+        continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng),
         fid: frechet_distance(&classifier.features(&samples), &test_features),
         fid_floor: frechet_distance(&classifier.features(&floor_train), &test_features),
     }
@@ -271,8 +246,6 @@ pub fn latent_report(
 
 /// `n` images of uniform noise: a reference that no classifier should find complete.
 pub fn uniform_noise(n: usize, pixels: usize, rng: &mut impl Rng) -> Matrix {
-    let data = (0..n * pixels)
-        .map(|_| rng.random_range(0.0..1.0))
-        .collect();
+    let data = (0..n * pixels).map(|_| rng.random_range(0.0..1.0)).collect();
     Matrix::from_vec(n, pixels, data)
 }

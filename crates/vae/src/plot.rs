@@ -186,15 +186,9 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
     let height = (TOP + PLOT_H + BOTTOM) as usize;
     let mut img = RgbImage::new(width, height, WHITE);
     let p = scatter.points;
-    let column = |c: usize| {
-        (0..p.rows)
-            .map(move |r| p.row(r)[c] as f64)
-            .filter(|v| v.is_finite())
-    };
+    let column = |c: usize| (0..p.rows).map(move |r| p.row(r)[c] as f64).filter(|v| v.is_finite());
     let range = |c: usize| {
-        let (lo, hi) = column(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+        let (lo, hi) = column(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         if lo > hi {
             (-1.0, 1.0)
         } else {
@@ -234,13 +228,7 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
         img.fill_rect(LEFT, py, PLOT_W, 1, [235, 235, 235]);
         img.fill_rect(LEFT - 6, py, 6, 1, BLACK);
         let label = tick_label(t);
-        img.text(
-            LEFT - 10 - RgbImage::text_width(&label, 2),
-            py - 8,
-            &label,
-            2,
-            BLACK,
-        );
+        img.text(LEFT - 10 - RgbImage::text_width(&label, 2), py - 8, &label, 2, BLACK);
     }
     for r in 0..p.rows {
         let (x, y) = (p.row(r)[0] as f64, p.row(r)[1] as f64);
@@ -261,13 +249,7 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
     }
     // Axis labels.
     let xw = RgbImage::text_width(&scatter.x_label, 2);
-    img.text(
-        LEFT + (PLOT_W - xw) / 2,
-        TOP + PLOT_H + 40,
-        &scatter.x_label,
-        2,
-        BLACK,
-    );
+    img.text(LEFT + (PLOT_W - xw) / 2, TOP + PLOT_H + 40, &scatter.x_label, 2, BLACK);
     let yw = RgbImage::text_width(&scatter.y_label, 2);
     img.text_vertical(14, TOP + (PLOT_H + yw) / 2, &scatter.y_label, 2, BLACK);
     // Legend.
@@ -304,27 +286,16 @@ pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Serie
             .flat_map(|s| s.values.iter().copied())
             .filter(|v| v.is_finite())
     };
-    let (mut lo, mut hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
+    let (mut lo, mut hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         (lo, hi) = (0.0, 1.0);
     }
     let pad = ((hi - lo) * 0.08).max(1e-6);
     let (lo, hi) = (lo - pad, hi + pad);
-    let n = series
-        .iter()
-        .map(|s| s.values.len())
-        .max()
-        .unwrap_or(1)
-        .max(2);
+    let n = series.iter().map(|s| s.values.len()).max().unwrap_or(1).max(2);
     let x = |i: f64| L + (i - 1.0) / (n as f64 - 1.0) * (W - L - R);
     let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{L}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         esc(title),
@@ -340,10 +311,7 @@ pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Serie
             y = y(t)
         );
     }
-    for t in nice_ticks(1.0, n as f64, 8)
-        .into_iter()
-        .filter(|t| t.fract() == 0.0)
-    {
+    for t in nice_ticks(1.0, n as f64, 8).into_iter().filter(|t| t.fract() == 0.0) {
         svg += &format!(
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
             x(t),
@@ -393,14 +361,8 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(
-            nice_ticks(-3.2, 3.3, 10),
-            vec![-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
-        );
-        assert_eq!(
-            nice_ticks(0.0, 100.0, 5),
-            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
-        );
+        assert_eq!(nice_ticks(-3.2, 3.3, 10), vec![-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(nice_ticks(0.0, 100.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
         assert_eq!(tick_label(-0.0), "0");
         assert_eq!(tick_label(2.5), "2.5");
     }

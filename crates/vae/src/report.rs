@@ -17,10 +17,7 @@ fn esc(s: &str) -> String {
 
 fn png(bytes: &[u8], alt: &str) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-    format!(
-        r#"<img src="data:image/png;base64,{data}" alt="{}">"#,
-        esc(alt)
-    )
+    format!(r#"<img src="data:image/png;base64,{data}" alt="{}">"#, esc(alt))
 }
 
 const STYLE: &str = r#"
@@ -59,11 +56,7 @@ pub fn render_html(result: &DemoResult) -> String {
     );
     html += &numbers_table(result);
     for &latent in &o.latents {
-        let pair: Vec<&DemoModel> = result
-            .models
-            .iter()
-            .filter(|m| m.latent == latent)
-            .collect();
+        let pair: Vec<&DemoModel> = result.models.iter().filter(|m| m.latent == latent).collect();
         let (Some(ae), Some(vae)) = (
             pair.iter().find(|m| m.kind == ModelKind::Ae),
             pair.iter().find(|m| m.kind == ModelKind::Vae),
@@ -71,10 +64,7 @@ pub fn render_html(result: &DemoResult) -> String {
             continue;
         };
         html += &format!(r#"<h2 id="latent-{latent}">Latent size {latent}</h2>"#);
-        let section = |id: &str,
-                       title: &str,
-                       caption: &str,
-                       cell: &dyn Fn(&DemoModel) -> String| {
+        let section = |id: &str, title: &str, caption: &str, cell: &dyn Fn(&DemoModel) -> String| {
             format!(
                 r#"<section id="{id}-{latent}"><h3>{title}</h3><p class="caption">{caption}</p><div class="pair"><div><h4>Autoencoder</h4>{}</div><div><h4>VAE</h4>{}</div></div></section>"#,
                 cell(ae),
@@ -110,12 +100,7 @@ pub fn render_html(result: &DemoResult) -> String {
                 "manifold",
                 "Manifold",
                 "A 20 x 20 grid of codes decoded into one picture: for the VAE through the quantiles of N(0, 1), so each cell holds the same prior mass; for the autoencoder evenly over the range its test codes cover.",
-                &|m| {
-                    m.manifold
-                        .as_deref()
-                        .map(|p| png(p, "manifold"))
-                        .unwrap_or_default()
-                },
+                &|m| m.manifold.as_deref().map(|p| png(p, "manifold")).unwrap_or_default(),
             );
         }
         html += &section(
@@ -206,10 +191,7 @@ fn numbers_table(result: &DemoResult) -> String {
             |m| m.report.continuity.mean_step,
             format!(
                 "{:.3} (an even path)",
-                models
-                    .first()
-                    .map(|m| m.report.continuity.even_step)
-                    .unwrap_or(0.0)
+                models.first().map(|m| m.report.continuity.even_step).unwrap_or(0.0)
             ),
             Some(false),
             "Continuity: along straight paths between test codes, the average pixel distance between consecutive frames relative to the distance between the end frames. An even morph scores 1/(frames - 1).",
@@ -263,10 +245,7 @@ fn numbers_table(result: &DemoResult) -> String {
             } else {
                 format!("{v:.3}")
             };
-            html += &format!(
-                r#"<td{}>{text}</td>"#,
-                if better { r#" class="better""# } else { "" }
-            );
+            html += &format!(r#"<td{}>{text}</td>"#, if better { r#" class="better""# } else { "" });
         }
         html += &format!(r#"<td>{reference}</td><td class="explain">{explain}</td></tr>"#);
     }

@@ -25,8 +25,7 @@ use crate::rng::{Stream, permutation, stream_rng};
 use crate::run::{RunConfig, RunDir, write_atomic};
 
 /// How every loss in this tool is reduced, written into each metrics line.
-pub const LOSS_REDUCTION: &str =
-    "per image: summed over pixels and latent dimensions, averaged over images";
+pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimensions, averaged over images";
 
 /// Prior samples drawn into `samples.png` (an 8x8 grid).
 pub const SAMPLE_COUNT: usize = 64;
@@ -110,15 +109,10 @@ impl Trainer {
         if run.checkpoint().exists() {
             return Err(Error::Run {
                 path: run.root.clone(),
-                problem:
-                    "already holds a run; pass --resume to continue it, or choose another --out"
-                        .into(),
+                problem: "already holds a run; pass --resume to continue it, or choose another --out".into(),
             });
         }
-        let model = Model::new(
-            config.model.clone(),
-            &mut stream_rng(config.train.seed, Stream::Init),
-        )?;
+        let model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
         let adam = Adam::new(adam_config(&config), &model.param_shapes());
         let state = TrainState {
             epochs_done: 0,
@@ -151,10 +145,7 @@ impl Trainer {
             }
             return Trainer::new(run, config);
         }
-        let mut model = Model::new(
-            config.model.clone(),
-            &mut stream_rng(config.train.seed, Stream::Init),
-        )?;
+        let mut model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
         let (adam, state) = load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
         let refuse = |problem: String| Error::Run {
             path: run.config(),
@@ -184,9 +175,7 @@ impl Trainer {
             if epochs < started.max(1) {
                 return Err(Error::config(
                     "epochs",
-                    format!(
-                        "the run has already started epoch {started}; ask for at least {started}"
-                    ),
+                    format!("the run has already started epoch {started}; ask for at least {started}"),
                 ));
             }
             config.train.epochs = epochs;
@@ -242,12 +231,9 @@ impl Trainer {
             );
             let mut clock = Instant::now();
             for batch in self.state.next_batch..batches {
-                let indices =
-                    &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
+                let indices = &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
                 train.batch_into(indices, &mut x);
-                let loss = self
-                    .model
-                    .compute_gradients(&x, &mut ws, &mut self.state.noise_rng);
+                let loss = self.model.compute_gradients(&x, &mut ws, &mut self.state.noise_rng);
                 if !loss.total.is_finite() {
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
@@ -286,9 +272,7 @@ impl Trainer {
             }
             on_event(TrainEvent::Evaluating { epoch });
             self.finish_epoch(data)?;
-            on_event(TrainEvent::EpochDone(
-                self.state.history.last().expect("just pushed"),
-            ));
+            on_event(TrainEvent::EpochDone(self.state.history.last().expect("just pushed")));
             if stop.load(Ordering::Relaxed) && self.state.epochs_done < self.config.train.epochs {
                 return Ok(Outcome::Interrupted {
                     epoch: self.state.epochs_done,
@@ -303,11 +287,7 @@ impl Trainer {
     fn finish_epoch(&mut self, data: &Dataset) -> Result<()> {
         let epoch = self.state.epochs_done;
         let seed = self.config.train.seed;
-        let test = evaluate(
-            &self.model,
-            &data.test,
-            &mut stream_rng(seed, Stream::Eval { epoch }),
-        );
+        let test = evaluate(&self.model, &data.test, &mut stream_rng(seed, Stream::Eval { epoch }));
         let p = std::mem::take(&mut self.state.partial);
         self.state.history.push(EpochMetrics {
             epoch: epoch + 1,
@@ -366,10 +346,7 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 /// `samples.png` (the same prior draws every epoch) and `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
     let samples = model.sample_prior(SAMPLE_COUNT, 1.0, &mut stream_rng(seed, Stream::Samples));
-    write_atomic(
-        &run.samples(),
-        &encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?,
-    )?;
+    write_atomic(&run.samples(), &encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?)?;
     let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
     let outputs = model.reconstruct(&inputs);
     write_atomic(

@@ -4,6 +4,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
+use vae::classifier::{ClassifierTraining, train};
 use vae::demo::{DemoOptions, run};
 use vae::metrics::LatentOptions;
 use vae::model::ModelKind;
@@ -27,8 +28,19 @@ fn the_demo_trains_both_models_and_reports_every_section() {
             seed: 0,
         },
     };
+    let classifier = train(
+        &data,
+        &ClassifierTraining {
+            channels: vec![8],
+            hidden: vec![32],
+            epochs: Some(1),
+            ..ClassifierTraining::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     let mut stages = Vec::new();
-    let result = run(&data, &options, &AtomicBool::new(false), &mut |e| {
+    let result = run(&data, &options, &classifier, &AtomicBool::new(false), &mut |e| {
         if let vae::demo::DemoEvent::Stage(s) = e {
             stages.push(s)
         }
@@ -37,10 +49,7 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     assert_eq!(result.models.len(), 2);
     assert_eq!(result.models[0].kind, ModelKind::Ae);
     assert_eq!(result.models[1].kind, ModelKind::Vae);
-    assert!(
-        stages.iter().any(|s| s.contains("training vae-2")),
-        "{stages:?}"
-    );
+    assert!(stages.iter().any(|s| s.contains("training vae-2")), "{stages:?}");
     for m in &result.models {
         assert_eq!(m.history.len(), 2);
         assert!(m.manifold.is_some(), "latent 2 has a manifold");
@@ -64,17 +73,11 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         "manifold-2",
         "losses-2",
     ] {
-        assert!(
-            html.contains(&format!(r#"id="{id}""#)),
-            "section {id} missing"
-        );
+        assert!(html.contains(&format!(r#"id="{id}""#)), "section {id} missing");
     }
     // Self-contained: every picture inline, nothing fetched from anywhere.
     assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 5);
     assert_eq!(html.matches("<svg").count(), 2);
     assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
-    assert!(
-        html.contains("confidently classified samples")
-            && html.contains("FID (classifier features)")
-    );
+    assert!(html.contains("confidently classified samples") && html.contains("FID (classifier features)"));
 }

@@ -61,23 +61,15 @@ fn downloads_verify_and_a_second_fetch_keeps_the_files() {
     let mirror = common::serve(bytes.clone());
     let target = tempfile::tempdir().unwrap();
     let mut done = Vec::new();
-    fetch_files(
-        &files,
-        target.path(),
-        std::slice::from_ref(&mirror),
-        &mut |e| {
-            if let DownloadEvent::Done { file } = e {
-                done.push(file.to_string())
-            }
-        },
-    )
+    fetch_files(&files, target.path(), std::slice::from_ref(&mirror), &mut |e| {
+        if let DownloadEvent::Done { file } = e {
+            done.push(file.to_string())
+        }
+    })
     .unwrap();
     assert_eq!(done.len(), 3);
     for f in &files {
-        assert_eq!(
-            std::fs::read(target.path().join(f.name)).unwrap(),
-            bytes[f.name]
-        );
+        assert_eq!(std::fs::read(target.path().join(f.name)).unwrap(), bytes[f.name]);
     }
     let mut verified = 0;
     fetch_files(&files, target.path(), &[mirror], &mut |e| {
@@ -129,30 +121,15 @@ fn only_corrupt_or_dead_mirrors_fail_and_leave_nothing_behind() {
     let bad = common::serve(corrupted(&bytes));
     let dead = common::dead_url();
     let target = tempfile::tempdir().unwrap();
-    let error = fetch_files(
-        &files,
-        target.path(),
-        &[bad.clone(), dead.clone()],
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let error = fetch_files(&files, target.path(), &[bad.clone(), dead.clone()], &mut |_| {})
+        .unwrap_err()
+        .to_string();
     let first = files[0].name;
-    assert!(
-        error.contains(&format!("download of {first} failed")),
-        "{error}"
-    );
-    assert!(
-        error.contains(&format!("{bad}{first} (checksum mismatch")),
-        "{error}"
-    );
+    assert!(error.contains(&format!("download of {first} failed")), "{error}");
+    assert!(error.contains(&format!("{bad}{first} (checksum mismatch")), "{error}");
     assert!(error.contains(&format!("{dead}{first} (")), "{error}");
     assert!(error.contains("VAE_MIRROR"), "{error}");
-    assert!(
-        leftovers(target.path()).is_empty(),
-        "{:?}",
-        leftovers(target.path())
-    );
+    assert!(leftovers(target.path()).is_empty(), "{:?}", leftovers(target.path()));
 }
 
 #[test]

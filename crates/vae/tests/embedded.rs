@@ -8,10 +8,7 @@ use vae::data::idx::{read_images, read_labels};
 fn the_sample_splits_nine_thousand_and_one_thousand_real_digits() {
     let data = common::sample();
     assert_eq!((data.train.len(), data.test.len()), (9_000, 1_000));
-    assert_eq!(
-        (data.train.images.height, data.train.images.width),
-        (28, 28)
-    );
+    assert_eq!((data.train.images.height, data.train.images.width), (28, 28));
     // Every digit appears in both splits, roughly a tenth each.
     for split in [&data.train, &data.test] {
         let mut counts = [0usize; 10];

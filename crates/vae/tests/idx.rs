@@ -20,10 +20,7 @@ fn images_header(count: u32, rows: u32, cols: u32) -> Vec<u8> {
 }
 
 fn labels_header(count: u32) -> Vec<u8> {
-    [IDX_LABELS_MAGIC, count]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect()
+    [IDX_LABELS_MAGIC, count].iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -45,10 +42,7 @@ fn reads_the_canonical_mnist_test_set() {
     };
     let images = read_images(&dir.join("t10k-images-idx3-ubyte.gz")).unwrap();
     let labels = read_labels(&dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
-    assert_eq!(
-        (images.count, images.height, images.width),
-        (10_000, 28, 28)
-    );
+    assert_eq!((images.count, images.height, images.width), (10_000, 28, 28));
     assert_eq!(labels.len(), 10_000);
     // Known values: the first test digit is a 7, the second a 2 (LeCun's t10k order).
     assert_eq!(&labels[..3], &[7, 2, 1]);

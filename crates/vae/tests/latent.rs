@@ -49,9 +49,7 @@ fn normal_quantiles_match_tables() {
     assert_eq!(grid.shape(), (16, 2));
     // Φ⁻¹(1/8) = -1.1503: the top-left cell is (-1.15, +1.15), the bottom-right (+1.15, -1.15).
     assert!((grid.row(0)[0] + 1.150_349).abs() < 1e-4 && (grid.row(0)[1] - 1.150_349).abs() < 1e-4);
-    assert!(
-        (grid.row(15)[0] - 1.150_349).abs() < 1e-4 && (grid.row(15)[1] + 1.150_349).abs() < 1e-4
-    );
+    assert!((grid.row(15)[0] - 1.150_349).abs() < 1e-4 && (grid.row(15)[1] + 1.150_349).abs() < 1e-4);
     let ae = manifold_codes(ModelKind::Ae, 3, [(-2.0, 4.0), (0.0, 1.0)]);
     assert_eq!(ae.row(0), [-2.0, 1.0]);
     assert_eq!(ae.row(8), [4.0, 0.0]);
@@ -66,8 +64,7 @@ fn pca_keeps_the_variance_of_planar_codes() {
     let mut codes = Matrix::zeros(300, 5);
     for r in 0..300 {
         for c in 0..5 {
-            codes.row_mut(r)[c] =
-                weights.row(r)[0] * basis.row(0)[c] + weights.row(r)[1] * basis.row(1)[c];
+            codes.row_mut(r)[c] = weights.row(r)[0] * basis.row(0)[c] + weights.row(r)[1] * basis.row(1)[c];
         }
     }
     let p = project_2d(&codes);
@@ -85,11 +82,7 @@ fn frechet_distance_of_shifted_gaussians_is_the_squared_shift() {
     let a = Matrix::standard_normal(4000, 3, &mut rng);
     let b = Matrix::standard_normal(4000, 3, &mut rng);
     // Same law: close to 0 (sampling noise only).
-    assert!(
-        frechet_distance(&a, &b) < 0.02,
-        "{}",
-        frechet_distance(&a, &b)
-    );
+    assert!(frechet_distance(&a, &b) < 0.02, "{}", frechet_distance(&a, &b));
     // The same points shifted by (2, 0, 0): the covariances agree exactly, the distance is
     // the squared shift, 4. Identical sets: 0 up to rounding.
     let mut shifted = a.clone();
@@ -105,8 +98,10 @@ fn frechet_distance_of_shifted_gaussians_is_the_squared_shift() {
 fn the_classifier_finds_real_digits_complete_and_noise_not() {
     let data = common::small_sample(4_000, 500);
     let options = ClassifierTraining {
-        hidden: vec![128, 64],
-        epochs: 10,
+        channels: vec![16, 32],
+        hidden: vec![128],
+        epochs: Some(6),
+        max_shift: 0,
         ..ClassifierTraining::default()
     };
     let classifier = train(&data, &options, &mut |_| {}).unwrap();
@@ -117,7 +112,7 @@ fn the_classifier_finds_real_digits_complete_and_noise_not() {
     );
 
     let real = completeness(&classifier, &data.test.range_batch(0, data.test.len()));
-    assert!(real.confident_share > 0.75, "{real:?}");
+    assert!(real.confident_share > 0.6, "{real:?}");
     // Ten balanced classes: close to log2(10) = 3.32 bits.
     assert!(real.label_entropy_bits > 3.2, "{real:?}");
     assert_eq!(real.label_histogram.iter().sum::<usize>(), 500);
@@ -131,10 +126,7 @@ fn the_classifier_finds_real_digits_complete_and_noise_not() {
     let train_features = classifier.features(&data.train.range_batch(0, 1000));
     let noise_features = classifier.features(&uniform_noise(500, 784, &mut seeded(2)));
     let floor = frechet_distance(&train_features, &test);
-    assert!(
-        floor * 10.0 < frechet_distance(&noise_features, &test),
-        "{floor}"
-    );
+    assert!(floor * 10.0 < frechet_distance(&noise_features, &test), "{floor}");
 
     // Saved and loaded, it predicts the same.
     let dir = tempfile::tempdir().unwrap();

@@ -34,13 +34,8 @@ fn one_thread_and_two_threads_give_identical_runs() {
         vae::engine::set_threads(threads);
         let dir = tempfile::tempdir().unwrap();
         let mut trainer = Trainer::new(RunDir::new(dir.path()), config.clone()).unwrap();
-        trainer
-            .train(&data, &AtomicBool::new(false), &mut |_| {})
-            .unwrap();
-        results.push((
-            param_values(&trainer.model),
-            trainer.state.history[0].test_loss,
-        ));
+        trainer.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        results.push((param_values(&trainer.model), trainer.state.history[0].test_loss));
     }
     assert_eq!(results[0], results[1]);
 }

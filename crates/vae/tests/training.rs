@@ -40,9 +40,7 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
 
 fn train(run: &RunDir, config: RunConfig, data: &Dataset) -> Trainer {
     let mut trainer = Trainer::new(run.clone(), config).unwrap();
-    let outcome = trainer
-        .train(data, &AtomicBool::new(false), &mut |_| {})
-        .unwrap();
+    let outcome = trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
     assert_eq!(outcome, Outcome::Finished);
     trainer
 }
@@ -77,8 +75,7 @@ fn the_loss_falls_and_the_run_folder_is_complete() {
         assert_eq!(&png[1..4], b"PNG");
         let metrics = std::fs::read_to_string(run.metrics()).unwrap();
         assert_eq!(metrics.lines().count(), 3);
-        let first: serde_json::Value =
-            serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+        let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
         for key in [
             "epoch",
             "train_loss",
@@ -109,11 +106,7 @@ fn a_saved_model_loads_back_bit_exactly() {
 fn a_run_stopped_mid_epoch_resumes_to_the_same_numbers() {
     let data = common::small_sample(1_000, 200);
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = train(
-        &RunDir::new(straight_dir.path()),
-        config(ModelKind::Vae, 2),
-        &data,
-    );
+    let straight = train(&RunDir::new(straight_dir.path()), config(ModelKind::Vae, 2), &data);
 
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
@@ -122,10 +115,7 @@ fn a_run_stopped_mid_epoch_resumes_to_the_same_numbers() {
     // Ask to stop during the 5th batch of the second epoch.
     let outcome = first
         .train(&data, &stop, &mut |e| {
-            if let TrainEvent::Batch {
-                epoch: 1, batch: 4, ..
-            } = e
-            {
+            if let TrainEvent::Batch { epoch: 1, batch: 4, .. } = e {
                 stop.store(true, Ordering::Relaxed)
             }
         })
@@ -134,13 +124,8 @@ fn a_run_stopped_mid_epoch_resumes_to_the_same_numbers() {
     drop(first);
 
     let mut resumed = Trainer::resume(run.clone(), None).unwrap();
-    assert_eq!(
-        (resumed.state.epochs_done, resumed.state.next_batch),
-        (1, 5)
-    );
-    let outcome = resumed
-        .train(&data, &AtomicBool::new(false), &mut |_| {})
-        .unwrap();
+    assert_eq!((resumed.state.epochs_done, resumed.state.next_batch), (1, 5));
+    let outcome = resumed.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap();
     assert_eq!(outcome, Outcome::Finished);
     assert_eq!(param_values(&resumed.model), param_values(&straight.model));
     let losses = |t: &Trainer| {
@@ -154,15 +139,8 @@ fn a_run_stopped_mid_epoch_resumes_to_the_same_numbers() {
 
     // A finished run trains further when asked for more epochs.
     let mut more = Trainer::resume(run.clone(), Some(3)).unwrap();
-    more.train(&data, &AtomicBool::new(false), &mut |_| {})
-        .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(run.metrics())
-            .unwrap()
-            .lines()
-            .count(),
-        3
-    );
+    more.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert_eq!(std::fs::read_to_string(run.metrics()).unwrap().lines().count(), 3);
 }
 
 #[test]
@@ -176,13 +154,9 @@ fn a_diverging_run_stops_with_an_error_and_keeps_the_last_good_checkpoint() {
     let mut trainer = Trainer::resume(run.clone(), Some(2)).unwrap();
     // Poison one weight: every loss from here on is NaN.
     trainer.model.decoder.fc_out.bias.value.data[0] = f32::NAN;
-    let error = trainer
-        .train(&data, &AtomicBool::new(false), &mut |_| {})
-        .unwrap_err();
+    let error = trainer.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("training diverged at epoch 2, batch 1"),
+        error.to_string().contains("training diverged at epoch 2, batch 1"),
         "{error}"
     );
     assert_eq!(std::fs::read(run.checkpoint()).unwrap(), good);
@@ -215,24 +189,14 @@ fn resume_refuses_an_edited_config_and_fewer_epochs_than_done() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     train(&run, config(ModelKind::Vae, 2), &data);
-    let error = Trainer::resume(run.clone(), Some(1))
-        .err()
-        .unwrap()
-        .to_string();
+    let error = Trainer::resume(run.clone(), Some(1)).err().unwrap().to_string();
     assert!(
         error.contains("epochs: the run has already started epoch 2; ask for at least 2"),
         "{error}"
     );
     let text = std::fs::read_to_string(run.config()).unwrap();
-    std::fs::write(
-        run.config(),
-        text.replace("\"batch_size\": 64", "\"batch_size\": 32"),
-    )
-    .unwrap();
-    let error = Trainer::resume(run.clone(), None)
-        .err()
-        .unwrap()
-        .to_string();
+    std::fs::write(run.config(), text.replace("\"batch_size\": 64", "\"batch_size\": 32")).unwrap();
+    let error = Trainer::resume(run.clone(), None).err().unwrap().to_string();
     assert!(
         error.contains("differs from the configuration the checkpoint was trained with"),
         "{error}"
@@ -245,9 +209,7 @@ fn a_new_run_refuses_a_folder_that_holds_one_and_a_second_trainer_is_locked_out(
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     train(&run, config(ModelKind::Ae, 1), &data);
-    let error = Trainer::new(run.clone(), config(ModelKind::Ae, 1))
-        .err()
-        .unwrap();
+    let error = Trainer::new(run.clone(), config(ModelKind::Ae, 1)).err().unwrap();
     assert!(error.to_string().contains("pass --resume"), "{error}");
 
     let _held = run.lock().unwrap();
@@ -266,26 +228,13 @@ fn the_importance_weighted_bound_is_tighter_than_the_elbo() {
     let dir = tempfile::tempdir().unwrap();
     let trainer = train(&RunDir::new(dir.path()), config(ModelKind::Vae, 2), &data);
     let elbo = evaluate(&trainer.model, &data.test, &mut seeded(1)).total;
-    let k1 = importance_weighted_nll(&trainer.model, &data.test, 1, &mut seeded(2), &mut |_| {})
-        .unwrap();
-    let k200 =
-        importance_weighted_nll(&trainer.model, &data.test, 200, &mut seeded(3), &mut |_| {})
-            .unwrap();
+    let k1 = importance_weighted_nll(&trainer.model, &data.test, 1, &mut seeded(2), &mut |_| {}).unwrap();
+    let k200 = importance_weighted_nll(&trainer.model, &data.test, 200, &mut seeded(3), &mut |_| {}).unwrap();
     // K = 1 is the ELBO itself (another draw of it); a larger K can only tighten the bound.
-    assert!(
-        (k1.nll - elbo).abs() < 0.02 * elbo,
-        "K=1 {} vs ELBO {elbo}",
-        k1.nll
-    );
+    assert!((k1.nll - elbo).abs() < 0.02 * elbo, "K=1 {} vs ELBO {elbo}", k1.nll);
     assert!(k200.nll < elbo - 0.5, "K=200 {} vs ELBO {elbo}", k200.nll);
     assert!(k200.nll > 0.5 * elbo, "K=200 {} vs ELBO {elbo}", k200.nll);
     let ae_dir = tempfile::tempdir().unwrap();
-    let ae = train(
-        &RunDir::new(ae_dir.path()),
-        config(ModelKind::Ae, 1),
-        &data.clone(),
-    );
-    assert!(
-        importance_weighted_nll(&ae.model, &data.test, 5, &mut seeded(0), &mut |_| {}).is_err()
-    );
+    let ae = train(&RunDir::new(ae_dir.path()), config(ModelKind::Ae, 1), &data.clone());
+    assert!(importance_weighted_nll(&ae.model, &data.test, 5, &mut seeded(0), &mut |_| {}).is_err());
 }

@@ -33,18 +33,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let threads = super::set_threads(args.threads)?;
-    anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds.is_finite(),
-        "--seconds: must be > 0"
-    );
+    anyhow::ensure!(args.seconds > 0.0 && args.seconds.is_finite(), "--seconds: must be > 0");
     anyhow::ensure!(
         !args.batch_sizes.contains(&0),
         "--batch-sizes: every size must be at least 1"
     );
-    let data = catalog::load(
-        &DatasetSpec::Named(DatasetName::MnistSample),
-        &DataDirs::from_env(),
-    )?;
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
     let options = BenchOptions {
         model: ModelConfig {
             hidden: args.hidden,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use vae::classifier::{ClassifierTraining, default_dir};
+use vae::classifier::{Classifier, ClassifierTraining, default_dir};
 use vae::data::DataDirs;
 
 #[derive(clap::Subcommand)]
@@ -14,8 +14,9 @@ pub enum Command {
         /// mnist-sample (built in), mnist, fashion-mnist, or a directory of IDX files.
         #[arg(long, default_value = "mnist-sample")]
         dataset: String,
-        #[arg(long, default_value_t = 10)]
-        epochs: usize,
+        /// Epochs (default: about 120,000 images' worth, 14 on the built-in sample).
+        #[arg(long)]
+        epochs: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Threads (default: every core).
@@ -24,6 +25,14 @@ pub enum Command {
         /// Folder to write (default: $VAE_DATA_DIR/classifiers/DATASET, where `vae eval --latent` looks).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Report a trained classifier's accuracy on a dataset's test split.
+    Eval {
+        /// The classifier folder.
+        dir: PathBuf,
+        /// Dataset whose test split to score (default: the one it was trained on).
+        #[arg(long)]
+        dataset: Option<String>,
     },
 }
 
@@ -51,6 +60,18 @@ pub fn run(command: Command) -> Result<ExitCode> {
                 data.name,
                 100.0 * classifier.config.test_accuracy,
                 out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { dir, dataset } => {
+            let classifier = Classifier::load(&dir)?;
+            let data = super::load_dataset(dataset.as_deref().unwrap_or(&classifier.config.dataset))?;
+            println!(
+                "{}: {:.2}% of the {} test images of {} classified correctly",
+                dir.display(),
+                100.0 * classifier.accuracy(&data.test),
+                data.test.len(),
+                data.name
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -27,8 +27,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
                 println!("{name}: {}", name.description());
                 match catalog::locate(name, &dirs) {
                     Location::Missing { searched } => {
-                        let searched: Vec<String> =
-                            searched.iter().map(|p| p.display().to_string()).collect();
+                        let searched: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
                         println!(
                             "  missing: searched {}; get it with `vae data fetch {name}`",
                             searched.join(", ")
@@ -40,11 +39,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
                             _ => "built in".to_string(),
                         };
                         match catalog::load(&DatasetSpec::Named(name), &dirs) {
-                            Ok(d) => println!(
-                                "  {place}: {} train / {} test images",
-                                d.train.len(),
-                                d.test.len()
-                            ),
+                            Ok(d) => println!("  {place}: {} train / {} test images", d.train.len(), d.test.len()),
                             Err(e) => println!("  {place}: unreadable: {e}"),
                         }
                     }
@@ -56,9 +51,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             let name = match name.parse::<DatasetSpec>() {
                 Ok(DatasetSpec::Named(n)) if n != DatasetName::MnistSample => n,
                 Ok(DatasetSpec::Named(n)) => anyhow::bail!("{n} is built in: nothing to download"),
-                _ => anyhow::bail!(
-                    "unknown dataset '{name}': `vae data fetch` knows mnist and fashion-mnist"
-                ),
+                _ => anyhow::bail!("unknown dataset '{name}': `vae data fetch` knows mnist and fashion-mnist"),
             };
             if let (Location::Dir(dir), false) = (catalog::locate(name, &dirs), force) {
                 println!(

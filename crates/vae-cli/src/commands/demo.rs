@@ -39,6 +39,9 @@ pub struct Args {
     pairs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Classifier folder to measure with (default: the dataset's, trained once and kept).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -70,9 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let options = DemoOptions {
         latents: args.latent.clone(),
         hidden: args.hidden.clone(),
-        epochs: args
-            .epochs
-            .unwrap_or_else(|| default_epochs(data.train.len())),
+        epochs: args.epochs.unwrap_or_else(|| default_epochs(data.train.len())),
         batch_size: 128,
         seed: args.seed,
         runs,
@@ -105,20 +106,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let epochs = options.epochs;
     let mut on_event = |event: DemoEvent| match event {
         DemoEvent::Stage(stage) => progress::println(&bar, &format!("== {stage}")),
-        DemoEvent::Classifier(e) => progress::println(
-            &bar,
-            &format!(
-                "classifier epoch {}  loss {:.4}  test accuracy {:.2}%",
-                e.epoch,
-                e.train_loss,
-                100.0 * e.test_accuracy
-            ),
-        ),
-        DemoEvent::Train { model, event } => {
-            progress::show_train_event(&bar, epochs, &format!("{model} "), &event)
-        }
+        DemoEvent::Train { model, event } => progress::show_train_event(&bar, epochs, &format!("{model} "), &event),
     };
-    let result = vae::demo::run(&data, &options, &stop, &mut on_event);
+    let classifier = super::classifier_for(&data, args.classifier.clone())?;
+    let result = vae::demo::run(&data, &options, &classifier, &stop, &mut on_event);
     bar.finish_and_clear();
     let result = result?;
 
@@ -139,10 +130,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })).collect::<Vec<_>>(),
         "seconds": result.seconds,
     });
-    write_atomic(
-        &args.out.join("report.json"),
-        format!("{numbers:#}\n").as_bytes(),
-    )?;
+    write_atomic(&args.out.join("report.json"), format!("{numbers:#}\n").as_bytes())?;
     eprintln!(
         "{:<8} {:>10} {:>9} {:>8} {:>10}",
         "model", "confident", "entropy", "FID", "mean step"

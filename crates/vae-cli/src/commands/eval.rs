@@ -67,10 +67,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             test.len() as u64,
             "importance sampling [{bar:30}] {pos}/{len} images {eta}",
         );
-        let estimate =
-            importance_weighted_nll(&model, &test, args.iw_samples, &mut rng, &mut |done| {
-                bar.set_position(done as u64)
-            });
+        let estimate = importance_weighted_nll(&model, &test, args.iw_samples, &mut rng, &mut |done| {
+            bar.set_position(done as u64)
+        });
         bar.finish_and_clear();
         Some(estimate?)
     } else {
@@ -113,10 +112,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             test.len(),
             args.seed
         );
-        println!(
-            "  test loss       {:10.3}  (reconstruction + beta * KL)",
-            loss.total
-        );
+        println!("  test loss       {:10.3}  (reconstruction + beta * KL)", loss.total);
         println!("  reconstruction  {:10.3}", loss.reconstruction);
         println!("  KL              {:10.3}", loss.kl);
         if let Some(e) = iw {
@@ -135,11 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn print_latent(r: &LatentReport) {
     let p = &r.protocol;
-    let (c, real, k) = (
-        &r.completeness,
-        &r.completeness_of_test_images,
-        &r.continuity,
-    );
+    let (c, real, k) = (&r.completeness, &r.completeness_of_test_images, &r.continuity);
     println!();
     println!(
         "latent space ({}; {} prior samples, {} interpolation paths of {} frames, seed {}; classifier test accuracy {:.2}%)",
@@ -160,9 +152,7 @@ fn print_latent(r: &LatentReport) {
         "    entropy of predicted labels       {:6.2} bits (real test images: {:.2}; all 10 classes even: 3.32)",
         c.label_entropy_bits, real.label_entropy_bits
     );
-    println!(
-        "  continuity: do close codes decode to close images? (along straight paths between test codes)"
-    );
+    println!("  continuity: do close codes decode to close images? (along straight paths between test codes)");
     println!(
         "    step / endpoint distance          mean {:.3}, 95th percentile {:.3}   (an even path: {:.3})",
         k.mean_step, k.p95_step, k.even_step
@@ -172,9 +162,7 @@ fn print_latent(r: &LatentReport) {
         k.mean_label_changes,
         100.0 * k.back_and_forth_share
     );
-    println!(
-        "  sample quality: Frechet distance of classifier features, prior samples vs test images"
-    );
+    println!("  sample quality: Frechet distance of classifier features, prior samples vs test images");
     println!(
         "    FID {:.2}   (train vs test images, the floor: {:.2})",
         r.fid, r.fid_floor

@@ -8,9 +8,7 @@ use anyhow::{Result, ensure};
 use vae::data::catalog::class_names;
 use vae::engine::Matrix;
 use vae::image::{GridLayout, encode_png, tile_grid};
-use vae::latent::{
-    encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs, traverse,
-};
+use vae::latent::{encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs, traverse};
 use vae::model::ModelKind;
 use vae::plot::{Scatter, encode_png_rgb, scatter_plot};
 use vae::rng::seeded;
@@ -166,10 +164,7 @@ pub struct LatentMapArgs {
 
 pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
     let LoadedRun {
-        model,
-        data,
-        config,
-        ..
+        model, data, config, ..
     } = load_run(&args.run, args.dataset.as_deref())?;
     let test = match args.limit {
         Some(n) => data.test.take(n),
@@ -187,10 +182,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         None => (
             "z1".to_string(),
             "z2".to_string(),
-            format!(
-                "{} {what} of the test images, coloured by label",
-                test.len()
-            ),
+            format!("{} {what} of the test images, coloured by label", test.len()),
         ),
         Some(share) => (
             "principal component 1".to_string(),
@@ -240,10 +232,7 @@ pub struct ManifoldArgs {
 }
 
 pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
-    ensure!(
-        (2..=100).contains(&args.grid),
-        "--grid: must be between 2 and 100"
-    );
+    ensure!((2..=100).contains(&args.grid), "--grid: must be between 2 and 100");
     let LoadedRun { model, data, .. } = load_run(&args.run, None)?;
     ensure!(
         model.config.latent == 2,
@@ -254,10 +243,7 @@ pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
     // The autoencoder has no prior: span where its test codes lie instead.
     let bounds = match model.config.model {
         ModelKind::Vae => [(0.0, 0.0); 2],
-        ModelKind::Ae => quantile_bounds(
-            &encode_codes(&model, &data.test.range_batch(0, data.test.len())),
-            0.01,
-        ),
+        ModelKind::Ae => quantile_bounds(&encode_codes(&model, &data.test.range_batch(0, data.test.len())), 0.01),
     };
     let codes = manifold_codes(model.config.model, args.grid, bounds);
     let picture = tile_grid(

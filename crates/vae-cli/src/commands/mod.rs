@@ -25,9 +25,7 @@ use crate::progress;
 /// replaces the canonical list.
 pub fn mirrors(name: vae::data::DatasetName) -> Vec<String> {
     match std::env::var("VAE_MIRROR") {
-        Ok(list) if !list.trim().is_empty() => {
-            list.split(',').map(|s| s.trim().to_string()).collect()
-        }
+        Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
         _ => download::default_mirrors(name),
     }
 }
@@ -35,10 +33,7 @@ pub fn mirrors(name: vae::data::DatasetName) -> Vec<String> {
 /// Downloads a named dataset into the user's data directory, with a progress bar.
 pub fn fetch(name: vae::data::DatasetName, dirs: &DataDirs) -> Result<PathBuf> {
     let dir = dirs.download_dir(name);
-    let bar = progress::bar(
-        0,
-        "{msg:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-    );
+    let bar = progress::bar(0, "{msg:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}");
     let mut on_event = |event: download::DownloadEvent| match event {
         download::DownloadEvent::Verified { file } => {
             progress::println(&bar, &format!("{file}: present, checksum verified"))
@@ -90,9 +85,7 @@ pub fn set_threads(requested: Option<usize>) -> Result<usize> {
     let n = match requested {
         Some(0) => anyhow::bail!("--threads: must be at least 1"),
         Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
     vae::engine::set_threads(n);
     Ok(vae::engine::threads())
@@ -111,11 +104,7 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let model = load_model(&dir)?;
     let config = dir.read_config()?;
     let data = load_dataset(dataset.unwrap_or(&config.train.dataset))?;
-    Ok(LoadedRun {
-        config,
-        model,
-        data,
-    })
+    Ok(LoadedRun { config, model, data })
 }
 
 /// Trains a classifier with one progress line per epoch.
@@ -125,11 +114,14 @@ pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<
         data.name,
         data.train.len()
     );
+    let epochs = options
+        .epochs
+        .unwrap_or_else(|| vae::classifier::default_epochs(data.train.len()));
     let classifier = vae::classifier::train(data, options, &mut |e| {
         eprintln!(
             "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%",
             e.epoch,
-            options.epochs,
+            epochs,
             e.train_loss,
             100.0 * e.test_accuracy
         )
@@ -140,13 +132,11 @@ pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<
 /// The classifier in `dir`, or the default one of `data`, trained and saved first if absent.
 pub fn classifier_for(data: &Dataset, dir: Option<PathBuf>) -> Result<Classifier> {
     if let Some(dir) = dir {
-        return Classifier::load(&dir)
-            .with_context(|| format!("loading the classifier in {}", dir.display()));
+        return Classifier::load(&dir).with_context(|| format!("loading the classifier in {}", dir.display()));
     }
     let dir = default_dir(&DataDirs::from_env().user, &data.name);
     if dir.join("model.safetensors").is_file() {
-        return Classifier::load(&dir)
-            .with_context(|| format!("loading the classifier in {}", dir.display()));
+        return Classifier::load(&dir).with_context(|| format!("loading the classifier in {}", dir.display()));
     }
     eprintln!(
         "no classifier for {} yet in {}: training one (once)",

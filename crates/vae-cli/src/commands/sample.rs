@@ -37,10 +37,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let images = model.sample_prior(args.count, args.temperature, &mut rng);
     let columns = (args.count as f64).sqrt().ceil() as usize;
     let out = super::output_path(&args.run, args.out, "sample.png");
-    write_atomic(
-        &out,
-        &encode_png(&tile_grid(&images, GridLayout::mnist(columns)))?,
-    )?;
+    write_atomic(&out, &encode_png(&tile_grid(&images, GridLayout::mnist(columns)))?)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }

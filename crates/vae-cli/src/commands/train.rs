@@ -52,12 +52,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20, conflicts_with = "resume")]
     latent: usize,
     /// Hidden layer widths of the encoder, input side first, e.g. 512,256; the decoder mirrors them.
-    #[arg(
-        long,
-        default_value = "400",
-        value_delimiter = ',',
-        conflicts_with = "resume"
-    )]
+    #[arg(long, default_value = "400", value_delimiter = ',', conflicts_with = "resume")]
     hidden: Vec<usize>,
     /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
     #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
@@ -137,9 +132,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .next()
                 .unwrap_or("data")
                 .to_string();
-            let out = args.out.clone().unwrap_or_else(|| {
-                PathBuf::from(format!("runs/{}-{dataset_word}", model.model.name()))
-            });
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{dataset_word}", model.model.name())));
             (RunDir::new(out), Some(RunConfig { model, train }))
         }
     };
@@ -162,11 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let c = &trainer.config;
     eprintln!(
         "{} {} on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
-        if args.resume.is_some() {
-            "resuming"
-        } else {
-            "training"
-        },
+        if args.resume.is_some() { "resuming" } else { "training" },
         c.model.model.name(),
         data.name,
         data.train.len(),

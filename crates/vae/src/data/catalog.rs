@@ -19,11 +19,7 @@ pub enum DatasetName {
 }
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 3] = [
-        DatasetName::MnistSample,
-        DatasetName::Mnist,
-        DatasetName::FashionMnist,
-    ];
+    pub const ALL: [DatasetName; 3] = [DatasetName::MnistSample, DatasetName::Mnist, DatasetName::FashionMnist];
 
     /// The name on the command line and in directory names.
     pub fn as_str(self) -> &'static str {
@@ -37,13 +33,9 @@ impl DatasetName {
     /// One line saying what it is.
     pub fn description(self) -> &'static str {
         match self {
-            DatasetName::MnistSample => {
-                "first 10,000 MNIST training digits, built in (9,000 train / 1,000 test)"
-            }
+            DatasetName::MnistSample => "first 10,000 MNIST training digits, built in (9,000 train / 1,000 test)",
             DatasetName::Mnist => "MNIST handwritten digits (60,000 train / 10,000 test)",
-            DatasetName::FashionMnist => {
-                "Zalando's Fashion-MNIST clothing images (60,000 train / 10,000 test)"
-            }
+            DatasetName::FashionMnist => "Zalando's Fashion-MNIST clothing images (60,000 train / 10,000 test)",
         }
     }
 }
@@ -101,9 +93,7 @@ impl DataDirs {
     pub fn from_env() -> Self {
         let user = std::env::var_os("VAE_DATA_DIR")
             .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("vae"))
-            })
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("vae")))
             .unwrap_or_else(|| PathBuf::from(".vae-data"));
         DataDirs {
             user,
@@ -153,10 +143,7 @@ pub fn locate(name: DatasetName, dirs: &DataDirs) -> Location {
     if name == DatasetName::MnistSample {
         return Location::Embedded;
     }
-    let searched = vec![
-        dirs.user.join(name.as_str()),
-        dirs.system.join(name.as_str()),
-    ];
+    let searched = vec![dirs.user.join(name.as_str()), dirs.system.join(name.as_str())];
     match searched.iter().find(|d| is_complete(d)) {
         Some(d) => Location::Dir(d.clone()),
         None => Location::Missing { searched },
@@ -172,8 +159,7 @@ pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
             Location::Embedded => return embedded::load(),
             Location::Dir(dir) => (name.to_string(), dir),
             Location::Missing { searched } => {
-                let searched: Vec<String> =
-                    searched.iter().map(|p| p.display().to_string()).collect();
+                let searched: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
                 return Err(Error::Dataset(format!(
                     "dataset {name} not found in {}; run `vae data fetch {name}` or pass --dataset DIR",
                     searched.join(" or ")
@@ -189,12 +175,8 @@ pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
 /// Loads the four IDX files of a directory.
 pub fn load_dir(dir: &Path) -> Result<Dataset> {
     let file = |stem: &str| {
-        find_file(dir, stem).ok_or_else(|| {
-            Error::Dataset(format!(
-                "{}: no {stem} or {stem}.gz in this directory",
-                dir.display()
-            ))
-        })
+        find_file(dir, stem)
+            .ok_or_else(|| Error::Dataset(format!("{}: no {stem} or {stem}.gz in this directory", dir.display())))
     };
     let split = |images: &str, labels: &str| -> Result<Split> {
         let (images_path, labels_path) = (file(images)?, file(labels)?);

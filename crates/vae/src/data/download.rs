@@ -100,11 +100,7 @@ pub enum DownloadEvent<'a> {
     /// A file is already present and verified.
     Verified { file: &'a str },
     /// A transfer begins.
-    Start {
-        file: &'a str,
-        url: &'a str,
-        bytes: u64,
-    },
+    Start { file: &'a str, url: &'a str, bytes: u64 },
     /// Bytes received so far of the current transfer.
     Progress { file: &'a str, received: u64 },
     /// A mirror failed; the next one is tried.
@@ -123,9 +119,7 @@ pub fn fetch(
 ) -> Result<PathBuf> {
     let files = remote_files(name);
     if files.is_empty() {
-        return Err(Error::Dataset(format!(
-            "{name} is built in: nothing to download"
-        )));
+        return Err(Error::Dataset(format!("{name} is built in: nothing to download")));
     }
     fetch_files(files, dir, mirrors, on_event)
 }

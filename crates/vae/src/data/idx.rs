@@ -85,11 +85,7 @@ pub fn parse_images(reader: impl Read, source: &Path) -> Result<Images> {
 }
 
 /// Parses IDX images, refusing any size but `size` when given.
-fn parse_images_sized(
-    mut reader: impl Read,
-    source: &Path,
-    size: Option<(usize, usize)>,
-) -> Result<Images> {
+fn parse_images_sized(mut reader: impl Read, source: &Path, size: Option<(usize, usize)>) -> Result<Images> {
     let header = read_header::<4>(&mut reader, source, IDX_IMAGES_MAGIC, "images")?;
     let [count, height, width] = [header[1], header[2], header[3]].map(|v| v as u64);
     let bytes = count
@@ -106,10 +102,7 @@ fn parse_images_sized(
         return Err(invalid(source, "holds no images"));
     }
     if height == 0 || width == 0 {
-        return Err(invalid(
-            source,
-            format!("declares images of {height}x{width} pixels"),
-        ));
+        return Err(invalid(source, format!("declares images of {height}x{width} pixels")));
     }
     if let Some((h, w)) = size.filter(|&s| s != (height as usize, width as usize)) {
         return Err(invalid(
@@ -160,9 +153,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 /// A read error on a file that opened fine: corrupt compressed data, most likely.
 fn read_error(path: &Path, e: std::io::Error) -> Error {
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            invalid(path, "truncated: the compressed stream ends early")
-        }
+        std::io::ErrorKind::UnexpectedEof => invalid(path, "truncated: the compressed stream ends early"),
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
             invalid(path, format!("corrupt data ({e})"))
         }
@@ -181,14 +172,7 @@ fn read_header<const N: usize>(
     if n == 0 {
         return Err(invalid(path, "is empty"));
     }
-    let word = |i: usize| {
-        u32::from_be_bytes([
-            flat[4 * i],
-            flat[4 * i + 1],
-            flat[4 * i + 2],
-            flat[4 * i + 3],
-        ])
-    };
+    let word = |i: usize| u32::from_be_bytes([flat[4 * i], flat[4 * i + 1], flat[4 * i + 2], flat[4 * i + 3]]);
     let found = word(0);
     if n >= 4 && found != magic {
         return Err(Error::IdxMagic {
@@ -199,10 +183,7 @@ fn read_header<const N: usize>(
         });
     }
     if n < flat.len() {
-        return Err(invalid(
-            path,
-            format!("truncated header: {n} of {} bytes", flat.len()),
-        ));
+        return Err(invalid(path, format!("truncated header: {n} of {} bytes", flat.len())));
     }
     Ok(std::array::from_fn(word))
 }

@@ -64,37 +64,20 @@ impl Adam {
     /// # Panics
     /// If `params` does not match the shapes the optimizer was made for (a bug).
     pub fn update(&mut self, params: &mut [&mut Param]) {
-        assert_eq!(
-            params.len(),
-            self.m.len(),
-            "Adam::update: parameter count changed"
-        );
+        assert_eq!(params.len(), self.m.len(), "Adam::update: parameter count changed");
         self.step += 1;
-        let AdamConfig {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } = self.config;
+        let AdamConfig { lr, beta1, beta2, eps } = self.config;
         let t = self.step as i32;
         let bias1 = 1.0 - beta1.powi(t);
         let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
         let step_size = lr / bias1;
         for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-            assert_eq!(
-                p.value.shape(),
-                m.shape(),
-                "Adam::update: parameter shape changed"
-            );
+            assert_eq!(p.value.shape(), m.shape(), "Adam::update: parameter shape changed");
             p.value
                 .data
                 .par_chunks_mut(CHUNK)
                 .zip(p.grad.data.par_chunks(CHUNK))
-                .zip(
-                    m.data
-                        .par_chunks_mut(CHUNK)
-                        .zip(v.data.par_chunks_mut(CHUNK)),
-                )
+                .zip(m.data.par_chunks_mut(CHUNK).zip(v.data.par_chunks_mut(CHUNK)))
                 .for_each(|((theta, g), (m, v))| {
                     let step = AdamStep {
                         beta1,

@@ -7,23 +7,13 @@ use super::matrix::Matrix;
 ///
 /// # Shapes
 /// `mu`, `logvar`, `eps`: batch x latent; `z`, `std`: the same (reshaped).
-pub fn reparameterize(
-    mu: &Matrix,
-    logvar: &Matrix,
-    eps: &Matrix,
-    z: &mut Matrix,
-    std: &mut Matrix,
-) {
+pub fn reparameterize(mu: &Matrix, logvar: &Matrix, eps: &Matrix, z: &mut Matrix, std: &mut Matrix) {
     assert_eq!(
         mu.shape(),
         logvar.shape(),
         "reparameterize: mu and logvar differ in shape"
     );
-    assert_eq!(
-        mu.shape(),
-        eps.shape(),
-        "reparameterize: mu and eps differ in shape"
-    );
+    assert_eq!(mu.shape(), eps.shape(), "reparameterize: mu and eps differ in shape");
     z.reshape_for_overwrite(mu.rows, mu.cols);
     std.reshape_for_overwrite(mu.rows, mu.cols);
     for i in 0..mu.data.len() {
@@ -80,7 +70,6 @@ pub fn reparameterize_kl_backward(
     dlogvar.reshape_for_overwrite(mu.rows, mu.cols);
     for i in 0..mu.data.len() {
         dmu.data[i] = dz.data[i] + kl_scale * mu.data[i];
-        dlogvar.data[i] = dz.data[i] * eps.data[i] * 0.5 * std.data[i]
-            + kl_scale * 0.5 * (logvar.data[i].exp() - 1.0);
+        dlogvar.data[i] = dz.data[i] * eps.data[i] * 0.5 * std.data[i] + kl_scale * 0.5 * (logvar.data[i].exp() - 1.0);
     }
 }

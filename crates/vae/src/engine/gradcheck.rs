@@ -34,20 +34,13 @@ fn assert_gradient(what: &str, point: &[f32], analytic: &[f32], loss: impl Fn(&[
         let numeric = (up - down) / (2.0 * STEP as f64);
         let a = analytic[i] as f64;
         let error = (a - numeric).abs() / (a.abs() + numeric.abs()).max(1e-2);
-        assert!(
-            error < 2e-2,
-            "{what}[{i}]: analytic {a}, finite difference {numeric}"
-        );
+        assert!(error < 2e-2, "{what}[{i}]: analytic {a}, finite difference {numeric}");
     }
 }
 
 /// `Σ c ⊙ y` in f64: a loss whose gradient with respect to `y` is `c`.
 fn weighted_sum(y: &Matrix, c: &Matrix) -> f64 {
-    y.data
-        .iter()
-        .zip(&c.data)
-        .map(|(&y, &c)| y as f64 * c as f64)
-        .sum()
+    y.data.iter().zip(&c.data).map(|(&y, &c)| y as f64 * c as f64).sum()
 }
 
 #[test]
@@ -64,16 +57,11 @@ fn linear_gradients_match_finite_differences() {
         layer.forward(x, &mut y);
         weighted_sum(&y, &c)
     };
-    assert_gradient(
-        "dW",
-        &layer.weight.value.data,
-        &layer.weight.grad.data,
-        |w| {
-            let mut l = layer.clone();
-            l.weight.value.data.copy_from_slice(w);
-            loss_with(&l, &x)
-        },
-    );
+    assert_gradient("dW", &layer.weight.value.data, &layer.weight.grad.data, |w| {
+        let mut l = layer.clone();
+        l.weight.value.data.copy_from_slice(w);
+        loss_with(&l, &x)
+    });
     assert_gradient("db", &layer.bias.value.data, &layer.bias.grad.data, |b| {
         let mut l = layer.clone();
         l.bias.value.data.copy_from_slice(b);
@@ -119,12 +107,7 @@ fn check_reconstruction(recon: Recon) {
     recon.loss(&logits, &target, &mut rows, Some((&mut grad, scale)));
     let loss = |s: &[f32]| {
         let mut rows = vec![0.0; 3];
-        recon.loss(
-            &Matrix::from_vec(3, 7, s.to_vec()),
-            &target,
-            &mut rows,
-            None,
-        );
+        recon.loss(&Matrix::from_vec(3, 7, s.to_vec()), &target, &mut rows, None);
         scale as f64 * rows.iter().map(|&r| r as f64).sum::<f64>()
     };
     assert_gradient(recon.name(), &logits.data, &grad.data, loss);
@@ -191,16 +174,7 @@ fn reparameterization_and_kl_gradients_match_finite_differences() {
     let (mut z, mut std) = (Matrix::default(), Matrix::default());
     reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
     let (mut dmu, mut dlogvar) = (Matrix::default(), Matrix::default());
-    reparameterize_kl_backward(
-        &mu,
-        &logvar,
-        &eps,
-        &std,
-        &c,
-        kl_scale,
-        &mut dmu,
-        &mut dlogvar,
-    );
+    reparameterize_kl_backward(&mu, &logvar, &eps, &std, &c, kl_scale, &mut dmu, &mut dlogvar);
     assert_gradient("dmu", &mu.data, &dmu.data, |v| {
         loss(&Matrix::from_vec(rows, cols, v.to_vec()), &logvar)
     });
@@ -220,12 +194,7 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
     softmax_cross_entropy(&logits, &labels, &mut rows, Some((&mut grad, 1.0)));
     assert_gradient("softmax_ce", &logits.data, &grad.data, |s| {
         let mut rows = vec![0.0; 3];
-        softmax_cross_entropy(
-            &Matrix::from_vec(3, 5, s.to_vec()),
-            &labels,
-            &mut rows,
-            None,
-        );
+        softmax_cross_entropy(&Matrix::from_vec(3, 5, s.to_vec()), &labels, &mut rows, None);
         rows.iter().map(|&r| r as f64).sum()
     });
     // Known value: uniform logits over 5 classes cost ln 5 whatever the label.
@@ -254,4 +223,89 @@ fn sigmoid_gradient_matches_finite_differences() {
     sigmoid_into(&Matrix::from_vec(1, 3, vec![0.0, 30.0, -30.0]), &mut y);
     assert_eq!(y.data[0], 0.5);
     assert!((y.data[1] - 1.0).abs() < 1e-6 && y.data[2] > 0.0 && y.data[2] < 1e-12);
+}
+
+fn conv_geometry(stride: usize, padding: usize) -> super::conv::ConvGeometry {
+    super::conv::ConvGeometry {
+        in_channels: 2,
+        out_channels: 3,
+        kernel: 3,
+        stride,
+        padding,
+        in_height: 5,
+        in_width: 4,
+    }
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    use super::conv::Conv2d;
+    for (stride, padding) in [(1, 0), (2, 1), (1, 1)] {
+        let g = conv_geometry(stride, padding);
+        let mut rng = rng();
+        let mut conv = Conv2d::new(g, &mut rng);
+        let x = Matrix::standard_normal(2, g.in_size(), &mut rng);
+        let c = Matrix::standard_normal(2, g.out_size(), &mut rng);
+        let (mut col, mut y, mut dcol, mut dx) = (
+            Matrix::default(),
+            Matrix::default(),
+            Matrix::default(),
+            Matrix::default(),
+        );
+        conv.forward(&x, &mut col, &mut y);
+        assert_eq!(y.shape(), (2, g.out_size()));
+        conv.backward(&col, &c, &mut dcol, GradInput::Write(&mut dx));
+        let loss = |conv: &Conv2d, x: &Matrix| {
+            let (mut col, mut y) = (Matrix::default(), Matrix::default());
+            conv.forward(x, &mut col, &mut y);
+            weighted_sum(&y, &c)
+        };
+        assert_gradient("conv dW", &conv.weight.value.data, &conv.weight.grad.data, |w| {
+            let mut k = conv.clone();
+            k.weight.value.data.copy_from_slice(w);
+            loss(&k, &x)
+        });
+        assert_gradient("conv db", &conv.bias.value.data, &conv.bias.grad.data, |b| {
+            let mut k = conv.clone();
+            k.bias.value.data.copy_from_slice(b);
+            loss(&k, &x)
+        });
+        assert_gradient("conv dx", &x.data, &dx.data, |v| {
+            loss(&conv, &Matrix::from_vec(2, g.in_size(), v.to_vec()))
+        });
+    }
+}
+
+#[test]
+fn conv2d_matches_a_direct_convolution_on_known_values() {
+    use super::conv::{Conv2d, ConvGeometry};
+    // One channel, a 3x3 image 1..9, a 2x2 kernel of ones, stride 1, no padding: each output
+    // is the sum of a 2x2 window: [[1+2+4+5, 2+3+5+6], [4+5+7+8, 5+6+8+9]] = [[12, 16], [24, 28]].
+    let g = ConvGeometry {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 2,
+        stride: 1,
+        padding: 0,
+        in_height: 3,
+        in_width: 3,
+    };
+    let mut conv = Conv2d::new(g, &mut rng());
+    conv.weight.value.data.fill(1.0);
+    conv.bias.value.data[0] = 0.5;
+    let x = Matrix::from_vec(1, 9, (1..=9).map(|v| v as f32).collect());
+    let (mut col, mut y) = (Matrix::default(), Matrix::default());
+    conv.forward(&x, &mut col, &mut y);
+    assert_eq!(y.data, vec![12.5, 16.5, 24.5, 28.5]);
+    // With padding 1 and stride 2 the output is 2x2 too, its top-left window holding only x[0,0].
+    let g = ConvGeometry {
+        padding: 1,
+        stride: 2,
+        ..g
+    };
+    let mut conv = Conv2d::new(g, &mut rng());
+    conv.weight.value.data.fill(1.0);
+    conv.bias.value.data[0] = 0.0;
+    conv.forward(&x, &mut col, &mut y);
+    assert_eq!(y.data, vec![1.0, 2.0 + 3.0, 4.0 + 7.0, 5.0 + 6.0 + 8.0 + 9.0]);
 }

@@ -45,8 +45,7 @@ impl Linear {
     /// `kaiming_uniform_(a = sqrt(5))` works out to).
     pub fn new(inputs: usize, outputs: usize, rng: &mut impl Rng) -> Self {
         let bound = 1.0 / (inputs as f32).sqrt();
-        let mut uniform =
-            |n| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let mut uniform = |n| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
         let weight = Matrix::from_vec(outputs, inputs, uniform(outputs * inputs));
         let bias = Matrix::from_vec(1, outputs, uniform(outputs));
         Linear {

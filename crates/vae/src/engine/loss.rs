@@ -51,13 +51,7 @@ impl Recon {
     ///
     /// # Shapes
     /// `logits`, `target`: batch x pixels; `row_loss`: batch; `grad`: batch x pixels (reshaped).
-    pub fn loss(
-        self,
-        logits: &Matrix,
-        target: &Matrix,
-        row_loss: &mut [f32],
-        grad: Option<(&mut Matrix, f32)>,
-    ) {
+    pub fn loss(self, logits: &Matrix, target: &Matrix, row_loss: &mut [f32], grad: Option<(&mut Matrix, f32)>) {
         assert_eq!(
             logits.shape(),
             target.shape(),
@@ -66,19 +60,12 @@ impl Recon {
         assert_eq!(row_loss.len(), logits.rows, "Recon::loss: one loss per row");
         let cols = logits.cols.max(1);
         let chunk = ROWS_PER_CHUNK * cols;
-        let rows = row_loss.par_chunks_mut(ROWS_PER_CHUNK).zip(
-            logits
-                .data
-                .par_chunks(chunk)
-                .zip(target.data.par_chunks(chunk)),
-        );
+        let rows = row_loss
+            .par_chunks_mut(ROWS_PER_CHUNK)
+            .zip(logits.data.par_chunks(chunk).zip(target.data.par_chunks(chunk)));
         match grad {
             None => rows.for_each(|(out, (s, x))| {
-                for ((out, s), x) in out
-                    .iter_mut()
-                    .zip(s.chunks_exact(cols))
-                    .zip(x.chunks_exact(cols))
-                {
+                for ((out, s), x) in out.iter_mut().zip(s.chunks_exact(cols)).zip(x.chunks_exact(cols)) {
                     *out = match self {
                         Recon::Bce => bce_row(s, x),
                         Recon::Mse => mse_row(s, x),
@@ -89,10 +76,7 @@ impl Recon {
                 grad.reshape_for_overwrite(logits.rows, logits.cols);
                 rows.zip(grad.data.par_chunks_mut(chunk))
                     .for_each(|((out, (s, x)), g)| {
-                        let rows = out
-                            .iter_mut()
-                            .zip(s.chunks_exact(cols))
-                            .zip(x.chunks_exact(cols));
+                        let rows = out.iter_mut().zip(s.chunks_exact(cols)).zip(x.chunks_exact(cols));
                         for (((out, s), x), g) in rows.zip(g.chunks_exact_mut(cols)) {
                             *out = match self {
                                 Recon::Bce => bce_row_grad(s, x, g, scale),
@@ -134,11 +118,8 @@ fn bce_row_grad_kernel(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let (mut sc, mut xc, mut gc) = (s.chunks_exact(8), x.chunks_exact(8), g.chunks_exact_mut(8));
     for ((s8, x8), g8) in (&mut sc).zip(&mut xc).zip(&mut gc) {
-        let (s8, x8, g8): (&[f32; 8], &[f32; 8], &mut [f32; 8]) = (
-            s8.try_into().unwrap(),
-            x8.try_into().unwrap(),
-            g8.try_into().unwrap(),
-        );
+        let (s8, x8, g8): (&[f32; 8], &[f32; 8], &mut [f32; 8]) =
+            (s8.try_into().unwrap(), x8.try_into().unwrap(), g8.try_into().unwrap());
         for l in 0..8 {
             let (s, x) = (s8[l], x8[l]);
             let e = exp_nonpositive(-s.abs());
@@ -147,12 +128,7 @@ fn bce_row_grad_kernel(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 {
         }
     }
     let mut tail = 0.0;
-    for ((&s, &x), g) in sc
-        .remainder()
-        .iter()
-        .zip(xc.remainder())
-        .zip(gc.into_remainder())
-    {
+    for ((&s, &x), g) in sc.remainder().iter().zip(xc.remainder()).zip(gc.into_remainder()) {
         *g = scale * (sigmoid(s) - x);
         tail += bce(s, x);
     }
@@ -176,12 +152,7 @@ fn mse_row_grad_kernel(s: &[f32], x: &[f32], g: &mut [f32], scale: f32) -> f32 {
         }
     }
     let mut tail = 0.0;
-    for ((&s, &x), g) in sc
-        .remainder()
-        .iter()
-        .zip(xc.remainder())
-        .zip(gc.into_remainder())
-    {
+    for ((&s, &x), g) in sc.remainder().iter().zip(xc.remainder()).zip(gc.into_remainder()) {
         tail += term(s, x, g);
     }
     acc.iter().sum::<f32>() + tail
@@ -207,16 +178,8 @@ pub fn softmax_cross_entropy(
     row_loss: &mut [f32],
     mut grad: Option<(&mut Matrix, f32)>,
 ) {
-    assert_eq!(
-        labels.len(),
-        logits.rows,
-        "softmax_cross_entropy: one label per row"
-    );
-    assert_eq!(
-        row_loss.len(),
-        logits.rows,
-        "softmax_cross_entropy: one loss per row"
-    );
+    assert_eq!(labels.len(), logits.rows, "softmax_cross_entropy: one label per row");
+    assert_eq!(row_loss.len(), logits.rows, "softmax_cross_entropy: one loss per row");
     if let Some((g, _)) = grad.as_mut() {
         g.reshape_for_overwrite(logits.rows, logits.cols);
     }

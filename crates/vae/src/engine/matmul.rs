@@ -11,8 +11,43 @@ pub enum Op {
     T,
 }
 
+/// A borrowed row-major matrix: any slice seen with a shape, e.g. a batch of feature maps
+/// seen as one row per pixel.
+#[derive(Clone, Copy, Debug)]
+pub struct MatView<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [f32],
+}
+
+impl<'a> MatView<'a> {
+    /// `data` seen as `rows x cols`.
+    ///
+    /// # Panics
+    /// If the sizes disagree (a bug in the caller).
+    pub fn new(rows: usize, cols: usize, data: &'a [f32]) -> Self {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "MatView::new: {rows}x{cols} needs {} values",
+            rows * cols
+        );
+        MatView { rows, cols, data }
+    }
+}
+
+impl<'a> From<&'a Matrix> for MatView<'a> {
+    fn from(m: &'a Matrix) -> Self {
+        MatView {
+            rows: m.rows,
+            cols: m.cols,
+            data: &m.data,
+        }
+    }
+}
+
 /// Row-major strides `(row_stride, col_stride)` of `m` seen through `op`, and its shape then.
-fn view(m: &Matrix, op: Op) -> (usize, usize, isize, isize) {
+fn view(m: &MatView, op: Op) -> (usize, usize, isize, isize) {
     match op {
         Op::N => (m.rows, m.cols, m.cols as isize, 1),
         Op::T => (m.cols, m.rows, 1, m.cols as isize),
@@ -27,15 +62,16 @@ fn view(m: &Matrix, op: Op) -> (usize, usize, isize, isize) {
 /// # Panics
 /// On mismatched inner dimensions, which is a bug in the calling layer.
 pub fn matmul(out: &mut Matrix, a: &Matrix, op_a: Op, b: &Matrix, op_b: Op, accumulate: bool) {
-    let (m, k, a_rs, a_cs) = view(a, op_a);
-    let (k2, n, b_rs, b_cs) = view(b, op_b);
+    matmul_views(out, a.into(), op_a, b.into(), op_b, accumulate)
+}
+
+/// [`matmul`] over borrowed views.
+pub fn matmul_views(out: &mut Matrix, a: MatView, op_a: Op, b: MatView, op_b: Op, accumulate: bool) {
+    let (m, k, a_rs, a_cs) = view(&a, op_a);
+    let (k2, n, b_rs, b_cs) = view(&b, op_b);
     assert_eq!(k, k2, "matmul: inner dimensions {k} and {k2} differ");
     if accumulate {
-        assert_eq!(
-            out.shape(),
-            (m, n),
-            "matmul: accumulator has the wrong shape"
-        );
+        assert_eq!(out.shape(), (m, n), "matmul: accumulator has the wrong shape");
     } else {
         out.reshape_for_overwrite(m, n);
     }
@@ -105,20 +141,13 @@ mod tests {
     }
 
     fn counting(rows: usize, cols: usize, offset: f32) -> Matrix {
-        let data = (0..rows * cols)
-            .map(|i| (i as f32 * 0.37 + offset).sin())
-            .collect();
+        let data = (0..rows * cols).map(|i| (i as f32 * 0.37 + offset).sin()).collect();
         Matrix::from_vec(rows, cols, data)
     }
 
     #[test]
     fn every_transpose_combination_matches_the_definition() {
-        for (op_a, op_b) in [
-            (Op::N, Op::N),
-            (Op::N, Op::T),
-            (Op::T, Op::N),
-            (Op::T, Op::T),
-        ] {
+        for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N), (Op::T, Op::T)] {
             let a = if op_a == Op::N {
                 counting(5, 7, 0.1)
             } else {

@@ -37,9 +37,7 @@ impl Matrix {
 
     /// A matrix of independent standard normal draws.
     pub fn standard_normal(rows: usize, cols: usize, rng: &mut impl Rng) -> Self {
-        let data = (0..rows * cols)
-            .map(|_| StandardNormal.sample(rng))
-            .collect();
+        let data = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
         Matrix { rows, cols, data }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod conv;
 pub mod fastmath;
 pub mod gaussian;
 pub mod linear;
@@ -24,6 +25,7 @@ pub mod parallel;
 mod gradcheck;
 
 pub use adam::{Adam, AdamConfig};
+pub use conv::{Conv2d, ConvGeometry};
 pub use linear::{GradInput, Linear, Param};
 pub use loss::Recon;
 pub use matrix::Matrix;

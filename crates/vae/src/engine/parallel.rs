@@ -17,9 +17,7 @@ pub fn set_threads(n: usize) {
     let n = n.max(1);
     // An error only means the global pool already exists, which is fine: we then use at most
     // as many threads as it has.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     THREADS.store(n.min(rayon::current_num_threads()), Ordering::Relaxed);
 }
 

@@ -77,10 +77,7 @@ impl ModelConfig {
             return Err(Error::config("latent", "must be at least 1"));
         }
         if self.latent > MAX_WIDTH {
-            return Err(Error::config(
-                "latent",
-                format!("must be at most {MAX_WIDTH}"),
-            ));
+            return Err(Error::config("latent", format!("must be at most {MAX_WIDTH}")));
         }
         if self.hidden.contains(&0) {
             return Err(Error::config("hidden", "every layer needs at least 1 unit"));
@@ -102,10 +99,7 @@ impl ModelConfig {
 
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).
     pub fn forward_flops(&self) -> u64 {
-        self.layer_shapes()
-            .iter()
-            .map(|&(i, o)| 2 * (i * o) as u64)
-            .sum()
+        self.layer_shapes().iter().map(|&(i, o)| 2 * (i * o) as u64).sum()
     }
 
     /// `(inputs, outputs)` of every linear layer, in execution order.

@@ -152,12 +152,7 @@ impl Model {
     pub fn named_params(&self) -> Vec<(String, &Param)> {
         self.named_layers()
             .into_iter()
-            .flat_map(|(name, l)| {
-                [
-                    (format!("{name}.weight"), &l.weight),
-                    (format!("{name}.bias"), &l.bias),
-                ]
-            })
+            .flat_map(|(name, l)| [(format!("{name}.weight"), &l.weight), (format!("{name}.bias"), &l.bias)])
             .collect()
     }
 
@@ -177,10 +172,7 @@ impl Model {
 
     /// Shapes of every parameter, in the order of [`Model::named_params`].
     pub fn param_shapes(&self) -> Vec<(usize, usize)> {
-        self.named_params()
-            .iter()
-            .map(|(_, p)| p.value.shape())
-            .collect()
+        self.named_params().iter().map(|(_, p)| p.value.shape()).collect()
     }
 
     /// Encodes a batch: the hidden activations, then the code (`ws.z`, autoencoder) or the
@@ -240,8 +232,7 @@ impl Model {
     /// # Shapes
     /// `z`: batch x latent; returns batch x pixels.
     pub fn decode(&self, z: &Matrix) -> Matrix {
-        let (mut hidden, mut logits, mut images) =
-            (Vec::new(), Matrix::default(), Matrix::default());
+        let (mut hidden, mut logits, mut images) = (Vec::new(), Matrix::default(), Matrix::default());
         self.decode_logits(z, &mut hidden, &mut logits);
         sigmoid_into(&logits, &mut images);
         images
@@ -289,9 +280,7 @@ impl Model {
         ws.recon_rows.resize(batch, 0.0);
         ws.kl_rows.resize(batch, 0.0);
         let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
-        self.config
-            .recon
-            .loss(&ws.logits, x, &mut ws.recon_rows, grad);
+        self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
         match self.config.model {
             ModelKind::Ae => ws.kl_rows.fill(0.0),
             ModelKind::Vae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
@@ -316,12 +305,7 @@ impl Model {
 
     /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
     /// loss in every parameter's `grad`.
-    pub fn compute_gradients<R: Rng>(
-        &mut self,
-        x: &Matrix,
-        ws: &mut Workspace,
-        rng: &mut R,
-    ) -> LossBreakdown {
+    pub fn compute_gradients<R: Rng>(&mut self, x: &Matrix, ws: &mut Workspace, rng: &mut R) -> LossBreakdown {
         self.forward(x, ws, Latent::Sample(rng));
         let loss = self.loss(x, ws, true);
         self.backward(x, ws);
@@ -348,11 +332,9 @@ impl Model {
         } = ws;
 
         // Decoder, from the logits back to z; grad_a holds ∂L/∂(current layer's output).
-        self.decoder.fc_out.backward(
-            last_or(decoder_hidden, z),
-            grad_logits,
-            GradInput::Write(grad_a),
-        );
+        self.decoder
+            .fc_out
+            .backward(last_or(decoder_hidden, z), grad_logits, GradInput::Write(grad_a));
         for i in (0..self.decoder.layers.len()).rev() {
             relu_backward(&decoder_hidden[i], grad_a);
             let input = last_or(&decoder_hidden[..i], z);
@@ -373,16 +355,7 @@ impl Model {
                 fc_z.backward(h, grad_a, dx);
             }
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                reparameterize_kl_backward(
-                    mu,
-                    logvar,
-                    eps,
-                    std,
-                    grad_a,
-                    kl_scale,
-                    grad_mu,
-                    grad_logvar,
-                );
+                reparameterize_kl_backward(mu, logvar, eps, std, grad_a, kl_scale, grad_mu, grad_logvar);
                 let dx = if need_dx {
                     GradInput::Write(&mut *grad_b)
                 } else {

@@ -38,19 +38,11 @@ fn loss_at(model: &Model, x: &Matrix) -> (f64, Vec<bool>) {
 
 fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
     let mut m = tiny(model, recon, hidden);
-    let x = Matrix::from_vec(
-        2,
-        6,
-        vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4],
-    );
+    let x = Matrix::from_vec(2, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4]);
     let mut ws = Workspace::default();
     m.compute_gradients(&x, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99));
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
-    let analytic: Vec<Vec<f32>> = m
-        .named_params()
-        .iter()
-        .map(|(_, p)| p.grad.data.clone())
-        .collect();
+    let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
     let step = 1e-2f32;
     let (mut checked, mut skipped) = (0, 0);
     for (p, (name, grads)) in names.iter().zip(&analytic).enumerate() {
@@ -100,21 +92,9 @@ fn a_body_without_hidden_layers_works() {
 
 #[test]
 fn parameter_names_follow_the_pytorch_layout() {
-    let m = Model::new(
-        ModelConfig::mlp_vae(),
-        &mut Xoshiro256PlusPlus::seed_from_u64(0),
-    )
-    .unwrap();
+    let m = Model::new(ModelConfig::mlp_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
     let params = m.named_params();
-    let shape = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap()
-            .1
-            .value
-            .shape()
-    };
+    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
     assert_eq!(shape("encoder.fc1.weight"), (400, 784));
     assert_eq!(shape("encoder.fc1.bias"), (1, 400));
     assert_eq!(shape("encoder.fc_mu.weight"), (20, 400));

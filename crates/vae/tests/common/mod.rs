@@ -25,11 +25,7 @@ pub fn shared_mnist() -> Option<PathBuf> {
 
 /// The built-in sample.
 pub fn sample() -> Dataset {
-    catalog::load(
-        &DatasetSpec::Named(DatasetName::MnistSample),
-        &DataDirs::from_env(),
-    )
-    .unwrap()
+    catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap()
 }
 
 /// The first `train` and `test` images of the built-in sample: real digits, small enough
@@ -64,16 +60,20 @@ pub fn serve(files: HashMap<String, Vec<u8>>) -> String {
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
-                let path = request
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .trim_start_matches('/');
+                let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
                 let _ = match files.get(path) {
                     Some(body) => stream
-                        .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes())
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
                         .and_then(|_| stream.write_all(body)),
-                    None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                    None => {
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    }
                 };
             });
         }

@@ -1,0 +1,226 @@
+//! 2-D convolution over channels-last images, as a matrix product: `im2col` gathers every
+//! receptive field into a row, one GEMM with the weights gives every output, and the backward
+//! pass is two GEMMs and the scatter `col2im`.
+//!
+//! Layout: a batch is a matrix with one row per image, each row the image in (row, column,
+//! channel) order, channels last. The product of the patch matrix and the weights then comes
+//! out in that same layout for the next layer, with no transposes. Weights keep PyTorch's
+//! `[out_channels, in_channels, kh, kw]` order, flattened to `out x (in·kh·kw)`, so the patch
+//! rows are gathered in (channel, ky, kx) order to match.
+
+use rand::{Rng, RngExt};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::linear::{GradInput, Param};
+use super::matmul::{MatView, Op, matmul, matmul_views};
+use super::matrix::Matrix;
+
+/// Sizes of a convolution and of its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// Square kernels: `kernel x kernel`.
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub in_height: usize,
+    pub in_width: usize,
+}
+
+impl ConvGeometry {
+    /// `⌊(H + 2p - k) / s⌋ + 1`.
+    pub fn out_height(&self) -> usize {
+        (self.in_height + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// `⌊(W + 2p - k) / s⌋ + 1`.
+    pub fn out_width(&self) -> usize {
+        (self.in_width + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Values per input image.
+    pub fn in_size(&self) -> usize {
+        self.in_height * self.in_width * self.in_channels
+    }
+
+    /// Values per output image.
+    pub fn out_size(&self) -> usize {
+        self.out_height() * self.out_width() * self.out_channels
+    }
+
+    /// Values per receptive field: `in_channels · k · k`.
+    pub fn patch(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Whether the kernel fits the padded input at all.
+    pub fn is_valid(&self) -> bool {
+        self.kernel >= 1
+            && self.stride >= 1
+            && self.in_channels >= 1
+            && self.out_channels >= 1
+            && self.in_height + 2 * self.padding >= self.kernel
+            && self.in_width + 2 * self.padding >= self.kernel
+    }
+}
+
+/// Gathers receptive fields: row `(b, oy, ox)` of `col` holds input image `b`'s values under
+/// the kernel placed at output position `(oy, ox)`, in (channel, ky, kx) order, zeros where the
+/// kernel overhangs the padding.
+///
+/// # Shapes
+/// `x`: batch x (H·W·C); `col`: (batch·Ho·Wo) x (C·k·k) (reshaped).
+pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
+    assert_eq!(
+        x.cols,
+        g.in_size(),
+        "im2col: input rows must hold {}x{}x{} images",
+        g.in_height,
+        g.in_width,
+        g.in_channels
+    );
+    let (oh, ow, patch) = (g.out_height(), g.out_width(), g.patch());
+    col.reshape_for_overwrite(x.rows * oh * ow, patch);
+    col.data
+        .par_chunks_mut(oh * ow * patch)
+        .zip(x.data.par_chunks(x.cols))
+        .for_each(|(rows, image)| {
+            for (pos, row) in rows.chunks_exact_mut(patch).enumerate() {
+                let (oy, ox) = (pos / ow, pos % ow);
+                let mut i = 0;
+                for c in 0..g.in_channels {
+                    for ky in 0..g.kernel {
+                        let y = (oy * g.stride + ky) as isize - g.padding as isize;
+                        for kx in 0..g.kernel {
+                            let x = (ox * g.stride + kx) as isize - g.padding as isize;
+                            row[i] = if y >= 0 && x >= 0 && (y as usize) < g.in_height && (x as usize) < g.in_width {
+                                image[(y as usize * g.in_width + x as usize) * g.in_channels + c]
+                            } else {
+                                0.0
+                            };
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The adjoint of [`im2col`]: adds every row of `col` back onto the input positions it was
+/// gathered from (overlapping fields add up).
+///
+/// # Shapes
+/// `col`: (batch·Ho·Wo) x (C·k·k); `dx`: batch x (H·W·C) (reshaped, overwritten).
+pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
+    let (oh, ow, patch) = (g.out_height(), g.out_width(), g.patch());
+    assert_eq!(
+        col.shape(),
+        (batch * oh * ow, patch),
+        "col2im: patch matrix has the wrong shape"
+    );
+    dx.reshape_for_overwrite(batch, g.in_size());
+    dx.data
+        .par_chunks_mut(g.in_size())
+        .zip(col.data.par_chunks(oh * ow * patch))
+        .for_each(|(image, rows)| {
+            image.fill(0.0);
+            for (pos, row) in rows.chunks_exact(patch).enumerate() {
+                let (oy, ox) = (pos / ow, pos % ow);
+                let mut i = 0;
+                for c in 0..g.in_channels {
+                    for ky in 0..g.kernel {
+                        let y = (oy * g.stride + ky) as isize - g.padding as isize;
+                        for kx in 0..g.kernel {
+                            let x = (ox * g.stride + kx) as isize - g.padding as isize;
+                            if y >= 0 && x >= 0 && (y as usize) < g.in_height && (x as usize) < g.in_width {
+                                image[(y as usize * g.in_width + x as usize) * g.in_channels + c] += row[i];
+                            }
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// `y[b, oy, ox, o] = b_o + Σ_{c, ky, kx} W[o, c, ky, kx] · x[b, oy·s + ky - p, ox·s + kx - p, c]`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    /// `out x (in·k·k)`: PyTorch's `[out, in, k, k]` flattened.
+    pub weight: Param,
+    /// `1 x out`.
+    pub bias: Param,
+    pub geometry: ConvGeometry,
+}
+
+impl Conv2d {
+    /// PyTorch's default initialisation: uniform in `±1/sqrt(in·k·k)`.
+    pub fn new(geometry: ConvGeometry, rng: &mut impl Rng) -> Self {
+        assert!(geometry.is_valid(), "Conv2d::new: invalid geometry {geometry:?}");
+        let fan_in = geometry.patch();
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let mut uniform = |n| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = Matrix::from_vec(geometry.out_channels, fan_in, uniform(geometry.out_channels * fan_in));
+        let bias = Matrix::from_vec(1, geometry.out_channels, uniform(geometry.out_channels));
+        Conv2d {
+            weight: Param::new(weight),
+            bias: Param::new(bias),
+            geometry,
+        }
+    }
+
+    /// The convolution; keeps the patch matrix in `col` for the backward pass.
+    ///
+    /// # Shapes
+    /// `x`: batch x (H·W·C); `y`: batch x (Ho·Wo·out) (reshaped).
+    pub fn forward(&self, x: &Matrix, col: &mut Matrix, y: &mut Matrix) {
+        let g = &self.geometry;
+        im2col(x, g, col);
+        // One output row per (image, position): (batch·Ho·Wo) x out, which is batch x
+        // (Ho·Wo·out) in memory.
+        y.reshape_for_overwrite(col.rows, g.out_channels);
+        for row in y.data.chunks_exact_mut(g.out_channels) {
+            row.copy_from_slice(&self.bias.value.data);
+        }
+        matmul(y, col, Op::N, &self.weight.value, Op::T, true);
+        y.rows = x.rows;
+        y.cols = g.out_size();
+    }
+
+    /// Given `dy`, sets `∂L/∂W = dyᵀ · col` and `∂L/∂b = Σ dy` over images and positions,
+    /// and `∂L/∂x = col2im(dy · W)` where `dx` says (`dcol` is scratch space).
+    ///
+    /// # Shapes
+    /// `col`: from [`Conv2d::forward`]; `dy`: batch x (Ho·Wo·out); `dx`: batch x (H·W·C).
+    pub fn backward(&mut self, col: &Matrix, dy: &Matrix, dcol: &mut Matrix, dx: GradInput) {
+        let g = self.geometry;
+        let batch = dy.rows;
+        // dy seen as one row per (image, position): (batch·Ho·Wo) x out.
+        let rows = MatView::new(batch * g.out_height() * g.out_width(), g.out_channels, &dy.data);
+        matmul_views(&mut self.weight.grad, rows, Op::T, col.into(), Op::N, false);
+        let db = &mut self.bias.grad.data;
+        db.fill(0.0);
+        for row in dy.data.chunks_exact(g.out_channels) {
+            for (d, v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        match dx {
+            GradInput::Skip => {}
+            GradInput::Write(dx) => {
+                matmul_views(dcol, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+                col2im(dcol, &g, batch, dx);
+            }
+            GradInput::Add(dx) => {
+                matmul_views(dcol, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+                let mut add = Matrix::default();
+                col2im(dcol, &g, batch, &mut add);
+                for (d, a) in dx.data.iter_mut().zip(&add.data) {
+                    *d += a;
+                }
+            }
+        }
+    }
+}
