@@ -504,3 +504,112 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
     assert_eq!(losses("killed"), losses("straight"));
     assert_eq!(losses("killed").len(), 4 + kills);
 }
+
+/// A tmpfs of a given size mounted for the test's life (root only: the test skips elsewhere).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let settings = [
+        "--hidden",
+        "64",
+        "--latent",
+        "4",
+        "--batch-size",
+        "256",
+        "--threads",
+        "2",
+    ];
+    // A reference run on the ordinary disk: what the folder holds after one epoch.
+    assert!(
+        vae(
+            d,
+            &[&["train", "--epochs", "1", "--out", "reference"], &settings[..]].concat()
+        )
+        .status
+        .success()
+    );
+    let size = |name: &str| std::fs::metadata(d.join("reference").join(name)).unwrap().len();
+    let after_one_epoch: u64 = [
+        "checkpoint.safetensors",
+        "model.safetensors",
+        "samples.png",
+        "reconstructions.png",
+        "metrics.jsonl",
+        "config.json",
+    ]
+    .iter()
+    .map(|f| size(f))
+    .sum();
+    // Room for one epoch's files and half a checkpoint more: the second checkpoint cannot fit.
+    let room = after_one_epoch + size("checkpoint.safetensors") / 2 + 64 * 1024;
+    let Some(disk) = SmallDisk::mount(&d.join("small"), room) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let out = vae(
+        d,
+        &[&["train", "--epochs", "3", "--out", "small/run"], &settings[..]].concat(),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("small/run/"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The first epoch's files are whole: the weights are the reference's, and the run resumes
+    // from its checkpoint once there is room again.
+    let same = std::fs::read(d.join("small/run/model.safetensors")).unwrap()
+        == std::fs::read(d.join("reference/model.safetensors")).unwrap();
+    assert!(same, "model.safetensors differs from the reference run's first epoch");
+    std::fs::create_dir(d.join("rescued")).unwrap();
+    for file in ["config.json", "checkpoint.safetensors"] {
+        std::fs::copy(d.join("small/run").join(file), d.join("rescued").join(file)).unwrap();
+    }
+    let out = vae(d, &["train", "--resume", "rescued"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("rescued/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    drop(disk);
+}
+
+#[test]
+fn an_output_folder_that_cannot_exist_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("plain-file"), "").unwrap();
+    let out = vae(
+        d,
+        &[&["train", "--epochs", "1", "--out", "plain-file/run"], SMALL].concat(),
+    );
+    assert_refused(&out, "plain-file/run");
+}
