@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use crate::classifier::Classifier;
 use crate::data::Dataset;
-use crate::data::catalog::class_names;
-use crate::engine::{Matrix, Recon};
+use crate::engine::Recon;
 use crate::error::{Error, Result};
-use crate::image::{GridLayout, comparison_grid, encode_png, tile_grid};
-use crate::latent::{encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs};
+use crate::image::encode_png;
+use crate::latent::random_pairs;
 use crate::metrics::{Completeness, LatentOptions, LatentReport, completeness, latent_report};
 use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
-use crate::plot::{Scatter, encode_png_rgb, scatter_plot};
+use crate::pictures;
+use crate::plot::encode_png_rgb;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
@@ -179,66 +179,19 @@ fn look_at(
     let latent = model.config.latent;
     let test = &data.test;
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
-    let inputs = test.range_batch(0, 16);
-    let reconstructions = encode_png(&comparison_grid(&inputs, &model.reconstruct(&inputs), 8))?;
-    let samples = model.sample_prior(64, 1.0, &mut stream_rng(options.seed, Stream::Samples));
-    let samples = encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?;
-    let mut rows = Matrix::zeros(0, model.config.pixels());
-    for (i, j) in random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed)) {
-        let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
-        let codes = encode_codes(model, &xi.stacked(&xj));
-        rows = rows
-            .stacked(&xi)
-            .stacked(&model.decode(&interpolate(codes.row(0), codes.row(1), SHOWN_STEPS + 1, false)))
-            .stacked(&xj);
-    }
-    let interpolations = encode_png(&tile_grid(&rows, GridLayout::mnist(SHOWN_STEPS + 3)))?;
-    let codes = encode_codes(model, &test.range_batch(0, test.len()));
-    let projection = project_2d(&codes);
-    let what = if kind == ModelKind::Vae {
-        "posterior means"
-    } else {
-        "codes"
-    };
-    let (x_label, y_label, note) = match projection.pca_explained {
-        None => (
-            "z1".into(),
-            "z2".into(),
-            format!("{} {what} of the test images", test.len()),
-        ),
-        Some(share) => (
-            "principal component 1".into(),
-            "principal component 2".into(),
-            format!(
-                "PCA of {} {latent}-D {what}: 2 components keep {:.0}% of the variance",
-                test.len(),
-                100.0 * share
-            ),
-        ),
-    };
-    let latent_map = encode_png_rgb(&scatter_plot(&Scatter {
-        points: &projection.points,
-        labels: &test.labels,
-        class_names: &class_names(&data.name),
-        title: format!("{} ({}, latent {latent})", name, describe(kind)),
-        x_label,
-        y_label,
-        note: Some(note),
-    }))?;
+    let reconstructions = encode_png(&pictures::reconstructions(model, &test.range_batch(0, 16)))?;
+    let samples = encode_png(&pictures::prior_samples(
+        model,
+        64,
+        1.0,
+        &mut stream_rng(options.seed, Stream::Samples),
+    ))?;
+    let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
+    let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false))?;
+    let title = format!("{} ({}, latent {latent})", name, describe(kind));
+    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title))?;
     let manifold = if latent == 2 {
-        let bounds = match kind {
-            ModelKind::Vae => [(0.0, 0.0); 2],
-            ModelKind::Ae => quantile_bounds(&codes, 0.01),
-        };
-        let grid = model.decode(&manifold_codes(kind, 20, bounds));
-        Some(encode_png(&tile_grid(
-            &grid,
-            GridLayout {
-                tile: (28, 28),
-                columns: 20,
-                scale: 1,
-            },
-        ))?)
+        Some(encode_png(&pictures::manifold(model, test, 20)?)?)
     } else {
         None
     };

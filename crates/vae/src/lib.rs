@@ -16,6 +16,7 @@ pub mod image;
 pub mod latent;
 pub mod metrics;
 pub mod model;
+pub mod pictures;
 pub mod plot;
 pub mod report;
 pub mod rng;

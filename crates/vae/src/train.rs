@@ -19,8 +19,9 @@ use crate::data::{Dataset, Split};
 use crate::engine::{Adam, AdamConfig, Matrix};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
-use crate::image::{GridLayout, comparison_grid, encode_png, tile_grid};
+use crate::image::encode_png;
 use crate::model::{Model, Workspace};
+use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
 use crate::run::{RunConfig, RunDir, write_atomic};
 
@@ -345,12 +346,11 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 
 /// `samples.png` (the same prior draws every epoch) and `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
-    let samples = model.sample_prior(SAMPLE_COUNT, 1.0, &mut stream_rng(seed, Stream::Samples));
-    write_atomic(&run.samples(), &encode_png(&tile_grid(&samples, GridLayout::mnist(8)))?)?;
+    let samples = pictures::prior_samples(model, SAMPLE_COUNT, 1.0, &mut stream_rng(seed, Stream::Samples));
+    write_atomic(&run.samples(), &encode_png(&samples)?)?;
     let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
-    let outputs = model.reconstruct(&inputs);
     write_atomic(
         &run.reconstructions(),
-        &encode_png(&comparison_grid(&inputs, &outputs, 8))?,
+        &encode_png(&pictures::reconstructions(model, &inputs))?,
     )
 }

@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, ensure};
-use vae::data::catalog::class_names;
-use vae::engine::Matrix;
-use vae::image::{GridLayout, encode_png, tile_grid};
-use vae::latent::{encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, random_pairs, traverse};
-use vae::model::ModelKind;
-use vae::plot::{Scatter, encode_png_rgb, scatter_plot};
+use vae::image::encode_png;
+use vae::latent::{encode_codes, random_pairs};
+use vae::pictures;
+use vae::plot::encode_png_rgb;
 use vae::rng::seeded;
 use vae::run::write_atomic;
 
@@ -66,16 +64,7 @@ pub fn interpolate_run(args: InterpolateArgs) -> Result<ExitCode> {
             vec![(args.from, args.to)]
         }
     };
-    // Each row: the first input, the decoded path, the second input.
-    let frames = args.steps + 1;
-    let mut rows = Matrix::zeros(0, model.config.pixels());
-    for (i, j) in pairs {
-        let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
-        let codes = encode_codes(&model, &xi.stacked(&xj));
-        let path = interpolate(codes.row(0), codes.row(1), frames, args.slerp);
-        rows = rows.stacked(&xi).stacked(&model.decode(&path)).stacked(&xj);
-    }
-    let picture = tile_grid(&rows, GridLayout::mnist(frames + 2));
+    let picture = pictures::interpolations(&model, test, &pairs, args.steps, args.slerp);
     let out = output_path(&args.run, args.out, "interpolation.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());
@@ -136,11 +125,7 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
         }
         None => (0..latent).collect(),
     };
-    let mut codes = Matrix::zeros(0, latent);
-    for k in dims {
-        codes = codes.stacked(&traverse(&base, k, args.range, args.steps));
-    }
-    let picture = tile_grid(&model.decode(&codes), GridLayout::mnist(args.steps));
+    let picture = pictures::traversals(&model, &base, &dims, args.range, args.steps);
     let out = output_path(&args.run, args.out, "traversal.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());
@@ -170,49 +155,17 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         Some(n) => data.test.take(n),
         None => data.test.clone(),
     };
-    let codes = encode_codes(&model, &test.range_batch(0, test.len()));
-    let projection = project_2d(&codes);
-    let kind = model.config.model;
-    let what = if kind == ModelKind::Vae {
-        "posterior means"
-    } else {
-        "codes"
-    };
-    let (x_label, y_label, note) = match projection.pca_explained {
-        None => (
-            "z1".to_string(),
-            "z2".to_string(),
-            format!("{} {what} of the test images, coloured by label", test.len()),
-        ),
-        Some(share) => (
-            "principal component 1".to_string(),
-            "principal component 2".to_string(),
-            format!(
-                "PCA of {} {}-D {what}: the two components keep {:.0}% of the variance",
-                test.len(),
-                model.config.latent,
-                100.0 * share
-            ),
-        ),
-    };
     let run_name = args
         .run
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let picture = scatter_plot(&Scatter {
-        points: &projection.points,
-        labels: &test.labels,
-        class_names: &class_names(&config.train.dataset),
-        title: format!(
-            "Latent map: {run_name} ({}, latent {})",
-            kind.name(),
-            model.config.latent
-        ),
-        x_label,
-        y_label,
-        note: Some(note),
-    });
+    let title = format!(
+        "Latent map: {run_name} ({}, latent {})",
+        model.config.model.name(),
+        model.config.latent
+    );
+    let picture = pictures::latent_map(&model, &test, &config.train.dataset, title);
     let out = output_path(&args.run, args.out, "latent-map.png");
     write_atomic(&out, &encode_png_rgb(&picture)?)?;
     println!("{}", out.display());
@@ -240,20 +193,7 @@ pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
         args.run.display(),
         model.config.latent
     );
-    // The autoencoder has no prior: span where its test codes lie instead.
-    let bounds = match model.config.model {
-        ModelKind::Vae => [(0.0, 0.0); 2],
-        ModelKind::Ae => quantile_bounds(&encode_codes(&model, &data.test.range_batch(0, data.test.len())), 0.01),
-    };
-    let codes = manifold_codes(model.config.model, args.grid, bounds);
-    let picture = tile_grid(
-        &model.decode(&codes),
-        GridLayout {
-            tile: (28, 28),
-            columns: args.grid,
-            scale: 1,
-        },
-    );
+    let picture = pictures::manifold(&model, &data.test, args.grid)?;
     let out = output_path(&args.run, args.out, "manifold.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use vae::checkpoint::load_model;
-use vae::image::{comparison_grid, encode_png};
+use vae::image::encode_png;
+use vae::pictures;
 use vae::run::{RunDir, write_atomic};
 
 #[derive(clap::Args)]
@@ -30,9 +31,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dataset = args.dataset.unwrap_or(run.read_config()?.train.dataset);
     let data = super::load_dataset(&dataset)?;
     let inputs = data.test.range_batch(0, args.count);
-    let outputs = model.reconstruct(&inputs);
     let out = super::output_path(&args.run, args.out, "reconstruction.png");
-    write_atomic(&out, &encode_png(&comparison_grid(&inputs, &outputs, 8))?)?;
+    write_atomic(&out, &encode_png(&pictures::reconstructions(&model, &inputs))?)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use vae::checkpoint::load_model;
-use vae::image::{GridLayout, encode_png, tile_grid};
+use vae::image::encode_png;
+use vae::pictures;
 use vae::rng::seeded;
 use vae::run::{RunDir, write_atomic};
 
@@ -34,10 +35,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let model = load_model(&RunDir::new(&args.run))?;
     let mut rng = seeded(args.seed);
-    let images = model.sample_prior(args.count, args.temperature, &mut rng);
-    let columns = (args.count as f64).sqrt().ceil() as usize;
+    let picture = pictures::prior_samples(&model, args.count, args.temperature, &mut rng);
     let out = super::output_path(&args.run, args.out, "sample.png");
-    write_atomic(&out, &encode_png(&tile_grid(&images, GridLayout::mnist(columns)))?)?;
+    write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }
