@@ -87,13 +87,18 @@ pub fn stack_vertically(parts: &[GrayImage]) -> GrayImage {
 
 /// Encodes as an 8-bit greyscale PNG.
 pub fn encode_png(image: &GrayImage) -> Result<Vec<u8>> {
+    encode_pixels(image.width, image.height, png::ColorType::Grayscale, &image.pixels)
+}
+
+/// Encodes 8-bit pixels of the given colour type as a PNG.
+pub(crate) fn encode_pixels(width: usize, height: usize, colour: png::ColorType, pixels: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, image.width as u32, image.height as u32);
-    encoder.set_color(png::ColorType::Grayscale);
+    let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
+    encoder.set_color(colour);
     encoder.set_depth(png::BitDepth::Eight);
     let png_error = |e: png::EncodingError| Error::config("png", e.to_string());
     let mut writer = encoder.write_header().map_err(png_error)?;
-    writer.write_image_data(&image.pixels).map_err(png_error)?;
+    writer.write_image_data(pixels).map_err(png_error)?;
     writer.finish().map_err(png_error)?;
     Ok(out)
 }

@@ -5,7 +5,7 @@
 use font8x8::{BASIC_FONTS, UnicodeFonts};
 
 use crate::engine::Matrix;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];
@@ -124,15 +124,7 @@ impl RgbImage {
 
 /// Encodes as an 8-bit RGB PNG.
 pub fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, image.width as u32, image.height as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let png_error = |e: png::EncodingError| Error::config("png", e.to_string());
-    let mut writer = encoder.write_header().map_err(png_error)?;
-    writer.write_image_data(&image.pixels).map_err(png_error)?;
-    writer.finish().map_err(png_error)?;
-    Ok(out)
+    crate::image::encode_pixels(image.width, image.height, png::ColorType::Rgb, &image.pixels)
 }
 
 /// Tick positions covering `[lo, hi]` at a "nice" step (1, 2 or 5 times a power of ten).

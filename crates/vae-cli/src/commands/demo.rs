@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
@@ -91,17 +89,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         options.epochs,
         args.out.display()
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)…");
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let stop = super::stop_on_ctrl_c()?;
     let bar = progress::train_bar();
     let epochs = options.epochs;
     let mut on_event = |event: DemoEvent| match event {

@@ -11,6 +11,8 @@ pub mod sample;
 pub mod train;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use vae::checkpoint::load_model;
@@ -146,4 +148,19 @@ pub fn classifier_for(data: &Dataset, dir: Option<PathBuf>) -> Result<Classifier
     let classifier = train_classifier(data, &ClassifierTraining::default())?;
     classifier.save(&dir)?;
     Ok(classifier)
+}
+
+/// A flag that the first Ctrl-C sets (training stops after the current batch, with a
+/// checkpoint); a second Ctrl-C quits at once, the last checkpoint intact.
+pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)…");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }
