@@ -224,3 +224,166 @@ impl Conv2d {
         }
     }
 }
+
+/// Sizes of a transposed convolution (PyTorch's `ConvTranspose2d`) and of its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvTransposeGeometry {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// Extra rows and columns on the bottom and right of the output (less than the stride),
+    /// to reach sizes a strided convolution maps to the same input size.
+    pub output_padding: usize,
+    pub in_height: usize,
+    pub in_width: usize,
+}
+
+impl ConvTransposeGeometry {
+    /// `(H - 1)·s - 2p + k + output_padding`.
+    pub fn out_height(&self) -> usize {
+        (self.in_height - 1) * self.stride + self.kernel + self.output_padding - 2 * self.padding
+    }
+
+    /// `(W - 1)·s - 2p + k + output_padding`.
+    pub fn out_width(&self) -> usize {
+        (self.in_width - 1) * self.stride + self.kernel + self.output_padding - 2 * self.padding
+    }
+
+    /// Values per output image.
+    pub fn out_size(&self) -> usize {
+        self.out_height() * self.out_width() * self.out_channels
+    }
+
+    /// Values per input image.
+    pub fn in_size(&self) -> usize {
+        self.in_height * self.in_width * self.in_channels
+    }
+
+    /// Whether the sizes make sense (output padding below the stride, a positive output).
+    pub fn is_valid(&self) -> bool {
+        self.kernel >= 1
+            && self.stride >= 1
+            && self.in_channels >= 1
+            && self.out_channels >= 1
+            && self.in_height >= 1
+            && self.in_width >= 1
+            && self.output_padding < self.stride
+            && (self.in_height - 1) * self.stride + self.kernel + self.output_padding > 2 * self.padding
+            && (self.in_width - 1) * self.stride + self.kernel + self.output_padding > 2 * self.padding
+    }
+
+    /// The convolution this one is the adjoint of: from this output's size back to this
+    /// input's size, channels swapped.
+    pub fn adjoint(&self) -> ConvGeometry {
+        ConvGeometry {
+            in_channels: self.out_channels,
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            in_height: self.out_height(),
+            in_width: self.out_width(),
+        }
+    }
+}
+
+/// The transposed convolution: each input pixel spreads its channels through the kernel onto
+/// the output, `y = col2im(x · W) + b`, the adjoint of [`Conv2d`] with the same kernel.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    /// `in x (out·k·k)`: PyTorch's `[in, out, k, k]` flattened.
+    pub weight: Param,
+    /// `1 x out`.
+    pub bias: Param,
+    pub geometry: ConvTransposeGeometry,
+}
+
+impl ConvTranspose2d {
+    /// PyTorch's default initialisation: uniform in `±1/sqrt(out·k·k)` (its fan-in is computed
+    /// from the weight's second dimension).
+    pub fn new(geometry: ConvTransposeGeometry, rng: &mut impl Rng) -> Self {
+        assert!(
+            geometry.is_valid(),
+            "ConvTranspose2d::new: invalid geometry {geometry:?}"
+        );
+        let fan = geometry.out_channels * geometry.kernel * geometry.kernel;
+        let bound = 1.0 / (fan as f32).sqrt();
+        let mut uniform = |n| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = Matrix::from_vec(geometry.in_channels, fan, uniform(geometry.in_channels * fan));
+        let bias = Matrix::from_vec(1, geometry.out_channels, uniform(geometry.out_channels));
+        ConvTranspose2d {
+            weight: Param::new(weight),
+            bias: Param::new(bias),
+            geometry,
+        }
+    }
+
+    /// `y = col2im(x · W) + b` (`cols` is scratch space).
+    ///
+    /// # Shapes
+    /// `x`: batch x (H·W·in); `y`: batch x (Ho·Wo·out) (reshaped).
+    pub fn forward(&self, x: &Matrix, cols: &mut Matrix, y: &mut Matrix) {
+        let g = &self.geometry;
+        assert_eq!(
+            x.cols,
+            g.in_size(),
+            "ConvTranspose2d: input rows must hold {}x{}x{} maps",
+            g.in_height,
+            g.in_width,
+            g.in_channels
+        );
+        let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
+        matmul_views(cols, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+        col2im(cols, &g.adjoint(), x.rows, y);
+        for pixel in y.data.chunks_exact_mut(g.out_channels) {
+            for (v, b) in pixel.iter_mut().zip(&self.bias.value.data) {
+                *v += b;
+            }
+        }
+    }
+
+    /// Given `dy`, sets `∂L/∂W = xᵀ · im2col(dy)` and `∂L/∂b = Σ dy` over images and positions,
+    /// and `∂L/∂x = im2col(dy) · Wᵀ` where `dx` says (`dcols` is scratch space).
+    ///
+    /// # Shapes
+    /// `x`: batch x (H·W·in); `dy`: batch x (Ho·Wo·out); `dx`: batch x (H·W·in).
+    pub fn backward(&mut self, x: &Matrix, dy: &Matrix, dcols: &mut Matrix, dx: GradInput) {
+        let g = self.geometry;
+        im2col(dy, &g.adjoint(), dcols);
+        let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
+        matmul_views(&mut self.weight.grad, rows, Op::T, (&*dcols).into(), Op::N, false);
+        let db = &mut self.bias.grad.data;
+        db.fill(0.0);
+        for pixel in dy.data.chunks_exact(g.out_channels) {
+            for (d, v) in db.iter_mut().zip(pixel) {
+                *d += v;
+            }
+        }
+        let (dx, accumulate) = match dx {
+            GradInput::Skip => return,
+            GradInput::Write(dx) => (dx, false),
+            GradInput::Add(dx) => (dx, true),
+        };
+        let batch = x.rows;
+        if accumulate {
+            assert_eq!(
+                dx.shape(),
+                (batch, g.in_size()),
+                "ConvTranspose2d: dx has the wrong shape"
+            );
+        }
+        // dx seen as one row per input pixel, (batch·H·W) x in, for the product; then as images.
+        (dx.rows, dx.cols) = (batch * g.in_height * g.in_width, g.in_channels);
+        matmul_views(
+            dx,
+            (&*dcols).into(),
+            Op::N,
+            (&self.weight.value).into(),
+            Op::T,
+            accumulate,
+        );
+        (dx.rows, dx.cols) = (batch, g.in_size());
+    }
+}

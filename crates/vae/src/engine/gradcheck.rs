@@ -309,3 +309,83 @@ fn conv2d_matches_a_direct_convolution_on_known_values() {
     conv.forward(&x, &mut col, &mut y);
     assert_eq!(y.data, vec![1.0, 2.0 + 3.0, 4.0 + 7.0, 5.0 + 6.0 + 8.0 + 9.0]);
 }
+
+#[test]
+fn conv_transpose_gradients_match_finite_differences() {
+    use super::conv::{ConvTranspose2d, ConvTransposeGeometry};
+    for (stride, padding, output_padding) in [(1, 0, 0), (2, 1, 1), (2, 0, 1), (2, 1, 0)] {
+        let g = ConvTransposeGeometry {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: 3,
+            stride,
+            padding,
+            output_padding,
+            in_height: 3,
+            in_width: 2,
+        };
+        let mut rng = rng();
+        let mut layer = ConvTranspose2d::new(g, &mut rng);
+        let x = Matrix::standard_normal(2, g.in_size(), &mut rng);
+        let c = Matrix::standard_normal(2, g.out_size(), &mut rng);
+        let (mut cols, mut y, mut dcols, mut dx) = (
+            Matrix::default(),
+            Matrix::default(),
+            Matrix::default(),
+            Matrix::default(),
+        );
+        layer.forward(&x, &mut cols, &mut y);
+        assert_eq!(y.shape(), (2, g.out_size()));
+        layer.backward(&x, &c, &mut dcols, GradInput::Write(&mut dx));
+        let loss = |l: &ConvTranspose2d, x: &Matrix| {
+            let (mut cols, mut y) = (Matrix::default(), Matrix::default());
+            l.forward(x, &mut cols, &mut y);
+            weighted_sum(&y, &c)
+        };
+        assert_gradient("convT dW", &layer.weight.value.data, &layer.weight.grad.data, |w| {
+            let mut k = layer.clone();
+            k.weight.value.data.copy_from_slice(w);
+            loss(&k, &x)
+        });
+        assert_gradient("convT db", &layer.bias.value.data, &layer.bias.grad.data, |b| {
+            let mut k = layer.clone();
+            k.bias.value.data.copy_from_slice(b);
+            loss(&k, &x)
+        });
+        assert_gradient("convT dx", &x.data, &dx.data, |v| {
+            loss(&layer, &Matrix::from_vec(2, g.in_size(), v.to_vec()))
+        });
+    }
+}
+
+#[test]
+fn conv_transpose_is_the_adjoint_of_conv() {
+    // <conv(x), y> = <x, convT(y)> for the same kernel and no bias: the defining property.
+    use super::conv::{Conv2d, ConvTranspose2d, ConvTransposeGeometry};
+    let t = ConvTransposeGeometry {
+        in_channels: 4,
+        out_channels: 2,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        output_padding: 1,
+        in_height: 4,
+        in_width: 4,
+    };
+    // The Keras-style decoder step: 4x4 maps to 8x8, which a stride-2 conv maps back to 4x4.
+    assert_eq!((t.out_height(), t.out_width()), (8, 8));
+    let mut rng = rng();
+    let mut convt = ConvTranspose2d::new(t, &mut rng);
+    let mut conv = Conv2d::new(t.adjoint(), &mut rng);
+    conv.weight.value = convt.weight.value.clone();
+    conv.bias.value.data.fill(0.0);
+    convt.bias.value.data.fill(0.0);
+    let x = Matrix::standard_normal(1, t.adjoint().in_size(), &mut rng);
+    let y = Matrix::standard_normal(1, t.in_size(), &mut rng);
+    let (mut col, mut cx, mut ty) = (Matrix::default(), Matrix::default(), Matrix::default());
+    conv.forward(&x, &mut col, &mut cx);
+    convt.forward(&y, &mut col, &mut ty);
+    let left: f64 = cx.data.iter().zip(&y.data).map(|(&a, &b)| a as f64 * b as f64).sum();
+    let right: f64 = x.data.iter().zip(&ty.data).map(|(&a, &b)| a as f64 * b as f64).sum();
+    assert!((left - right).abs() < 1e-4 * left.abs().max(1.0), "{left} vs {right}");
+}

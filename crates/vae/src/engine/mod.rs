@@ -25,7 +25,7 @@ pub mod parallel;
 mod gradcheck;
 
 pub use adam::{Adam, AdamConfig};
-pub use conv::{Conv2d, ConvGeometry};
+pub use conv::{Conv2d, ConvGeometry, ConvTranspose2d, ConvTransposeGeometry};
 pub use linear::{GradInput, Linear, Param};
 pub use loss::Recon;
 pub use matrix::Matrix;
