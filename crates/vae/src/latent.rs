@@ -24,11 +24,6 @@ pub fn encode_codes(model: &Model, x: &Matrix) -> Matrix {
     }
 }
 
-/// Decodes codes into images (pixels in [0, 1]), without sampling: `z` is used as given.
-pub fn decode_codes(model: &Model, z: &Matrix) -> Matrix {
-    model.decode(z)
-}
-
 /// `count` pairs of indices below `len`, drawn uniformly (a pair may repeat an index).
 pub fn random_pairs(count: usize, len: usize, rng: &mut RunRng) -> Vec<(usize, usize)> {
     (0..count)
