@@ -160,6 +160,10 @@ fn bad_arguments_are_refused_before_any_work() {
         ),
         (&["train", "--beta", "-2"], "beta: must be a finite number >= 0"),
         (&["train", "--threads", "0"], "--threads: must be at least 1"),
+        (
+            &["train", "--free-bits", "-1"],
+            "free-bits: must be a finite number >= 0",
+        ),
         (&["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
         (&["eval", "no-such-run"], "no-such-run: not a run folder"),
         (&["sample", "no-such-run"], "no-such-run: not a run folder"),

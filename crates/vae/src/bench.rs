@@ -113,7 +113,8 @@ pub fn run(
             let end = (cursor + batch_size).min(train.len());
             train.batch_into(&order[cursor..end], &mut x);
             cursor = end;
-            model.compute_gradients(&x, &mut ws, &mut rng);
+            let objective = model.objective();
+            model.compute_gradients(&x, &mut ws, &mut rng, objective);
             adam.update(&mut model.params_mut());
         });
         let images_per_sec = rate * batch_size.min(train.len()) as f64;

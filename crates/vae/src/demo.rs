@@ -129,6 +129,8 @@ pub fn run(
                     seed: options.seed,
                     threads: crate::engine::threads(),
                     checkpoint_every: 0,
+                    kl_warmup: 0,
+                    free_bits: 0.0,
                 },
             };
             let _lock = run.lock()?;

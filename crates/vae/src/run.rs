@@ -57,6 +57,12 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Also checkpoint every this many batches (0: only at the end of each epoch).
     pub checkpoint_every: usize,
+    /// β grows linearly from 0 to its target over this many epochs (0: from the start).
+    #[serde(default)]
+    pub kl_warmup: usize,
+    /// Floor, in nats, of each latent dimension's batch-mean KL in the training objective.
+    #[serde(default)]
+    pub free_bits: f32,
 }
 
 impl TrainConfig {
@@ -67,6 +73,12 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch-size", "must be at least 1"));
+        }
+        if !(self.free_bits.is_finite() && self.free_bits >= 0.0) {
+            return Err(Error::config(
+                "free-bits",
+                format!("must be a finite number >= 0, got {}", self.free_bits),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config(

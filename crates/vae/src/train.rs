@@ -20,7 +20,7 @@ use crate::engine::{Adam, AdamConfig, Matrix};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::image::encode_png;
-use crate::model::{Model, Workspace};
+use crate::model::{Model, Objective, Workspace};
 use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
 use crate::run::{RunConfig, RunDir, write_atomic};
@@ -48,6 +48,8 @@ pub struct EpochProgress {
 pub struct EpochMetrics {
     /// 1-based.
     pub epoch: usize,
+    /// Mean over the epoch's batches of the training objective (β of the warm-up, free bits
+    /// applied); `test_loss` is always the negative ELBO at the target β.
     pub train_loss: f64,
     pub test_loss: f64,
     pub test_recon: f64,
@@ -57,6 +59,12 @@ pub struct EpochMetrics {
     pub images_per_sec: f64,
     /// How the losses are reduced: [`LOSS_REDUCTION`].
     pub reduction: String,
+    /// β of the training objective at the end of the epoch (below the target during warm-up).
+    #[serde(default)]
+    pub beta: f64,
+    /// The free-bits floor of the training objective.
+    #[serde(default)]
+    pub free_bits: f64,
 }
 
 /// What the trainer reports as it goes.
@@ -234,7 +242,10 @@ impl Trainer {
             for batch in self.state.next_batch..batches {
                 let indices = &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
                 train.batch_into(indices, &mut x);
-                let loss = self.model.compute_gradients(&x, &mut ws, &mut self.state.noise_rng);
+                let objective = self.objective(epoch, batch, batches);
+                let loss = self
+                    .model
+                    .compute_gradients(&x, &mut ws, &mut self.state.noise_rng, objective);
                 if !loss.total.is_finite() {
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
@@ -290,6 +301,8 @@ impl Trainer {
         let seed = self.config.train.seed;
         let test = evaluate(&self.model, &data.test, &mut stream_rng(seed, Stream::Eval { epoch }));
         let p = std::mem::take(&mut self.state.partial);
+        let batches = data.train.len().div_ceil(self.config.train.batch_size);
+        let end_of_epoch = self.objective(epoch, batches.saturating_sub(1), batches);
         self.state.history.push(EpochMetrics {
             epoch: epoch + 1,
             train_loss: p.loss_sum / p.images.max(1) as f64,
@@ -299,6 +312,8 @@ impl Trainer {
             seconds: p.seconds,
             images_per_sec: p.images as f64 / p.seconds.max(1e-9),
             reduction: LOSS_REDUCTION.into(),
+            beta: end_of_epoch.beta as f64,
+            free_bits: end_of_epoch.free_bits as f64,
         });
         self.state.epochs_done += 1;
         self.state.next_batch = 0;
@@ -307,6 +322,21 @@ impl Trainer {
         write_metrics(&self.run, &self.state.history)?;
         save_model(&self.run.model(), &self.model)?;
         write_pictures(&self.run, &self.model, &data.test, seed)
+    }
+
+    /// The objective of batch `batch` of `batches` in epoch `epoch` (0-based): β ramps up
+    /// linearly over the warm-up epochs, batch by batch, then holds at its target.
+    pub fn objective(&self, epoch: usize, batch: usize, batches: usize) -> Objective {
+        let train = &self.config.train;
+        let progress = epoch as f64 + (batch + 1) as f64 / batches.max(1) as f64;
+        let ramp = match train.kl_warmup {
+            0 => 1.0,
+            warmup => (progress / warmup as f64).min(1.0),
+        };
+        Objective {
+            beta: (self.config.model.beta as f64 * ramp) as f32,
+            free_bits: train.free_bits,
+        }
     }
 
     fn save_checkpoint(&mut self) -> Result<()> {

@@ -31,6 +31,8 @@ fn trained_run() -> (tempfile::TempDir, RunDir) {
             seed: 0,
             threads: 1,
             checkpoint_every: 0,
+            kl_warmup: 0,
+            free_bits: 0.0,
         },
     };
     let mut trainer = Trainer::new(run.clone(), config).unwrap();

@@ -27,6 +27,8 @@ fn one_thread_and_two_threads_give_identical_runs() {
             seed: 9,
             threads: 2,
             checkpoint_every: 0,
+            kl_warmup: 0,
+            free_bits: 0.0,
         },
     };
     let mut results = Vec::new();

@@ -34,6 +34,8 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
             seed: 3,
             threads: 2,
             checkpoint_every: 0,
+            kl_warmup: 0,
+            free_bits: 0.0,
         },
     }
 }
@@ -88,6 +90,24 @@ fn the_loss_falls_and_the_run_folder_is_complete() {
             assert!(first[key].is_number(), "{key} missing in {first}");
         }
     }
+}
+
+#[test]
+fn kl_warm_up_ramps_beta_and_free_bits_are_recorded() {
+    let data = common::small_sample(640, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(ModelKind::Vae, 3);
+    cfg.train.kl_warmup = 2;
+    cfg.train.free_bits = 0.25;
+    let trainer = train(&RunDir::new(dir.path()), cfg, &data);
+    let betas: Vec<f64> = trainer.state.history.iter().map(|m| m.beta).collect();
+    assert_eq!(betas, vec![0.5, 1.0, 1.0]);
+    assert!(trainer.state.history.iter().all(|m| m.free_bits == 0.25));
+    // Mid-epoch, β follows the batches: a quarter of the way through the warm-up, a quarter of β.
+    let quarter = trainer.objective(0, 4, 10);
+    assert_eq!((quarter.beta, quarter.free_bits), (0.25, 0.25));
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    assert!(metrics.lines().next().unwrap().contains("\"beta\":0.5"), "{metrics}");
 }
 
 #[test]

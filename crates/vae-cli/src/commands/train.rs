@@ -72,6 +72,17 @@ pub struct Args {
     /// Also checkpoint every N batches (default: at the end of each epoch only).
     #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     checkpoint_every: usize,
+    /// Grow β linearly from 0 to --beta over this many epochs (0: no warm-up).
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    kl_warmup: usize,
+    /// Floor of each latent dimension's KL term in nats (0: none).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        conflicts_with = "resume",
+        allow_negative_numbers = true
+    )]
+    free_bits: f32,
     /// Run folder to write (default: runs/MODEL-DATASET).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -119,6 +130,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 seed: args.seed,
                 threads,
                 checkpoint_every: args.checkpoint_every,
+                kl_warmup: args.kl_warmup,
+                free_bits: args.free_bits,
             };
             // Refuse bad settings before any work (or download) starts.
             model.validate()?;

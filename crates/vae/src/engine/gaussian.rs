@@ -43,13 +43,14 @@ pub fn kl_divergence(mu: &Matrix, logvar: &Matrix, row_kl: &mut [f32]) {
 }
 
 /// Backward through the draw and the KL term together, for the loss
-/// `L = f(z) + kl_scale · KL`, given `dz = ∂f/∂z`:
+/// `L = f(z) + Σ_j kl_scale_j · Σ_rows KL_j` (a weight per latent dimension, so free bits can
+/// switch a dimension's KL off), given `dz = ∂f/∂z`:
 ///
-///   `∂L/∂μ      = dz + kl_scale · μ`
-///   `∂L/∂logvar = dz ⊙ ε ⊙ ½σ + kl_scale · ½(exp(logvar) - 1)`
+///   `∂L/∂μ      = dz + kl_scale_j · μ`
+///   `∂L/∂logvar = dz ⊙ ε ⊙ ½σ + kl_scale_j · ½(exp(logvar) - 1)`
 ///
 /// # Shapes
-/// All batch x latent; `dmu`, `dlogvar` reshaped.
+/// All batch x latent; `kl_scale`: latent; `dmu`, `dlogvar` reshaped.
 #[allow(clippy::too_many_arguments)]
 pub fn reparameterize_kl_backward(
     mu: &Matrix,
@@ -57,7 +58,7 @@ pub fn reparameterize_kl_backward(
     eps: &Matrix,
     std: &Matrix,
     dz: &Matrix,
-    kl_scale: f32,
+    kl_scale: &[f32],
     dmu: &mut Matrix,
     dlogvar: &mut Matrix,
 ) {
@@ -66,10 +67,34 @@ pub fn reparameterize_kl_backward(
         mu.shape(),
         "reparameterize_kl_backward: dz has the wrong shape"
     );
+    assert_eq!(
+        kl_scale.len(),
+        mu.cols,
+        "reparameterize_kl_backward: one KL weight per dimension"
+    );
     dmu.reshape_for_overwrite(mu.rows, mu.cols);
     dlogvar.reshape_for_overwrite(mu.rows, mu.cols);
     for i in 0..mu.data.len() {
-        dmu.data[i] = dz.data[i] + kl_scale * mu.data[i];
-        dlogvar.data[i] = dz.data[i] * eps.data[i] * 0.5 * std.data[i] + kl_scale * 0.5 * (logvar.data[i].exp() - 1.0);
+        let scale = kl_scale[i % mu.cols];
+        dmu.data[i] = dz.data[i] + scale * mu.data[i];
+        dlogvar.data[i] = dz.data[i] * eps.data[i] * 0.5 * std.data[i] + scale * 0.5 * (logvar.data[i].exp() - 1.0);
     }
+}
+
+/// The batch mean of each latent dimension's KL term, `KL̄_j = -½ mean_rows(1 + logvar - μ² - e^logvar)`.
+pub fn kl_per_dimension(mu: &Matrix, logvar: &Matrix) -> Vec<f64> {
+    let mut out = vec![0.0f64; mu.cols];
+    for (m, lv) in mu
+        .data
+        .chunks_exact(mu.cols.max(1))
+        .zip(logvar.data.chunks_exact(mu.cols.max(1)))
+    {
+        for ((o, &m), &lv) in out.iter_mut().zip(m).zip(lv) {
+            *o += -0.5 * (1.0 + lv - m * m - lv.exp()) as f64;
+        }
+    }
+    for o in &mut out {
+        *o /= mu.rows.max(1) as f64;
+    }
+    out
 }

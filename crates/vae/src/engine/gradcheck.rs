@@ -174,7 +174,16 @@ fn reparameterization_and_kl_gradients_match_finite_differences() {
     let (mut z, mut std) = (Matrix::default(), Matrix::default());
     reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
     let (mut dmu, mut dlogvar) = (Matrix::default(), Matrix::default());
-    reparameterize_kl_backward(&mu, &logvar, &eps, &std, &c, kl_scale, &mut dmu, &mut dlogvar);
+    reparameterize_kl_backward(
+        &mu,
+        &logvar,
+        &eps,
+        &std,
+        &c,
+        &vec![kl_scale; cols],
+        &mut dmu,
+        &mut dlogvar,
+    );
     assert_gradient("dmu", &mu.data, &dmu.data, |v| {
         loss(&Matrix::from_vec(rows, cols, v.to_vec()), &logvar)
     });

@@ -13,7 +13,7 @@ pub use workspace::Workspace;
 use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
-use crate::engine::gaussian::{kl_divergence, reparameterize, reparameterize_kl_backward};
+use crate::engine::gaussian::{kl_divergence, kl_per_dimension, reparameterize, reparameterize_kl_backward};
 use crate::engine::{GradInput, Linear, Matrix, Param};
 use crate::error::Result;
 
@@ -26,6 +26,16 @@ pub struct LossBreakdown {
     pub reconstruction: f64,
     /// 0 for the autoencoder.
     pub kl: f64,
+}
+
+/// What a training step minimises: reconstruction + β · Σ_j max(free_bits, KL̄_j), with KL̄_j
+/// the batch mean of latent dimension j's KL term. `free_bits = 0` is the plain β-VAE loss; a
+/// floor keeps the optimiser from pushing a dimension's KL below it (Kingma et al. 2016), so
+/// dimensions are not abandoned early. The autoencoder ignores both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Objective {
+    pub beta: f32,
+    pub free_bits: f32,
 }
 
 /// How the latent code is obtained from the encoder's output.
@@ -295,6 +305,46 @@ impl Model {
         }
     }
 
+    /// The model's own objective: its configured β, no free bits.
+    pub fn objective(&self) -> Objective {
+        Objective {
+            beta: self.config.beta,
+            free_bits: 0.0,
+        }
+    }
+
+    /// The batch loss under `objective`, with the gradient with respect to the logits and the
+    /// KL weight of every latent dimension left in `ws` for [`Model::backward`].
+    fn objective_loss(&self, x: &Matrix, ws: &mut Workspace, objective: Objective) -> LossBreakdown {
+        let mut loss = self.loss(x, ws, true);
+        let latent = self.config.latent;
+        let per_row = 1.0 / x.rows.max(1) as f32;
+        ws.kl_scale.clear();
+        match self.config.model {
+            ModelKind::Ae => {
+                ws.kl_scale.resize(latent, 0.0);
+                loss.total = loss.reconstruction;
+            }
+            ModelKind::Vae if objective.free_bits > 0.0 => {
+                let floor = objective.free_bits as f64;
+                let per_dim = kl_per_dimension(&ws.mu, &ws.logvar);
+                // Below the floor a dimension's KL is replaced by the constant floor: no gradient.
+                ws.kl_scale.extend(
+                    per_dim
+                        .iter()
+                        .map(|&k| if k >= floor { objective.beta * per_row } else { 0.0 }),
+                );
+                let kl_term: f64 = per_dim.iter().map(|&k| k.max(floor)).sum();
+                loss.total = loss.reconstruction + objective.beta as f64 * kl_term;
+            }
+            ModelKind::Vae => {
+                ws.kl_scale.resize(latent, objective.beta * per_row);
+                loss.total = loss.reconstruction + objective.beta as f64 * loss.kl;
+            }
+        }
+        loss
+    }
+
     /// β for the VAE, 0 for the autoencoder.
     pub fn kl_weight(&self) -> f32 {
         match self.config.model {
@@ -304,17 +354,23 @@ impl Model {
     }
 
     /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
-    /// loss in every parameter's `grad`.
-    pub fn compute_gradients<R: Rng>(&mut self, x: &Matrix, ws: &mut Workspace, rng: &mut R) -> LossBreakdown {
+    /// `objective` in every parameter's `grad`, and returns that loss (its `total` is the
+    /// objective's value; `reconstruction` and `kl` are the plain batch means).
+    pub fn compute_gradients<R: Rng>(
+        &mut self,
+        x: &Matrix,
+        ws: &mut Workspace,
+        rng: &mut R,
+        objective: Objective,
+    ) -> LossBreakdown {
         self.forward(x, ws, Latent::Sample(rng));
-        let loss = self.loss(x, ws, true);
+        let loss = self.objective_loss(x, ws, objective);
         self.backward(x, ws);
         loss
     }
 
-    /// Backward pass from `ws.grad_logits` (left by [`Model::loss`] with `with_grad`).
+    /// Backward pass from `ws.grad_logits` and `ws.kl_scale` (left by `objective_loss`).
     fn backward(&mut self, x: &Matrix, ws: &mut Workspace) {
-        let kl_scale = self.kl_weight() / x.rows.max(1) as f32;
         let Workspace {
             encoder_hidden,
             mu,
@@ -328,6 +384,7 @@ impl Model {
             grad_b,
             grad_mu,
             grad_logvar,
+            kl_scale,
             ..
         } = ws;
 

@@ -23,24 +23,33 @@ fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
 /// The batch-mean loss with the noise drawn from a fixed seed, so each evaluation sees the
 /// same ε, and which ReLUs are active: where that pattern changes between `θ - h` and `θ + h`,
 /// a kink lies in between and the finite difference says nothing about the derivative.
-fn loss_at(model: &Model, x: &Matrix) -> (f64, Vec<bool>) {
+fn loss_at(model: &Model, x: &Matrix, objective: Objective) -> (f64, Vec<bool>) {
     let mut ws = Workspace::default();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(99);
     model.forward(x, &mut ws, Latent::Sample(&mut rng));
+    let total = model.objective_loss(x, &mut ws, objective).total;
+    // Free bits switch a dimension's KL on and off: another kink to stay clear of.
+    let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
     let active = ws
         .encoder_hidden
         .iter()
         .chain(&ws.decoder_hidden)
         .flat_map(|m| m.data.iter().map(|&v| v > 0.0))
+        .chain(floors)
         .collect();
-    (model.loss(x, &mut ws, false).total, active)
+    (total, active)
 }
 
 fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
+    let objective = tiny(model, recon, hidden.clone()).objective();
+    check_objective(model, recon, hidden, objective);
+}
+
+fn check_objective(model: ModelKind, recon: Recon, hidden: Vec<usize>, objective: Objective) {
     let mut m = tiny(model, recon, hidden);
     let x = Matrix::from_vec(2, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4]);
     let mut ws = Workspace::default();
-    m.compute_gradients(&x, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99));
+    m.compute_gradients(&x, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99), objective);
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
     let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
     let step = 1e-2f32;
@@ -50,9 +59,9 @@ fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
             let mut probe = m.clone();
             let original = probe.params_mut()[p].value.data[i];
             probe.params_mut()[p].value.data[i] = original + step;
-            let (up, up_active) = loss_at(&probe, &x);
+            let (up, up_active) = loss_at(&probe, &x, objective);
             probe.params_mut()[p].value.data[i] = original - step;
-            let (down, down_active) = loss_at(&probe, &x);
+            let (down, down_active) = loss_at(&probe, &x, objective);
             if up_active != down_active {
                 skipped += 1;
                 continue;
@@ -83,6 +92,56 @@ fn vae_gradients_match_finite_differences() {
 fn autoencoder_gradients_match_finite_differences() {
     check_model(ModelKind::Ae, Recon::Bce, vec![5, 4]);
     check_model(ModelKind::Ae, Recon::Mse, vec![4]);
+}
+
+#[test]
+fn free_bits_and_beta_gradients_match_finite_differences() {
+    // A floor between the two dimensions' KL terms: one is trained, one is held.
+    let m = tiny(ModelKind::Vae, Recon::Bce, vec![4]);
+    let x = Matrix::from_vec(2, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4]);
+    let mut ws = Workspace::default();
+    m.forward(&x, &mut ws, Latent::Sample(&mut Xoshiro256PlusPlus::seed_from_u64(99)));
+    let per_dim = crate::engine::gaussian::kl_per_dimension(&ws.mu, &ws.logvar);
+    let floor = ((per_dim[0] + per_dim[1]) / 2.0) as f32;
+    check_objective(
+        ModelKind::Vae,
+        Recon::Bce,
+        vec![4],
+        Objective {
+            beta: 0.3,
+            free_bits: floor,
+        },
+    );
+}
+
+#[test]
+fn free_bits_floor_each_dimension_on_known_values() {
+    // μ = 0, logvar = 0 (all weights and biases of the heads zero): every KL_j is 0, so the
+    // objective is reconstruction + β · latent · floor exactly.
+    let mut m = tiny(ModelKind::Vae, Recon::Bce, vec![4]);
+    if let EncoderHead::Gaussian { fc_mu, fc_logvar } = &mut m.encoder.head {
+        for l in [fc_mu, fc_logvar] {
+            l.weight.value.data.fill(0.0);
+            l.bias.value.data.fill(0.0);
+        }
+    }
+    let x = Matrix::from_vec(1, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9]);
+    let mut ws = Workspace::default();
+    let loss = m.compute_gradients(
+        &x,
+        &mut ws,
+        &mut Xoshiro256PlusPlus::seed_from_u64(1),
+        Objective {
+            beta: 2.0,
+            free_bits: 0.25,
+        },
+    );
+    assert_eq!(loss.kl, 0.0);
+    assert!(
+        (loss.total - (loss.reconstruction + 2.0 * 2.0 * 0.25)).abs() < 1e-9,
+        "{loss:?}"
+    );
+    assert_eq!(ws.kl_scale, vec![0.0, 0.0]);
 }
 
 #[test]

@@ -32,4 +32,6 @@ pub struct Workspace {
     pub(crate) grad_b: Matrix,
     pub(crate) grad_mu: Matrix,
     pub(crate) grad_logvar: Matrix,
+    /// The KL weight of each latent dimension in the training objective.
+    pub(crate) kl_scale: Vec<f32>,
 }
