@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::classifier::Classifier;
-use crate::data::Dataset;
+use crate::data::{Binarize, Dataset};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::image::encode_png;
@@ -131,6 +131,7 @@ pub fn run(
                     checkpoint_every: 0,
                     kl_warmup: 0,
                     free_bits: 0.0,
+                    binarize: Binarize::None,
                 },
             };
             let _lock = run.lock()?;

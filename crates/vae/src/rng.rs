@@ -22,6 +22,10 @@ pub enum Stream {
     Eval { epoch: usize },
     /// The codes behind `samples.png`, the same every epoch so progress is visible.
     Samples,
+    /// The one binarization of a split (`static`, and the test split under `dynamic`).
+    Binarize,
+    /// The fresh binarization of one training batch under `dynamic`.
+    BinarizeBatch { epoch: usize, batch: usize },
 }
 
 impl Stream {
@@ -32,6 +36,8 @@ impl Stream {
             Stream::Samples => 3,
             Stream::Shuffle { epoch } => (4 << 32) | epoch as u64,
             Stream::Eval { epoch } => (5 << 32) | epoch as u64,
+            Stream::Binarize => 6,
+            Stream::BinarizeBatch { epoch, batch } => (7 << 56) | ((epoch as u64) << 28) | batch as u64,
         }
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Binarize;
 use crate::error::{Error, Result};
 use crate::model::{MNIST_SIDE, ModelConfig};
 
@@ -63,6 +64,9 @@ pub struct TrainConfig {
     /// Floor, in nats, of each latent dimension's batch-mean KL in the training objective.
     #[serde(default)]
     pub free_bits: f32,
+    /// Whether pixels are binarized, and when.
+    #[serde(default)]
+    pub binarize: Binarize,
 }
 
 impl TrainConfig {

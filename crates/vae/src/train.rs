@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_model};
-use crate::data::{Dataset, Split};
+use crate::data::{Binarize, Dataset, Split};
 use crate::engine::{Adam, AdamConfig, Matrix};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
@@ -61,10 +61,10 @@ pub struct EpochMetrics {
     pub reduction: String,
     /// β of the training objective at the end of the epoch (below the target during warm-up).
     #[serde(default)]
-    pub beta: f64,
+    pub beta: f32,
     /// The free-bits floor of the training objective.
     #[serde(default)]
-    pub free_bits: f64,
+    pub free_bits: f32,
 }
 
 /// What the trainer reports as it goes.
@@ -213,6 +213,9 @@ impl Trainer {
         stop: &AtomicBool,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Outcome> {
+        let binarize = self.config.train.binarize;
+        let prepared = data.prepared(binarize, self.config.train.seed);
+        let data = &prepared;
         let train = &data.train;
         let batch_size = self.config.train.batch_size;
         let batches = train.len().div_ceil(batch_size);
@@ -242,6 +245,10 @@ impl Trainer {
             for batch in self.state.next_batch..batches {
                 let indices = &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
                 train.batch_into(indices, &mut x);
+                if binarize == Binarize::Dynamic {
+                    let seed = self.config.train.seed;
+                    Split::binarize_batch(&mut x, &mut stream_rng(seed, Stream::BinarizeBatch { epoch, batch }));
+                }
                 let objective = self.objective(epoch, batch, batches);
                 let loss = self
                     .model
@@ -312,8 +319,8 @@ impl Trainer {
             seconds: p.seconds,
             images_per_sec: p.images as f64 / p.seconds.max(1e-9),
             reduction: LOSS_REDUCTION.into(),
-            beta: end_of_epoch.beta as f64,
-            free_bits: end_of_epoch.free_bits as f64,
+            beta: end_of_epoch.beta,
+            free_bits: end_of_epoch.free_bits,
         });
         self.state.epochs_done += 1;
         self.state.next_batch = 0;

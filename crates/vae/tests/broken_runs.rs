@@ -3,6 +3,8 @@
 
 mod common;
 
+use vae::data::Binarize;
+
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
@@ -33,6 +35,7 @@ fn trained_run() -> (tempfile::TempDir, RunDir) {
             checkpoint_every: 0,
             kl_warmup: 0,
             free_bits: 0.0,
+            binarize: Binarize::None,
         },
     };
     let mut trainer = Trainer::new(run.clone(), config).unwrap();

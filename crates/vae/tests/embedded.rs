@@ -69,3 +69,29 @@ fn fashion_mnist_is_found_where_debian_installs_it() {
         "{error}"
     );
 }
+
+#[test]
+fn binarization_draws_each_pixel_with_its_grey_level() {
+    use vae::data::Binarize;
+    let data = common::small_sample(2_000, 500);
+    let mean = |pixels: &[u8]| pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / pixels.len() as f64;
+    let binary = |pixels: &[u8]| pixels.iter().all(|&p| p == 0 || p == 255);
+
+    let fixed = data.prepared(Binarize::Static, 1);
+    assert!(binary(&fixed.train.images.pixels) && binary(&fixed.test.images.pixels));
+    // Each pixel is white with probability its grey level: the mean brightness is kept.
+    let (grey, drawn) = (mean(&data.train.images.pixels), mean(&fixed.train.images.pixels));
+    assert!((grey - drawn).abs() < 0.002, "{grey} vs {drawn}");
+    assert_eq!(fixed.train.labels, data.train.labels);
+    // Same seed, same draw; another seed, another.
+    assert_eq!(data.prepared(Binarize::Static, 1).train.images, fixed.train.images);
+    assert_ne!(data.prepared(Binarize::Static, 2).train.images, fixed.train.images);
+
+    let dynamic = data.prepared(Binarize::Dynamic, 1);
+    assert_eq!(
+        dynamic.train.images, data.train.images,
+        "training images are drawn batch by batch"
+    );
+    assert!(binary(&dynamic.test.images.pixels));
+    assert_eq!(data.prepared(Binarize::None, 1).test.images, data.test.images);
+}

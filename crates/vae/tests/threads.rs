@@ -3,6 +3,8 @@
 
 mod common;
 
+use vae::data::Binarize;
+
 use std::sync::atomic::AtomicBool;
 
 use vae::checkpoint::param_values;
@@ -29,6 +31,7 @@ fn one_thread_and_two_threads_give_identical_runs() {
             checkpoint_every: 0,
             kl_warmup: 0,
             free_bits: 0.0,
+            binarize: Binarize::None,
         },
     };
     let mut results = Vec::new();

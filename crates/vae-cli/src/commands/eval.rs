@@ -54,7 +54,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let model = load_model(&run)?;
     let config = run.read_config()?;
     let dataset_name = args.dataset.unwrap_or(config.train.dataset);
-    let data = super::load_dataset(&dataset_name)?;
+    // The test split as the run saw it: binarized once under its seed, if it trained so.
+    let data = super::load_dataset(&dataset_name)?.prepared(config.train.binarize, config.train.seed);
     anyhow::ensure!(args.limit != Some(0), "--limit: must be at least 1");
     let test = match args.limit {
         Some(n) => data.test.take(n),

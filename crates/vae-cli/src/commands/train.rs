@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use vae::data::DatasetSpec;
+use vae::data::{Binarize, DatasetSpec};
 use vae::engine::Recon;
 use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::run::{RunConfig, RunDir, TrainConfig};
@@ -17,6 +17,13 @@ use crate::progress;
 pub enum ModelArg {
     Ae,
     Vae,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BinarizeArg {
+    None,
+    Static,
+    Dynamic,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -83,6 +90,10 @@ pub struct Args {
         allow_negative_numbers = true
     )]
     free_bits: f32,
+    /// Binarize pixels: drawn afresh each batch (dynamic, the protocol of published MNIST
+    /// likelihoods), drawn once (static), or kept grey (none).
+    #[arg(long, value_enum, default_value = "none", conflicts_with = "resume")]
+    binarize: BinarizeArg,
     /// Run folder to write (default: runs/MODEL-DATASET).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -132,6 +143,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 checkpoint_every: args.checkpoint_every,
                 kl_warmup: args.kl_warmup,
                 free_bits: args.free_bits,
+                binarize: match args.binarize {
+                    BinarizeArg::None => Binarize::None,
+                    BinarizeArg::Static => Binarize::Static,
+                    BinarizeArg::Dynamic => Binarize::Dynamic,
+                },
             };
             // Refuse bad settings before any work (or download) starts.
             model.validate()?;

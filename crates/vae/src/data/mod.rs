@@ -9,7 +9,11 @@ pub mod idx;
 pub use catalog::{DataDirs, DatasetName, DatasetSpec, Location};
 pub use idx::Images;
 
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
 use crate::engine::Matrix;
+use crate::rng::{RunRng, Stream, stream_rng};
 
 /// Images with their labels.
 #[derive(Clone, Debug)]
@@ -58,12 +62,58 @@ impl Split {
         }
     }
 
+    /// Every pixel drawn as black or white with probability its grey level (`p/255` white).
+    pub fn binarized(&self, rng: &mut RunRng) -> Split {
+        let mut out = self.clone();
+        for p in &mut out.images.pixels {
+            *p = if rng.random_range(0..255u32) < *p as u32 {
+                255
+            } else {
+                0
+            };
+        }
+        out
+    }
+
+    /// Pixels in [0, 1] of a batch, each binarized in place with probability its value.
+    pub fn binarize_batch(x: &mut Matrix, rng: &mut RunRng) {
+        for v in &mut x.data {
+            *v = if rng.random_range(0.0f32..1.0) < *v { 1.0 } else { 0.0 };
+        }
+    }
+
     /// Images `start..end` as a batch.
     pub fn range_batch(&self, start: usize, end: usize) -> Matrix {
         let indices: Vec<usize> = (start..end.min(self.len())).collect();
         let mut out = Matrix::default();
         self.batch_into(&indices, &mut out);
         out
+    }
+}
+
+/// How grey pixels become the binary ones the Bernoulli likelihood of published MNIST results
+/// assumes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// Pixels stay grey levels in [0, 1].
+    #[default]
+    None,
+    /// Each pixel is drawn once as 1 with probability `grey level`, for good.
+    Static,
+    /// Training pixels are drawn afresh for every batch (the protocol of the published MNIST
+    /// likelihoods); the test split is drawn once.
+    Dynamic,
+}
+
+impl Binarize {
+    /// The word used on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binarize::None => "none",
+            Binarize::Static => "static",
+            Binarize::Dynamic => "dynamic",
+        }
     }
 }
 
@@ -74,4 +124,25 @@ pub struct Dataset {
     pub name: String,
     pub train: Split,
     pub test: Split,
+}
+
+impl Dataset {
+    /// The dataset as a run with this binarization sees it: `static` binarizes both splits
+    /// once, `dynamic` the test split once (training batches are drawn as they are used).
+    pub fn prepared(&self, binarize: Binarize, seed: u64) -> Dataset {
+        let mut rng = stream_rng(seed, Stream::Binarize);
+        match binarize {
+            Binarize::None => self.clone(),
+            Binarize::Static => Dataset {
+                name: self.name.clone(),
+                train: self.train.binarized(&mut rng),
+                test: self.test.binarized(&mut rng),
+            },
+            Binarize::Dynamic => Dataset {
+                name: self.name.clone(),
+                train: self.train.clone(),
+                test: self.test.binarized(&mut rng),
+            },
+        }
+    }
 }
