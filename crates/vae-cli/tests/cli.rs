@@ -607,6 +607,36 @@ fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact(
 }
 
 #[test]
+fn a_read_only_run_folder_gives_a_clear_error_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Some(disk) = SmallDisk::mount(&d.join("disk"), 64 << 20) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    assert!(
+        vae(d, &[&["train", "--epochs", "1", "--out", "disk/run"], SMALL].concat())
+            .status
+            .success()
+    );
+    let before = std::fs::read(d.join("disk/run/checkpoint.safetensors")).unwrap();
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(d.join("disk"))
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let out = vae(d, &["train", "--resume", "disk/run", "--epochs", "2"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.contains("disk/run/"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(std::fs::read(d.join("disk/run/checkpoint.safetensors")).unwrap() == before);
+    drop(disk);
+}
+
+#[test]
 fn an_output_folder_that_cannot_exist_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
