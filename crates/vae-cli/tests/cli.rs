@@ -4,14 +4,19 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn vae(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vae"))
+/// `vae ARGS` in `dir`, with its own data folder and the canonical mirrors.
+fn vae_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vae"));
+    command
         .args(args)
         .current_dir(dir)
         .env("VAE_DATA_DIR", dir.join("data"))
-        .env_remove("VAE_MIRROR")
-        .output()
-        .expect("the binary runs")
+        .env_remove("VAE_MIRROR");
+    command
+}
+
+fn vae(dir: &Path, args: &[&str]) -> Output {
+    vae_command(dir, args).output().expect("the binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -111,15 +116,12 @@ fn resume_continues_a_finished_run_for_more_epochs() {
 fn ctrl_c_stops_at_a_batch_and_leaves_a_resumable_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let child = Command::new(env!("CARGO_BIN_EXE_vae"))
-        .args(
-            [
-                &["train", "--epochs", "50", "--out", "run", "--batch-size", "32"],
-                &SMALL[..4],
-            ]
-            .concat(),
-        )
-        .current_dir(d)
+    let args = [
+        &["train", "--epochs", "50", "--out", "run", "--batch-size", "32"],
+        &SMALL[..4],
+    ]
+    .concat();
+    let child = vae_command(d, &args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -245,10 +247,7 @@ fn data_list_and_an_offline_fetch() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mirror = format!("http://{}/", listener.local_addr().unwrap());
     drop(listener);
-    let out = Command::new(env!("CARGO_BIN_EXE_vae"))
-        .args(["data", "fetch", "mnist"])
-        .current_dir(d)
-        .env("VAE_DATA_DIR", d.join("data"))
+    let out = vae_command(d, &["data", "fetch", "mnist"])
         .env("VAE_MIRROR", &mirror)
         .output()
         .unwrap();
@@ -444,10 +443,7 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vae"))
-            .args(args)
-            .current_dir(d)
-            .env("VAE_DATA_DIR", d.join("data"))
+        vae_command(d, args)
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
