@@ -19,7 +19,7 @@ use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::plot::encode_png_rgb;
 use crate::rng::{Stream, seeded, stream_rng};
-use crate::run::{RunConfig, RunDir, TrainConfig};
+use crate::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 
 /// What the demo trains.
@@ -132,6 +132,8 @@ pub fn run(
                     kl_warmup: 0,
                     free_bits: 0.0,
                     binarize: Binarize::None,
+                    objective: TrainObjective::Elbo,
+                    k: 1,
                 },
             };
             let _lock = run.lock()?;

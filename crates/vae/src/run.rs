@@ -67,6 +67,27 @@ pub struct TrainConfig {
     /// Whether pixels are binarized, and when.
     #[serde(default)]
     pub binarize: Binarize,
+    /// What training minimises.
+    #[serde(default)]
+    pub objective: TrainObjective,
+    /// Importance samples per image under `objective: iwae`.
+    #[serde(default = "one")]
+    pub k: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The bound a VAE is trained on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainObjective {
+    /// The evidence lower bound (with β, warm-up and free bits).
+    #[default]
+    Elbo,
+    /// The importance-weighted bound with `k` samples (Burda et al. 2016), tighter for k > 1.
+    Iwae,
 }
 
 impl TrainConfig {
@@ -77,6 +98,15 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch-size", "must be at least 1"));
+        }
+        if self.objective == TrainObjective::Iwae && self.k == 0 {
+            return Err(Error::config("k", "must be at least 1"));
+        }
+        if self.objective == TrainObjective::Iwae && self.free_bits > 0.0 {
+            return Err(Error::config(
+                "free-bits",
+                "applies to the ELBO only, not to --objective iwae",
+            ));
         }
         if !(self.free_bits.is_finite() && self.free_bits >= 0.0) {
             return Err(Error::config(

@@ -23,7 +23,7 @@ use crate::image::encode_png;
 use crate::model::{Model, Objective, Workspace};
 use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
-use crate::run::{RunConfig, RunDir, write_atomic};
+use crate::run::{RunConfig, RunDir, TrainObjective, write_atomic};
 
 /// How every loss in this tool is reduced, written into each metrics line.
 pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimensions, averaged over images";
@@ -115,6 +115,12 @@ impl Trainer {
     pub fn new(run: RunDir, config: RunConfig) -> Result<Self> {
         config.model.validate()?;
         config.train.validate()?;
+        if config.train.objective == TrainObjective::Iwae && config.model.model != crate::model::ModelKind::Vae {
+            return Err(Error::config(
+                "objective",
+                "the importance-weighted bound needs a VAE (--model vae)",
+            ));
+        }
         if run.checkpoint().exists() {
             return Err(Error::Run {
                 path: run.root.clone(),
@@ -343,6 +349,10 @@ impl Trainer {
         Objective {
             beta: (self.config.model.beta as f64 * ramp) as f32,
             free_bits: train.free_bits,
+            k: match train.objective {
+                TrainObjective::Elbo => 1,
+                TrainObjective::Iwae => train.k,
+            },
         }
     }
 

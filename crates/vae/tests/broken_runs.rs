@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use safetensors::{Dtype, tensor::TensorView};
 use vae::checkpoint::load_model;
 use vae::model::ModelConfig;
-use vae::run::{RunConfig, RunDir, TrainConfig};
+use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::Trainer;
 
 /// A real, small, trained run folder.
@@ -36,6 +36,8 @@ fn trained_run() -> (tempfile::TempDir, RunDir) {
             kl_warmup: 0,
             free_bits: 0.0,
             binarize: Binarize::None,
+            objective: TrainObjective::Elbo,
+            k: 1,
         },
     };
     let mut trainer = Trainer::new(run.clone(), config).unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use vae::checkpoint::param_values;
 use vae::model::ModelConfig;
-use vae::run::{RunConfig, RunDir, TrainConfig};
+use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::Trainer;
 
 #[test]
@@ -32,6 +32,8 @@ fn one_thread_and_two_threads_give_identical_runs() {
             kl_warmup: 0,
             free_bits: 0.0,
             binarize: Binarize::None,
+            objective: TrainObjective::Elbo,
+            k: 1,
         },
     };
     let mut results = Vec::new();

@@ -14,7 +14,7 @@ use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::rng::seeded;
-use vae::run::{RunConfig, RunDir, TrainConfig};
+use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 fn config(model: ModelKind, epochs: usize) -> RunConfig {
@@ -39,6 +39,8 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
             kl_warmup: 0,
             free_bits: 0.0,
             binarize: Binarize::None,
+            objective: TrainObjective::Elbo,
+            k: 1,
         },
     }
 }
@@ -132,6 +134,40 @@ fn dynamic_binarization_trains_reproducibly_on_binary_pixels() {
     let dir = tempfile::tempdir().unwrap();
     let grey = train(&RunDir::new(dir.path()), config(ModelKind::Vae, 2), &data);
     assert_ne!(grey.state.history[1].test_loss, first.1[1]);
+}
+
+#[test]
+fn the_importance_weighted_objective_trains_and_is_recorded() {
+    let data = common::small_sample(1_000, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(ModelKind::Vae, 3);
+    cfg.train.objective = TrainObjective::Iwae;
+    cfg.train.k = 5;
+    let t = train(&RunDir::new(dir.path()), cfg.clone(), &data);
+    let h = &t.state.history;
+    assert!(h[2].test_loss < 0.9 * h[0].test_loss, "{h:?}");
+    // The model it learns is a proper VAE: its importance-weighted estimate of -log p(x) on
+    // the test split is below its negative ELBO.
+    let elbo = vae::eval::evaluate(&t.model, &data.test, &mut vae::rng::seeded(1)).total;
+    let iw = vae::eval::importance_weighted_nll(&t.model, &data.test, 50, &mut vae::rng::seeded(2), &mut |_| {});
+    assert!(iw.unwrap().nll < elbo, "{elbo}");
+    assert_eq!(t.objective(2, 0, 10).k, 5);
+    let saved: vae::run::RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!((saved.train.objective, saved.train.k), (TrainObjective::Iwae, 5));
+    // Not for the autoencoder, and not with free bits.
+    let mut ae = config(ModelKind::Ae, 1);
+    ae.train.objective = TrainObjective::Iwae;
+    let other = tempfile::tempdir().unwrap();
+    assert!(Trainer::new(RunDir::new(other.path()), ae).is_err());
+    cfg.train.free_bits = 0.5;
+    assert!(
+        cfg.train
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("applies to the ELBO only")
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use vae::data::{Binarize, DatasetSpec};
 use vae::engine::Recon;
 use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
-use vae::run::{RunConfig, RunDir, TrainConfig};
+use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 use crate::progress;
@@ -17,6 +17,12 @@ use crate::progress;
 pub enum ModelArg {
     Ae,
     Vae,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ObjectiveArg {
+    Elbo,
+    Iwae,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,6 +96,12 @@ pub struct Args {
         allow_negative_numbers = true
     )]
     free_bits: f32,
+    /// What a VAE is trained on: the ELBO, or the importance-weighted bound with --k samples.
+    #[arg(long, value_enum, default_value = "elbo", conflicts_with = "resume")]
+    objective: ObjectiveArg,
+    /// Importance samples per image for --objective iwae.
+    #[arg(long, default_value_t = 5, conflicts_with = "resume")]
+    k: usize,
     /// Binarize pixels: drawn afresh each batch (dynamic, the protocol of published MNIST
     /// likelihoods), drawn once (static), or kept grey (none).
     #[arg(long, value_enum, default_value = "none", conflicts_with = "resume")]
@@ -143,6 +155,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 checkpoint_every: args.checkpoint_every,
                 kl_warmup: args.kl_warmup,
                 free_bits: args.free_bits,
+                objective: match args.objective {
+                    ObjectiveArg::Elbo => TrainObjective::Elbo,
+                    ObjectiveArg::Iwae => TrainObjective::Iwae,
+                },
+                k: if matches!(args.objective, ObjectiveArg::Iwae) {
+                    args.k
+                } else {
+                    1
+                },
                 binarize: match args.binarize {
                     BinarizeArg::None => Binarize::None,
                     BinarizeArg::Static => Binarize::Static,

@@ -98,3 +98,44 @@ pub fn kl_per_dimension(mu: &Matrix, logvar: &Matrix) -> Vec<f64> {
     }
     out
 }
+
+/// Backward through the draw for one importance-weighted sample per row, for the loss
+/// `L = Σ_r s_r · (f_r(z_r) + β·½ Σ_j (z_j² - ε_j² - logvar_j))` (that is, `-log w_r` weighted
+/// by `s_r`; the recon part `f_r` is already scaled by `s_r` in `dz`), with ε held fixed:
+///
+///   `∂L/∂z      = dz + β s_r z`,
+///   `∂L/∂μ      = ∂L/∂z`,
+///   `∂L/∂logvar = ∂L/∂z ⊙ ε ⊙ ½σ - β s_r ½`.
+///
+/// # Shapes
+/// `z`, `eps`, `std`, `dz`: rows x latent; `row_scale`: rows; `dmu`, `dlogvar` reshaped.
+#[allow(clippy::too_many_arguments)]
+pub fn reparameterize_iw_backward(
+    z: &Matrix,
+    eps: &Matrix,
+    std: &Matrix,
+    dz: &Matrix,
+    row_scale: &[f32],
+    beta: f32,
+    dmu: &mut Matrix,
+    dlogvar: &mut Matrix,
+) {
+    assert_eq!(
+        dz.shape(),
+        z.shape(),
+        "reparameterize_iw_backward: dz has the wrong shape"
+    );
+    assert_eq!(
+        row_scale.len(),
+        z.rows,
+        "reparameterize_iw_backward: one weight per row"
+    );
+    dmu.reshape_for_overwrite(z.rows, z.cols);
+    dlogvar.reshape_for_overwrite(z.rows, z.cols);
+    for i in 0..z.data.len() {
+        let s = beta * row_scale[i / z.cols.max(1)];
+        let dzi = dz.data[i] + s * z.data[i];
+        dmu.data[i] = dzi;
+        dlogvar.data[i] = dzi * eps.data[i] * 0.5 * std.data[i] - 0.5 * s;
+    }
+}

@@ -13,7 +13,9 @@ pub use workspace::Workspace;
 use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
-use crate::engine::gaussian::{kl_divergence, kl_per_dimension, reparameterize, reparameterize_kl_backward};
+use crate::engine::gaussian::{
+    kl_divergence, kl_per_dimension, reparameterize, reparameterize_iw_backward, reparameterize_kl_backward,
+};
 use crate::engine::{GradInput, Linear, Matrix, Param};
 use crate::error::Result;
 
@@ -32,10 +34,16 @@ pub struct LossBreakdown {
 /// the batch mean of latent dimension j's KL term. `free_bits = 0` is the plain β-VAE loss; a
 /// floor keeps the optimiser from pushing a dimension's KL below it (Kingma et al. 2016), so
 /// dimensions are not abandoned early. The autoencoder ignores both.
+///
+/// With `k > 1` the VAE is trained on the importance-weighted bound instead (Burda et al.
+/// 2016): `-log (1/k) Σ_i w_i`, `log w_i = log p(x|z_i) + β·(log p(z_i) - log q(z_i|x))`,
+/// `z_i ~ q(z|x)`; free bits do not apply to it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Objective {
     pub beta: f32,
     pub free_bits: f32,
+    /// Importance samples per image: 1 is the ELBO.
+    pub k: usize,
 }
 
 /// How the latent code is obtained from the encoder's output.
@@ -310,12 +318,14 @@ impl Model {
         Objective {
             beta: self.config.beta,
             free_bits: 0.0,
+            k: 1,
         }
     }
 
     /// The batch loss under `objective`, with the gradient with respect to the logits and the
     /// KL weight of every latent dimension left in `ws` for [`Model::backward`].
     fn objective_loss(&self, x: &Matrix, ws: &mut Workspace, objective: Objective) -> LossBreakdown {
+        ws.row_scale.clear();
         let mut loss = self.loss(x, ws, true);
         let latent = self.config.latent;
         let per_row = 1.0 / x.rows.max(1) as f32;
@@ -355,7 +365,7 @@ impl Model {
 
     /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
     /// `objective` in every parameter's `grad`, and returns that loss (its `total` is the
-    /// objective's value; `reconstruction` and `kl` are the plain batch means).
+    /// objective's value; `reconstruction` and `kl` are the plain means over the rows decoded).
     pub fn compute_gradients<R: Rng>(
         &mut self,
         x: &Matrix,
@@ -363,10 +373,98 @@ impl Model {
         rng: &mut R,
         objective: Objective,
     ) -> LossBreakdown {
-        self.forward(x, ws, Latent::Sample(rng));
-        let loss = self.objective_loss(x, ws, objective);
-        self.backward(x, ws);
+        let loss = self.objective_value(x, ws, rng, objective);
+        if objective.k > 1 && self.config.model == ModelKind::Vae {
+            let repeated = std::mem::take(&mut ws.repeated);
+            self.backward(&repeated, ws);
+            ws.repeated = repeated;
+        } else {
+            self.backward(x, ws);
+        }
         loss
+    }
+
+    /// Forward and loss of a training batch under `objective`, leaving in `ws` what the
+    /// backward pass needs (for `k > 1`, the input repeated k times in `ws.repeated`).
+    fn objective_value<R: Rng>(
+        &self,
+        x: &Matrix,
+        ws: &mut Workspace,
+        rng: &mut R,
+        objective: Objective,
+    ) -> LossBreakdown {
+        if objective.k <= 1 || self.config.model != ModelKind::Vae {
+            self.forward(x, ws, Latent::Sample(rng));
+            return self.objective_loss(x, ws, objective);
+        }
+        let k = objective.k;
+        let mut repeated = std::mem::take(&mut ws.repeated);
+        repeated.reshape_for_overwrite(x.rows * k, x.cols);
+        for (r, row) in repeated.data.chunks_exact_mut(x.cols.max(1)).enumerate() {
+            row.copy_from_slice(x.row(r / k));
+        }
+        self.forward(&repeated, ws, Latent::Sample(rng));
+        let loss = self.importance_weighted_loss(&repeated, x.rows, ws, objective);
+        ws.repeated = repeated;
+        loss
+    }
+
+    /// The importance-weighted bound of `images` images, each repeated `k` times in `xr`
+    /// (rows `i·k .. i·k + k`), whose forward pass is in `ws`. Leaves the logit gradient and
+    /// each row's weight `w̃_r / images` (its normalised importance weight over the batch) in
+    /// `ws` for the backward pass: `∂L/∂θ = Σ_r (w̃_r / images) · ∂(-log w_r)/∂θ`.
+    fn importance_weighted_loss(
+        &self,
+        xr: &Matrix,
+        images: usize,
+        ws: &mut Workspace,
+        objective: Objective,
+    ) -> LossBreakdown {
+        let k = objective.k;
+        let rows = xr.rows;
+        ws.recon_rows.resize(rows, 0.0);
+        ws.kl_rows.resize(rows, 0.0);
+        self.config
+            .recon
+            .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
+        kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows);
+        // log w_r = -recon_r + β·(log p(z) - log q(z|x)), where for z = μ + σ ⊙ ε
+        // log p(z) - log q(z|x) = -½ Σ_j (z_j² - ε_j² - logvar_j) (the 2π terms cancel).
+        let beta = objective.beta as f64;
+        let log_w: Vec<f64> = (0..rows)
+            .map(|r| {
+                let ratio: f64 =
+                    ws.z.row(r)
+                        .iter()
+                        .zip(ws.eps.row(r))
+                        .zip(ws.logvar.row(r))
+                        .map(|((&z, &e), &lv)| (z * z - e * e - lv) as f64)
+                        .sum();
+                -(ws.recon_rows[r] as f64) - beta * 0.5 * ratio
+            })
+            .collect();
+        ws.row_scale.clear();
+        ws.iw_beta = objective.beta;
+        let mut bound = 0.0;
+        for weights in log_w.chunks(k) {
+            let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = weights.iter().map(|&w| (w - max).exp()).sum();
+            bound += max + sum.ln() - (k as f64).ln();
+            ws.row_scale
+                .extend(weights.iter().map(|&w| ((w - max).exp() / sum / images as f64) as f32));
+        }
+        for (g, &s) in ws.grad_logits.data.chunks_exact_mut(xr.cols.max(1)).zip(&ws.row_scale) {
+            for v in g {
+                *v *= s;
+            }
+        }
+        ws.kl_scale.clear();
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / rows.max(1) as f64;
+        LossBreakdown {
+            total: -bound / images.max(1) as f64,
+            reconstruction: mean(&ws.recon_rows),
+            kl: mean(&ws.kl_rows),
+        }
     }
 
     /// Backward pass from `ws.grad_logits` and `ws.kl_scale` (left by `objective_loss`).
@@ -385,8 +483,11 @@ impl Model {
             grad_mu,
             grad_logvar,
             kl_scale,
+            row_scale,
+            iw_beta,
             ..
         } = ws;
+        let beta = *iw_beta;
 
         // Decoder, from the logits back to z; grad_a holds ∂L/∂(current layer's output).
         self.decoder
@@ -412,7 +513,11 @@ impl Model {
                 fc_z.backward(h, grad_a, dx);
             }
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                reparameterize_kl_backward(mu, logvar, eps, std, grad_a, kl_scale, grad_mu, grad_logvar);
+                if row_scale.is_empty() {
+                    reparameterize_kl_backward(mu, logvar, eps, std, grad_a, kl_scale, grad_mu, grad_logvar);
+                } else {
+                    reparameterize_iw_backward(z, eps, std, grad_a, row_scale, beta, grad_mu, grad_logvar);
+                }
                 let dx = if need_dx {
                     GradInput::Write(&mut *grad_b)
                 } else {

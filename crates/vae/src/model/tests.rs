@@ -26,8 +26,7 @@ fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
 fn loss_at(model: &Model, x: &Matrix, objective: Objective) -> (f64, Vec<bool>) {
     let mut ws = Workspace::default();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(99);
-    model.forward(x, &mut ws, Latent::Sample(&mut rng));
-    let total = model.objective_loss(x, &mut ws, objective).total;
+    let total = model.objective_value(x, &mut ws, &mut rng, objective).total;
     // Free bits switch a dimension's KL on and off: another kink to stay clear of.
     let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
     let active = ws
@@ -110,6 +109,31 @@ fn free_bits_and_beta_gradients_match_finite_differences() {
         Objective {
             beta: 0.3,
             free_bits: floor,
+            k: 1,
+        },
+    );
+}
+
+#[test]
+fn importance_weighted_gradients_match_finite_differences() {
+    check_objective(
+        ModelKind::Vae,
+        Recon::Bce,
+        vec![4],
+        Objective {
+            beta: 1.0,
+            free_bits: 0.0,
+            k: 3,
+        },
+    );
+    check_objective(
+        ModelKind::Vae,
+        Recon::Mse,
+        vec![5],
+        Objective {
+            beta: 0.6,
+            free_bits: 0.0,
+            k: 2,
         },
     );
 }
@@ -134,6 +158,7 @@ fn free_bits_floor_each_dimension_on_known_values() {
         Objective {
             beta: 2.0,
             free_bits: 0.25,
+            k: 1,
         },
     );
     assert_eq!(loss.kl, 0.0);

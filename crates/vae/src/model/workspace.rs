@@ -34,4 +34,10 @@ pub struct Workspace {
     pub(crate) grad_logvar: Matrix,
     /// The KL weight of each latent dimension in the training objective.
     pub(crate) kl_scale: Vec<f32>,
+    /// Under the importance-weighted objective: each row's normalised weight over the batch.
+    pub(crate) row_scale: Vec<f32>,
+    /// Under the importance-weighted objective: the batch with each image repeated k times.
+    pub(crate) repeated: Matrix,
+    /// Under the importance-weighted objective: the β on its prior ratio.
+    pub(crate) iw_beta: f32,
 }
