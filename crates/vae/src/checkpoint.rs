@@ -188,13 +188,12 @@ pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainSta
         tensors.push((format!("optimizer.m.{name}"), m));
         tensors.push((format!("optimizer.v.{name}"), v));
     }
-    let metadata = HashMap::from([
-        (FORMAT_KEY.to_string(), FORMAT.to_string()),
-        (
-            TRAIN_STATE_KEY.to_string(),
-            serde_json::to_string(state).expect("state serialises"),
-        ),
-    ]);
+    // One metadata key only: safetensors writes its metadata map in hash order, and a single
+    // entry keeps the file's bytes a function of the run alone (the kill test compares them).
+    let metadata = HashMap::from([(
+        TRAIN_STATE_KEY.to_string(),
+        serde_json::to_string(state).expect("state serialises"),
+    )]);
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
 
