@@ -55,7 +55,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = run.read_config()?;
     let dataset_name = args.dataset.unwrap_or(config.train.dataset);
     // The test split as the run saw it: binarized once under its seed, if it trained so.
-    let data = super::load_dataset(&dataset_name)?.prepared(config.train.binarize, config.train.seed);
+    let loaded = super::load_dataset(&dataset_name)?;
+    let data = loaded.prepared(config.train.binarize, config.train.seed);
     anyhow::ensure!(args.limit != Some(0), "--limit: must be at least 1");
     let test = match args.limit {
         Some(n) => data.test.take(n),

@@ -9,6 +9,8 @@ pub mod idx;
 pub use catalog::{DataDirs, DatasetName, DatasetSpec, Location};
 pub use idx::Images;
 
+use std::borrow::Cow;
+
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -129,20 +131,21 @@ pub struct Dataset {
 impl Dataset {
     /// The dataset as a run with this binarization sees it: `static` binarizes both splits
     /// once, `dynamic` the test split once (training batches are drawn as they are used).
-    pub fn prepared(&self, binarize: Binarize, seed: u64) -> Dataset {
+    /// Grey pixels are borrowed, not copied: a full dataset is tens of megabytes.
+    pub fn prepared(&self, binarize: Binarize, seed: u64) -> Cow<'_, Dataset> {
         let mut rng = stream_rng(seed, Stream::Binarize);
         match binarize {
-            Binarize::None => self.clone(),
-            Binarize::Static => Dataset {
+            Binarize::None => Cow::Borrowed(self),
+            Binarize::Static => Cow::Owned(Dataset {
                 name: self.name.clone(),
                 train: self.train.binarized(&mut rng),
                 test: self.test.binarized(&mut rng),
-            },
-            Binarize::Dynamic => Dataset {
+            }),
+            Binarize::Dynamic => Cow::Owned(Dataset {
                 name: self.name.clone(),
                 train: self.train.clone(),
                 test: self.test.binarized(&mut rng),
-            },
+            }),
         }
     }
 }
