@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::classifier::Classifier;
-use crate::data::{Binarize, Dataset};
+use crate::data::Dataset;
 use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::image::encode_png;
@@ -19,7 +19,7 @@ use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::plot::encode_png_rgb;
 use crate::rng::{Stream, seeded, stream_rng};
-use crate::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use crate::run::{RunConfig, RunDir, TrainConfig};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 
 /// What the demo trains.
@@ -125,15 +125,9 @@ pub fn run(
                     dataset: data.name.clone(),
                     epochs: options.epochs,
                     batch_size: options.batch_size,
-                    lr: 1e-3,
                     seed: options.seed,
                     threads: crate::engine::threads(),
-                    checkpoint_every: 0,
-                    kl_warmup: 0,
-                    free_bits: 0.0,
-                    binarize: Binarize::None,
-                    objective: TrainObjective::Elbo,
-                    k: 1,
+                    ..TrainConfig::default()
                 },
             };
             let _lock = run.lock()?;

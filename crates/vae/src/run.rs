@@ -90,6 +90,27 @@ pub enum TrainObjective {
     Iwae,
 }
 
+impl Default for TrainConfig {
+    /// The command line's defaults: 10 epochs of the built-in sample, batch 128, Adam at 1e-3,
+    /// the plain ELBO on grey pixels.
+    fn default() -> Self {
+        TrainConfig {
+            dataset: "mnist-sample".into(),
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            seed: 0,
+            threads: 1,
+            checkpoint_every: 0,
+            kl_warmup: 0,
+            free_bits: 0.0,
+            binarize: Binarize::None,
+            objective: TrainObjective::Elbo,
+            k: 1,
+        }
+    }
+}
+
 impl TrainConfig {
     /// Refuses settings no run can have.
     pub fn validate(&self) -> Result<()> {

@@ -3,15 +3,13 @@
 
 mod common;
 
-use vae::data::Binarize;
-
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use safetensors::{Dtype, tensor::TensorView};
 use vae::checkpoint::load_model;
 use vae::model::ModelConfig;
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
 
 /// A real, small, trained run folder.
@@ -29,15 +27,9 @@ fn trained_run() -> (tempfile::TempDir, RunDir) {
             dataset: "mnist-sample".into(),
             epochs: 1,
             batch_size: 100,
-            lr: 1e-3,
             seed: 0,
             threads: 1,
-            checkpoint_every: 0,
-            kl_warmup: 0,
-            free_bits: 0.0,
-            binarize: Binarize::None,
-            objective: TrainObjective::Elbo,
-            k: 1,
+            ..TrainConfig::default()
         },
     };
     let mut trainer = Trainer::new(run.clone(), config).unwrap();

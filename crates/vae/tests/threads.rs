@@ -3,13 +3,11 @@
 
 mod common;
 
-use vae::data::Binarize;
-
 use std::sync::atomic::AtomicBool;
 
 use vae::checkpoint::param_values;
 use vae::model::ModelConfig;
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
 
 #[test]
@@ -25,15 +23,9 @@ fn one_thread_and_two_threads_give_identical_runs() {
             dataset: "mnist-sample".into(),
             epochs: 1,
             batch_size: 100,
-            lr: 1e-3,
             seed: 9,
             threads: 2,
-            checkpoint_every: 0,
-            kl_warmup: 0,
-            free_bits: 0.0,
-            binarize: Binarize::None,
-            objective: TrainObjective::Elbo,
-            k: 1,
+            ..TrainConfig::default()
         },
     };
     let mut results = Vec::new();

@@ -4,11 +4,10 @@
 
 mod common;
 
-use vae::data::Binarize;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use vae::checkpoint::{load_model, param_values};
+use vae::data::Binarize;
 use vae::data::Dataset;
 use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
@@ -32,15 +31,9 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
             dataset: "mnist-sample".into(),
             epochs,
             batch_size: 64,
-            lr: 1e-3,
             seed: 3,
             threads: 2,
-            checkpoint_every: 0,
-            kl_warmup: 0,
-            free_bits: 0.0,
-            binarize: Binarize::None,
-            objective: TrainObjective::Elbo,
-            k: 1,
+            ..TrainConfig::default()
         },
     }
 }
