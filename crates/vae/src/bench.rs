@@ -112,9 +112,10 @@ pub fn run(
             }
             let end = (cursor + batch_size).min(train.len());
             train.batch_into(&order[cursor..end], &mut x);
+            let condition = model.condition(&train.labels_of(&order[cursor..end])).expect("dataset labels fit");
             cursor = end;
             let objective = model.objective();
-            model.compute_gradients(&x, &mut ws, &mut rng, objective);
+            model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut rng, objective);
             adam.update(&mut model.params_mut());
         });
         let images_per_sec = rate * batch_size.min(train.len()) as f64;
@@ -138,8 +139,9 @@ pub fn run(
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let eval_batch = EVAL_BATCH.min(train.len());
     train.batch_into(&order[..eval_batch], &mut x);
+    let eval_condition = model.condition(&train.labels_of(&order[..eval_batch]))?;
     let rate = steps_per_sec(options.seconds, || {
-        model.forward(&x, &mut ws, Latent::Sample(&mut rng));
+        model.forward(&x, eval_condition.as_ref(), &mut ws, Latent::Sample(&mut rng));
         model.loss(&x, &mut ws, false);
     });
     let images_per_sec = rate * eval_batch as f64;

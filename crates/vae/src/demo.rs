@@ -119,7 +119,7 @@ pub fn run(
                     hidden: options.hidden.clone(),
                     latent,
                     recon: Recon::Bce,
-                    beta: 1.0,
+                    ..ModelConfig::mlp_vae()
                 },
                 train: TrainConfig {
                     dataset: data.name.clone(),
@@ -161,6 +161,7 @@ fn describe(kind: ModelKind) -> &'static str {
     match kind {
         ModelKind::Ae => "plain autoencoder",
         ModelKind::Vae => "variational autoencoder",
+        ModelKind::Cvae => "conditional variational autoencoder",
     }
 }
 
@@ -178,19 +179,21 @@ fn look_at(
     let latent = model.config.latent;
     let test = &data.test;
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
-    let reconstructions = encode_png(&pictures::reconstructions(model, &test.range_batch(0, 16)))?;
+    let inputs = test.range_batch(0, 16);
+    let reconstructions = encode_png(&pictures::reconstructions(model, &inputs, &test.labels[..inputs.rows])?)?;
     let samples = encode_png(&pictures::prior_samples(
         model,
         64,
         1.0,
+        None,
         &mut stream_rng(options.seed, Stream::Samples),
-    ))?;
+    )?)?;
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
-    let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false))?;
+    let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, describe(kind));
-    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title))?;
+    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title)?)?;
     let manifold = if latent == 2 {
-        Some(encode_png(&pictures::manifold(model, test, 20)?)?)
+        Some(encode_png(&pictures::manifold(model, test, 20, None)?)?)
     } else {
         None
     };
@@ -205,6 +208,6 @@ fn look_at(
         interpolations,
         latent_map,
         manifold,
-        report: latent_report(model, classifier, data, &options.latent),
+        report: latent_report(model, classifier, data, &options.latent)?,
     })
 }

@@ -9,30 +9,34 @@ use crate::data::Split;
 use crate::engine::Matrix;
 use crate::engine::gaussian::reparameterize;
 use crate::error::{Error, Result};
-use crate::model::{Latent, LossBreakdown, Model, ModelKind, Workspace};
+use crate::model::{Latent, LossBreakdown, Model, Workspace};
 
 /// Images per evaluation batch: large batches amortise the matrix products.
 pub const EVAL_BATCH: usize = 1024;
 
 /// The mean loss per image over `split`, with `z` sampled from the posterior.
-pub fn evaluate(model: &Model, split: &Split, rng: &mut impl Rng) -> LossBreakdown {
+///
+/// # Errors
+/// A CVAE given a label beyond its classes.
+pub fn evaluate(model: &Model, split: &Split, rng: &mut impl Rng) -> Result<LossBreakdown> {
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let (mut recon, mut kl) = (0.0f64, 0.0f64);
     let indices: Vec<usize> = (0..split.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         split.batch_into(chunk, &mut x);
-        model.forward(&x, &mut ws, Latent::Sample(rng));
+        let condition = model.condition(&split.labels_of(chunk))?;
+        model.forward(&x, condition.as_ref(), &mut ws, Latent::Sample(rng));
         let loss = model.loss(&x, &mut ws, false);
         recon += loss.reconstruction * chunk.len() as f64;
         kl += loss.kl * chunk.len() as f64;
     }
     let n = split.len().max(1) as f64;
     let (reconstruction, kl) = (recon / n, kl / n);
-    LossBreakdown {
+    Ok(LossBreakdown {
         total: reconstruction + model.kl_weight() as f64 * kl,
         reconstruction,
         kl,
-    }
+    })
 }
 
 /// The importance-weighted estimate of the negative log-likelihood.
@@ -48,6 +52,8 @@ pub struct IwEstimate {
 /// Rows decoded at once: bounds memory whatever K is (2,048 x 784 floats is 6 MB).
 const IW_ROWS: usize = 2048;
 
+/// For a CVAE the same estimate, given each image's label, is of `-log p(x|y)`.
+///
 /// `-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x)`, `z_k ~ q(z|x)`, averaged over
 /// `split`. With `log w = log p(x|z) + log p(z) - log q(z|x)`, and `z = μ + σ ⊙ ε`:
 ///
@@ -62,10 +68,10 @@ pub fn importance_weighted_nll(
     rng: &mut impl Rng,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<IwEstimate> {
-    if model.config.model != ModelKind::Vae {
+    if !model.config.model.is_variational() {
         return Err(Error::config(
             "iw-samples",
-            "the importance-weighted bound needs a VAE (--model vae)",
+            "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
         ));
     }
     if samples == 0 {
@@ -78,11 +84,14 @@ pub fn importance_weighted_nll(
     let latent = model.config.latent;
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
+    let mut condition = Matrix::default();
     let mut total = 0.0f64;
     let indices: Vec<usize> = (0..split.len()).collect();
     for images in indices.chunks(group) {
         split.batch_into(images, &mut x);
-        model.encode(&x, &mut ws);
+        let labels = split.labels_of(images);
+        let image_condition = model.condition(&labels)?;
+        model.encode(&x, image_condition.as_ref(), &mut ws);
         // Per image: the running max of log w and Σ exp(log w - max).
         let mut max = vec![f64::NEG_INFINITY; images.len()];
         let mut sum = vec![0.0f64; images.len()];
@@ -100,9 +109,13 @@ pub fn importance_weighted_nll(
             repeat(&ws.mu, &mut mu);
             repeat(&ws.logvar, &mut logvar);
             repeat(&x, &mut target);
+            if let Some(c) = &image_condition {
+                repeat(c, &mut condition);
+            }
             let eps = Matrix::standard_normal(rows, latent, rng);
             reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
-            model.decode_logits(&z, &mut ws.decoder_hidden, &mut ws.logits);
+            let row_condition = image_condition.as_ref().map(|_| &condition);
+            model.decode_logits(&z, row_condition, &mut ws.decoder, &mut ws.logits);
             ws.recon_rows.resize(rows, 0.0);
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {

@@ -7,21 +7,32 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rand::RngExt;
 
 use crate::engine::Matrix;
+use crate::error::Result;
 use crate::model::{Model, ModelKind, Workspace};
 use crate::rng::RunRng;
 
 /// The code of each image: the posterior mean `μ(x)` for a VAE (its most likely code), `e(x)`
-/// for an autoencoder.
+/// for an autoencoder. `labels` are the images' classes, which only a CVAE reads.
 ///
 /// # Shapes
 /// `x`: n x pixels; returns n x latent.
-pub fn encode_codes(model: &Model, x: &Matrix) -> Matrix {
+///
+/// # Errors
+/// A CVAE given a label beyond its classes.
+pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> {
     let mut ws = Workspace::default();
-    model.encode(x, &mut ws);
-    match model.config.model {
-        ModelKind::Ae => ws.z,
-        ModelKind::Vae => ws.mu,
-    }
+    model.encode(x, model.condition(labels)?.as_ref(), &mut ws);
+    Ok(if model.config.model.is_variational() { ws.mu } else { ws.z })
+}
+
+/// The condition along a path of `frames` frames from class `a` to class `b` (CVAE): the
+/// one-hot labels blended as the codes are, `(1-t)·y_a + t·y_b`, so the class changes
+/// smoothly too. `None` for unconditional models.
+pub fn blended_condition(model: &Model, a: u8, b: u8, frames: usize) -> Result<Option<Matrix>> {
+    let Some(ends) = model.condition(&[a, b])? else {
+        return Ok(None);
+    };
+    Ok(Some(interpolate(ends.row(0), ends.row(1), frames, false)))
 }
 
 /// `count` pairs of indices below `len`, drawn uniformly (a pair may repeat an index).
@@ -82,7 +93,7 @@ pub fn traverse(base: &[f32], dim: usize, range: f32, frames: usize) -> Matrix {
 pub fn manifold_codes(kind: ModelKind, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
     let grid = grid.max(2);
     let axis = |i: usize, (lo, hi): (f32, f32)| match kind {
-        ModelKind::Vae => normal_quantile((i as f64 + 0.5) / grid as f64) as f32,
+        ModelKind::Vae | ModelKind::Cvae => normal_quantile((i as f64 + 0.5) / grid as f64) as f32,
         ModelKind::Ae => lo + (hi - lo) * i as f32 / (grid - 1) as f32,
     };
     let mut out = Matrix::zeros(grid * grid, 2);

@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::classifier::{CLASSES, Classifier, argmax};
 use crate::data::Dataset;
 use crate::engine::Matrix;
-use crate::latent::{encode_codes, interpolate, mean_and_covariance, random_pairs};
+use crate::error::Result;
+use crate::latent::{blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs};
 use crate::model::Model;
 use crate::rng::{RunRng, seeded};
 
@@ -95,15 +96,17 @@ pub fn continuity(
     pairs: usize,
     frames: usize,
     rng: &mut RunRng,
-) -> Continuity {
+) -> Result<Continuity> {
     let test = &data.test;
     let frames = frames.max(3);
     let mut steps = Vec::new();
     let (mut changes, mut back_and_forth, mut used) = (0usize, 0usize, 0usize);
     for (i, j) in random_pairs(pairs, test.len(), rng) {
-        let codes = encode_codes(model, &test.range_batch(i, i + 1).stacked(&test.range_batch(j, j + 1)));
+        let (yi, yj) = (test.labels[i], test.labels[j]);
+        let x = test.range_batch(i, i + 1).stacked(&test.range_batch(j, j + 1));
+        let codes = encode_codes(model, &x, &[yi, yj])?;
         let path = interpolate(codes.row(0), codes.row(1), frames, false);
-        let images = model.decode(&path);
+        let images = model.decode(&path, blended_condition(model, yi, yj, frames)?.as_ref());
         let span = distance(images.row(0), images.row(frames - 1));
         if span < 1e-6 {
             continue;
@@ -129,7 +132,7 @@ pub fn continuity(
         .get(((steps.len() as f64 - 1.0) * 0.95).round().max(0.0) as usize)
         .copied()
         .unwrap_or(0.0);
-    Continuity {
+    Ok(Continuity {
         pairs: used,
         frames,
         mean_step: steps.iter().sum::<f64>() / steps.len().max(1) as f64,
@@ -137,7 +140,7 @@ pub fn continuity(
         even_step: 1.0 / (frames - 1) as f64,
         mean_label_changes: changes as f64 / used.max(1) as f64,
         back_and_forth_share: back_and_forth as f64 / used.max(1) as f64,
-    }
+    })
 }
 
 fn distance(a: &[f32], b: &[f32]) -> f64 {
@@ -221,13 +224,19 @@ impl Default for LatentOptions {
 }
 
 /// Measures a model's latent space on `data` with `classifier`.
-pub fn latent_report(model: &Model, classifier: &Classifier, data: &Dataset, options: &LatentOptions) -> LatentReport {
+pub fn latent_report(
+    model: &Model,
+    classifier: &Classifier,
+    data: &Dataset,
+    options: &LatentOptions,
+) -> Result<LatentReport> {
     let mut rng = seeded(options.seed);
-    let samples = model.sample_prior(options.prior_samples, 1.0, &mut rng);
+    let condition = model.label_condition(options.prior_samples, None)?;
+    let samples = model.sample_prior(options.prior_samples, 1.0, condition.as_ref(), &mut rng);
     let test = data.test.range_batch(0, data.test.len());
     let floor_train = data.train.range_batch(0, options.prior_samples.min(data.train.len()));
     let test_features = classifier.features(&test);
-    LatentReport {
+    Ok(LatentReport {
         protocol: LatentProtocol {
             dataset: data.name.clone(),
             prior_samples: options.prior_samples,
@@ -238,10 +247,10 @@ pub fn latent_report(model: &Model, classifier: &Classifier, data: &Dataset, opt
         },
         completeness: completeness(classifier, &samples),
         completeness_of_test_images: completeness(classifier, &test),
-        continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng),
+        continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng)?,
         fid: frechet_distance(&classifier.features(&samples), &test_features),
         fid_floor: frechet_distance(&classifier.features(&floor_train), &test_features),
-    }
+    })
 }
 
 /// `n` images of uniform noise: a reference that no classifier should find complete.

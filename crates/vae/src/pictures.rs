@@ -9,52 +9,106 @@ use crate::data::catalog::class_names;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, GridLayout, comparison_grid, tile_grid};
-use crate::latent::{encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse};
+use crate::latent::{blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse};
 use crate::model::{Model, ModelKind};
 use crate::plot::{RgbImage, Scatter, scatter_plot};
 
-/// `inputs` above their reconstructions, 8 a row.
-pub fn reconstructions(model: &Model, inputs: &Matrix) -> GrayImage {
-    comparison_grid(inputs, &model.reconstruct(inputs), 8)
+/// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
+/// CVAE only).
+pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<GrayImage> {
+    let condition = model.condition(labels)?;
+    Ok(comparison_grid(inputs, &model.reconstruct(inputs, condition.as_ref()), 8))
 }
 
-/// `n` decoded draws from `N(0, T²·I)`, in a square-ish grid.
-pub fn prior_samples(model: &Model, n: usize, temperature: f32, rng: &mut impl Rng) -> GrayImage {
+/// `n` decoded draws from `N(0, T²·I)`, in a square-ish grid. A CVAE draws class `label`, or
+/// cycles through its classes when none is chosen.
+pub fn prior_samples(
+    model: &Model,
+    n: usize,
+    temperature: f32,
+    label: Option<u8>,
+    rng: &mut impl Rng,
+) -> Result<GrayImage> {
     let columns = (n as f64).sqrt().ceil() as usize;
-    tile_grid(&model.sample_prior(n, temperature, rng), GridLayout::mnist(columns))
+    let condition = model.label_condition(n, label)?;
+    let images = model.sample_prior(n, temperature, condition.as_ref(), rng);
+    Ok(tile_grid(&images, GridLayout::mnist(columns)))
+}
+
+/// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
+/// a column keeps its style while the rows change the class.
+pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng: &mut impl Rng) -> Result<GrayImage> {
+    if !model.config.model.is_conditional() {
+        return Err(Error::config(
+            "grid-labels",
+            "only a cvae draws a chosen class (this model is not conditional)",
+        ));
+    }
+    let classes = model.config.classes;
+    let mut z = Matrix::standard_normal(per_class, model.config.latent, rng);
+    for v in &mut z.data {
+        *v *= temperature;
+    }
+    let mut codes = Matrix::zeros(0, model.config.latent);
+    let mut labels = Vec::new();
+    for class in 0..classes {
+        codes = codes.stacked(&z);
+        labels.extend(std::iter::repeat_n(class as u8, per_class));
+    }
+    let images = model.decode(&codes, model.condition(&labels)?.as_ref());
+    Ok(tile_grid(&images, GridLayout::mnist(per_class)))
 }
 
 /// One row per pair of test images: the first image, the decoded path between their codes
 /// (`steps + 1` frames, straight or spherical), the second image.
-pub fn interpolations(model: &Model, test: &Split, pairs: &[(usize, usize)], steps: usize, slerp: bool) -> GrayImage {
+///
+/// A CVAE's label is blended along the path as the code is.
+pub fn interpolations(
+    model: &Model,
+    test: &Split,
+    pairs: &[(usize, usize)],
+    steps: usize,
+    slerp: bool,
+) -> Result<GrayImage> {
     let mut rows = Matrix::zeros(0, model.config.pixels());
     for &(i, j) in pairs {
         let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
-        let codes = encode_codes(model, &xi.stacked(&xj));
+        let (yi, yj) = (test.labels[i], test.labels[j]);
+        let codes = encode_codes(model, &xi.stacked(&xj), &[yi, yj])?;
         let path = interpolate(codes.row(0), codes.row(1), steps + 1, slerp);
-        rows = rows.stacked(&xi).stacked(&model.decode(&path)).stacked(&xj);
+        let condition = blended_condition(model, yi, yj, steps + 1)?;
+        rows = rows.stacked(&xi).stacked(&model.decode(&path, condition.as_ref())).stacked(&xj);
     }
-    tile_grid(&rows, GridLayout::mnist(steps + 3))
+    Ok(tile_grid(&rows, GridLayout::mnist(steps + 3)))
 }
 
 /// One row per dimension in `dims`: that dimension of `base` run over `± range` in `steps`
-/// frames.
-pub fn traversals(model: &Model, base: &[f32], dims: &[usize], range: f32, steps: usize) -> GrayImage {
+/// frames (a CVAE draws class `label`, or cycles through its classes along each row).
+pub fn traversals(
+    model: &Model,
+    base: &[f32],
+    dims: &[usize],
+    range: f32,
+    steps: usize,
+    label: Option<u8>,
+) -> Result<GrayImage> {
     let mut codes = Matrix::zeros(0, model.config.latent);
     for &k in dims {
         codes = codes.stacked(&traverse(base, k, range, steps));
     }
-    tile_grid(&model.decode(&codes), GridLayout::mnist(steps))
+    let condition = model.label_condition(codes.rows, label)?;
+    Ok(tile_grid(&model.decode(&codes, condition.as_ref()), GridLayout::mnist(steps)))
 }
 
 /// The scatter of the test split's codes (posterior means for a VAE) coloured by label,
 /// projected by PCA beyond two dimensions (the note under the title says so).
-pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> RgbImage {
-    let codes = encode_codes(model, &test.range_batch(0, test.len()));
+pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> Result<RgbImage> {
+    let codes = encode_codes(model, &test.range_batch(0, test.len()), &test.labels)?;
     let projection = project_2d(&codes);
-    let what = match model.config.model {
-        ModelKind::Vae => "posterior means",
-        ModelKind::Ae => "codes",
+    let what = if model.config.model.is_variational() {
+        "posterior means"
+    } else {
+        "codes"
     };
     let (x_label, y_label, note) = match projection.pca_explained {
         None => (
@@ -73,7 +127,7 @@ pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> 
             ),
         ),
     };
-    scatter_plot(&Scatter {
+    Ok(scatter_plot(&Scatter {
         points: &projection.points,
         labels: &test.labels,
         class_names: &class_names(dataset),
@@ -81,12 +135,13 @@ pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> 
         x_label,
         y_label,
         note: Some(note),
-    })
+    }))
 }
 
 /// For latent size 2: a `grid x grid` lattice of codes decoded into one picture, through the
-/// prior's quantiles for a VAE, over the range of the test codes for an autoencoder.
-pub fn manifold(model: &Model, test: &Split, grid: usize) -> Result<GrayImage> {
+/// prior's quantiles for a VAE, over the range of the test codes for an autoencoder. A CVAE
+/// draws class `label` throughout (class 0 when none is chosen).
+pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> Result<GrayImage> {
     if model.config.latent != 2 {
         return Err(Error::config(
             "latent",
@@ -97,11 +152,15 @@ pub fn manifold(model: &Model, test: &Split, grid: usize) -> Result<GrayImage> {
         ));
     }
     let bounds = match model.config.model {
-        ModelKind::Vae => [(0.0, 0.0); 2],
+        ModelKind::Vae | ModelKind::Cvae => [(0.0, 0.0); 2],
         // The autoencoder has no prior: span where its test codes lie instead.
-        ModelKind::Ae => quantile_bounds(&encode_codes(model, &test.range_batch(0, test.len())), 0.01),
+        ModelKind::Ae => quantile_bounds(
+            &encode_codes(model, &test.range_batch(0, test.len()), &test.labels)?,
+            0.01,
+        ),
     };
-    let images = model.decode(&manifold_codes(model.config.model, grid, bounds));
+    let condition = model.label_condition(grid * grid, Some(label.unwrap_or(0)))?;
+    let images = model.decode(&manifold_codes(model.config.model, grid, bounds), condition.as_ref());
     Ok(tile_grid(
         &images,
         GridLayout {

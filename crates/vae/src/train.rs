@@ -30,6 +30,8 @@ pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimen
 
 /// Prior samples drawn into `samples.png` (an 8x8 grid).
 pub const SAMPLE_COUNT: usize = 64;
+/// Draws per class row of a CVAE's `samples.png`.
+pub const SAMPLES_PER_CLASS: usize = 8;
 /// Test images shown in `reconstructions.png`.
 pub const RECONSTRUCTION_COUNT: usize = 16;
 
@@ -115,10 +117,10 @@ impl Trainer {
     pub fn new(run: RunDir, config: RunConfig) -> Result<Self> {
         config.model.validate()?;
         config.train.validate()?;
-        if config.train.objective == TrainObjective::Iwae && config.model.model != crate::model::ModelKind::Vae {
+        if config.train.objective == TrainObjective::Iwae && !config.model.model.is_variational() {
             return Err(Error::config(
                 "objective",
-                "the importance-weighted bound needs a VAE (--model vae)",
+                "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
             ));
         }
         if run.checkpoint().exists() {
@@ -223,6 +225,9 @@ impl Trainer {
         let prepared = data.prepared(binarize, self.config.train.seed);
         let data = &prepared;
         let train = &data.train;
+        // A label the CVAE cannot take fails here, not after an epoch of work.
+        self.model.check_labels(&train.labels, "training labels")?;
+        self.model.check_labels(&data.test.labels, "test labels")?;
         let batch_size = self.config.train.batch_size;
         let batches = train.len().div_ceil(batch_size);
         if self.state.next_batch >= batches.max(1) {
@@ -251,6 +256,7 @@ impl Trainer {
             for batch in self.state.next_batch..batches {
                 let indices = &order[batch * batch_size..((batch + 1) * batch_size).min(train.len())];
                 train.batch_into(indices, &mut x);
+                let condition = self.model.condition(&train.labels_of(indices))?;
                 if binarize == Binarize::Dynamic {
                     let seed = self.config.train.seed;
                     Split::binarize_batch(&mut x, &mut stream_rng(seed, Stream::BinarizeBatch { epoch, batch }));
@@ -258,7 +264,7 @@ impl Trainer {
                 let objective = self.objective(epoch, batch, batches);
                 let loss = self
                     .model
-                    .compute_gradients(&x, &mut ws, &mut self.state.noise_rng, objective);
+                    .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, objective);
                 if !loss.total.is_finite() {
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
@@ -312,7 +318,7 @@ impl Trainer {
     fn finish_epoch(&mut self, data: &Dataset) -> Result<()> {
         let epoch = self.state.epochs_done;
         let seed = self.config.train.seed;
-        let test = evaluate(&self.model, &data.test, &mut stream_rng(seed, Stream::Eval { epoch }));
+        let test = evaluate(&self.model, &data.test, &mut stream_rng(seed, Stream::Eval { epoch }))?;
         let p = std::mem::take(&mut self.state.partial);
         let batches = data.train.len().div_ceil(self.config.train.batch_size);
         let end_of_epoch = self.objective(epoch, batches.saturating_sub(1), batches);
@@ -391,13 +397,20 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
     write_atomic(&run.metrics(), text.as_bytes())
 }
 
-/// `samples.png` (the same prior draws every epoch) and `reconstructions.png`.
+/// `samples.png` (the same prior draws every epoch; a CVAE's in a row per class) and
+/// `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
-    let samples = pictures::prior_samples(model, SAMPLE_COUNT, 1.0, &mut stream_rng(seed, Stream::Samples));
+    let mut rng = stream_rng(seed, Stream::Samples);
+    let samples = if model.config.model.is_conditional() {
+        pictures::samples_per_class(model, SAMPLES_PER_CLASS, 1.0, &mut rng)?
+    } else {
+        pictures::prior_samples(model, SAMPLE_COUNT, 1.0, None, &mut rng)?
+    };
     write_atomic(&run.samples(), &encode_png(&samples)?)?;
     let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
+    let labels = &test.labels[..inputs.rows];
     write_atomic(
         &run.reconstructions(),
-        &encode_png(&pictures::reconstructions(model, &inputs))?,
+        &encode_png(&pictures::reconstructions(model, &inputs, labels)?)?,
     )
 }

@@ -11,7 +11,7 @@ use vae::data::Binarize;
 use vae::data::Dataset;
 use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
-use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use vae::model::{DecoderOutput, MNIST_SIDE, ModelConfig, ModelKind};
 use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
@@ -26,6 +26,7 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
             latent: 8,
             recon: Recon::Bce,
             beta: 1.0,
+            ..ModelConfig::mlp_vae()
         },
         train: TrainConfig {
             dataset: "mnist-sample".into(),
@@ -59,7 +60,7 @@ fn the_loss_falls_and_the_run_folder_is_complete() {
         assert!(h[2].train_loss < h[0].train_loss, "{model:?}: {h:?}");
         assert!(h[2].test_loss < 250.0, "{model:?}: {h:?}");
         match model {
-            ModelKind::Vae => assert!(h[2].test_kl > 1.0, "the KL term is live: {h:?}"),
+            ModelKind::Vae | ModelKind::Cvae => assert!(h[2].test_kl > 1.0, "the KL term is live: {h:?}"),
             ModelKind::Ae => assert_eq!(h[2].test_kl, 0.0),
         }
         for file in [
@@ -141,7 +142,7 @@ fn the_importance_weighted_objective_trains_and_is_recorded() {
     assert!(h[2].test_loss < 0.9 * h[0].test_loss, "{h:?}");
     // The model it learns is a proper VAE: its importance-weighted estimate of -log p(x) on
     // the test split is below its negative ELBO.
-    let elbo = vae::eval::evaluate(&t.model, &data.test, &mut vae::rng::seeded(1)).total;
+    let elbo = vae::eval::evaluate(&t.model, &data.test, &mut vae::rng::seeded(1)).unwrap().total;
     let iw = vae::eval::importance_weighted_nll(&t.model, &data.test, 50, &mut vae::rng::seeded(2), &mut |_| {});
     assert!(iw.unwrap().nll < elbo, "{elbo}");
     assert_eq!(t.objective(2, 0, 10).k, 5);
@@ -172,7 +173,7 @@ fn a_saved_model_loads_back_bit_exactly() {
     let loaded = load_model(&run).unwrap();
     assert_eq!(param_values(&loaded), param_values(&trainer.model));
     let x = data.test.range_batch(0, 10);
-    assert_eq!(loaded.reconstruct(&x), trainer.model.reconstruct(&x));
+    assert_eq!(loaded.reconstruct(&x, None), trainer.model.reconstruct(&x, None));
 }
 
 #[test]
@@ -226,7 +227,10 @@ fn a_diverging_run_stops_with_an_error_and_keeps_the_last_good_checkpoint() {
 
     let mut trainer = Trainer::resume(run.clone(), Some(2)).unwrap();
     // Poison one weight: every loss from here on is NaN.
-    trainer.model.decoder.fc_out.bias.value.data[0] = f32::NAN;
+    let DecoderOutput::Dense { fc_out } = &mut trainer.model.decoder.output else {
+        unreachable!("an MLP decoder")
+    };
+    fc_out.bias.value.data[0] = f32::NAN;
     let error = trainer.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
     assert!(
         error.to_string().contains("training diverged at epoch 2, batch 1"),
@@ -300,7 +304,7 @@ fn the_importance_weighted_bound_is_tighter_than_the_elbo() {
     let data = common::small_sample(2_000, 100);
     let dir = tempfile::tempdir().unwrap();
     let trainer = train(&RunDir::new(dir.path()), config(ModelKind::Vae, 2), &data);
-    let elbo = evaluate(&trainer.model, &data.test, &mut seeded(1)).total;
+    let elbo = evaluate(&trainer.model, &data.test, &mut seeded(1)).unwrap().total;
     let k1 = importance_weighted_nll(&trainer.model, &data.test, 1, &mut seeded(2), &mut |_| {}).unwrap();
     let k200 = importance_weighted_nll(&trainer.model, &data.test, 200, &mut seeded(3), &mut |_| {}).unwrap();
     // K = 1 is the ELBO itself (another draw of it); a larger K can only tighten the bound.

@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => data.test.clone(),
     };
     let mut rng = seeded(args.seed);
-    let loss = evaluate(&model, &test, &mut rng);
+    let loss = evaluate(&model, &test, &mut rng)?;
     let iw = if args.iw_samples > 0 {
         let bar = progress::bar(
             test.len() as u64,
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             frames: 11,
             seed: args.seed,
         };
-        Some(latent_report(&model, &classifier, &data, &options))
+        Some(latent_report(&model, &classifier, &data, &options)?)
     } else {
         None
     };

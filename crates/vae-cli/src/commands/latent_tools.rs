@@ -64,7 +64,7 @@ pub fn interpolate_run(args: InterpolateArgs) -> Result<ExitCode> {
             vec![(args.from, args.to)]
         }
     };
-    let picture = pictures::interpolations(&model, test, &pairs, args.steps, args.slerp);
+    let picture = pictures::interpolations(&model, test, &pairs, args.steps, args.slerp)?;
     let out = output_path(&args.run, args.out, "interpolation.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());
@@ -87,6 +87,9 @@ pub struct TraverseArgs {
     /// Start from the code of this test image (default: the origin, the prior's centre).
     #[arg(long)]
     image: Option<usize>,
+    /// CVAE: decode as this class (default: the --image's class, else cycling along a row).
+    #[arg(long)]
+    label: Option<u8>,
     /// Dataset whose test split to use (default: the one the run trained on).
     #[arg(long)]
     dataset: Option<String>,
@@ -110,7 +113,7 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
                 "--image: {i} is out of range: the test split holds {}",
                 data.test.len()
             );
-            encode_codes(&model, &data.test.range_batch(i, i + 1)).data
+            encode_codes(&model, &data.test.range_batch(i, i + 1), &data.test.labels[i..=i])?.data
         }
         None => vec![0.0; latent],
     };
@@ -125,7 +128,9 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
         }
         None => (0..latent).collect(),
     };
-    let picture = pictures::traversals(&model, &base, &dims, args.range, args.steps);
+    // From a test image, a CVAE keeps that image's class unless another is asked for.
+    let label = args.label.or(args.image.map(|i| data.test.labels[i]));
+    let picture = pictures::traversals(&model, &base, &dims, args.range, args.steps, label)?;
     let out = output_path(&args.run, args.out, "traversal.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());
@@ -165,7 +170,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         model.config.model.name(),
         model.config.latent
     );
-    let picture = pictures::latent_map(&model, &test, &config.train.dataset, title);
+    let picture = pictures::latent_map(&model, &test, &config.train.dataset, title)?;
     let out = output_path(&args.run, args.out, "latent-map.png");
     write_atomic(&out, &encode_png_rgb(&picture)?)?;
     println!("{}", out.display());
@@ -179,6 +184,9 @@ pub struct ManifoldArgs {
     /// Codes per side of the grid.
     #[arg(long, default_value_t = 20)]
     grid: usize,
+    /// CVAE: decode the grid as this class (default 0).
+    #[arg(long)]
+    label: Option<u8>,
     /// Picture to write (default: RUN/manifold.png).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -193,7 +201,7 @@ pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
         args.run.display(),
         model.config.latent
     );
-    let picture = pictures::manifold(&model, &data.test, args.grid)?;
+    let picture = pictures::manifold(&model, &data.test, args.grid, args.label)?;
     let out = output_path(&args.run, args.out, "manifold.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());

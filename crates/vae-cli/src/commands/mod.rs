@@ -106,6 +106,7 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let model = load_model(&dir)?;
     let config = dir.read_config()?;
     let data = load_dataset(dataset.unwrap_or(&config.train.dataset))?;
+    model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;
     Ok(LoadedRun { config, model, data })
 }
 

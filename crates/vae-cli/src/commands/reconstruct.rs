@@ -30,9 +30,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let model = load_model(&run)?;
     let dataset = args.dataset.unwrap_or(run.read_config()?.train.dataset);
     let data = super::load_dataset(&dataset)?;
+    model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;
     let inputs = data.test.range_batch(0, args.count);
+    let labels = &data.test.labels[..inputs.rows];
     let out = super::output_path(&args.run, args.out, "reconstruction.png");
-    write_atomic(&out, &encode_png(&pictures::reconstructions(&model, &inputs))?)?;
+    write_atomic(&out, &encode_png(&pictures::reconstructions(&model, &inputs, labels)?)?)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -10,18 +10,26 @@ use vae::pictures;
 use vae::rng::seeded;
 use vae::run::{RunDir, write_atomic};
 
+const DEFAULT_COUNT: usize = 64;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The run folder.
     run: PathBuf,
-    /// How many samples.
-    #[arg(short = 'n', long, default_value_t = 64)]
+    /// How many samples (with --grid-labels: per class, default 10).
+    #[arg(short = 'n', long, default_value_t = DEFAULT_COUNT)]
     count: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Scale of the prior's standard deviation: below 1 draws nearer the centre.
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
+    /// CVAE: draw this class only (default: cycle through the classes).
+    #[arg(long)]
+    label: Option<u8>,
+    /// CVAE: one row per class, N draws a row, the same latent draws in every row.
+    #[arg(long, conflicts_with = "label")]
+    grid_labels: bool,
     /// Picture to write (default: RUN/sample.png).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -34,8 +42,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--temperature: must be a finite number >= 0"
     );
     let model = load_model(&RunDir::new(&args.run))?;
+    let conditional = model.config.model.is_conditional();
+    anyhow::ensure!(
+        conditional || (args.label.is_none() && !args.grid_labels),
+        "{}: --label and --grid-labels need a cvae, this run is a {}",
+        args.run.display(),
+        model.config.model.name()
+    );
     let mut rng = seeded(args.seed);
-    let picture = pictures::prior_samples(&model, args.count, args.temperature, &mut rng);
+    let picture = if args.grid_labels {
+        // A row per class: -n is the row's length, 10 by default rather than 64.
+        let per_class = if args.count == DEFAULT_COUNT { 10 } else { args.count };
+        pictures::samples_per_class(&model, per_class, args.temperature, &mut rng)?
+    } else {
+        pictures::prior_samples(&model, args.count, args.temperature, args.label, &mut rng)?
+    };
     let out = super::output_path(&args.run, args.out, "sample.png");
     write_atomic(&out, &encode_png(&picture)?)?;
     println!("{}", out.display());

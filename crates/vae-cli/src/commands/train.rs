@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use vae::data::{Binarize, DatasetSpec};
 use vae::engine::Recon;
-use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use vae::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
@@ -17,6 +17,13 @@ use crate::progress;
 pub enum ModelArg {
     Ae,
     Vae,
+    Cvae,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ArchArg {
+    Mlp,
+    Conv,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -40,9 +47,17 @@ pub enum ReconArg {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Autoencoder or variational autoencoder.
+    /// Autoencoder, variational autoencoder, or conditional VAE (given the label).
     #[arg(long, value_enum, default_value = "vae", conflicts_with = "resume")]
     model: ModelArg,
+    /// Body of encoder and decoder: dense layers only (mlp), or strided convolutions before
+    /// them, mirrored by transposed convolutions in the decoder (conv).
+    #[arg(long, value_enum, default_value = "mlp", conflicts_with = "resume")]
+    arch: ArchArg,
+    /// Conv: output channels of the encoder's 3x3 stride-2 convolutions, input side first
+    /// (default 32,64).
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
+    channels: Vec<usize>,
     /// mnist-sample (built in), mnist, fashion-mnist, or a directory holding the four IDX files.
     #[arg(long, default_value = "mnist-sample", conflicts_with = "resume")]
     dataset: String,
@@ -62,8 +77,9 @@ pub struct Args {
     /// Size of the latent code.
     #[arg(long, default_value_t = 20, conflicts_with = "resume")]
     latent: usize,
-    /// Hidden layer widths of the encoder, input side first, e.g. 512,256; the decoder mirrors them.
-    #[arg(long, default_value = "400", value_delimiter = ',', conflicts_with = "resume")]
+    /// Dense hidden layer widths of the encoder, input side first, e.g. 512,256; the decoder
+    /// mirrors them (default: 400 for mlp, 256 for conv).
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     hidden: Vec<usize>,
     /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
     #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
@@ -121,21 +137,43 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (run, new_config) = match &args.resume {
         Some(path) => (RunDir::new(path), None),
         None => {
+            let kind = match args.model {
+                ModelArg::Ae => ModelKind::Ae,
+                ModelArg::Vae => ModelKind::Vae,
+                ModelArg::Cvae => ModelKind::Cvae,
+            };
+            let base = match args.arch {
+                ArchArg::Mlp => ModelConfig::mlp_vae(),
+                ArchArg::Conv => ModelConfig::conv_vae(),
+            };
             let model = ModelConfig {
-                model: match args.model {
-                    ModelArg::Ae => ModelKind::Ae,
-                    ModelArg::Vae => ModelKind::Vae,
-                },
+                model: kind,
                 image_height: MNIST_SIDE,
                 image_width: MNIST_SIDE,
-                hidden: args.hidden.clone(),
+                channels: match args.arch {
+                    ArchArg::Conv if !args.channels.is_empty() => args.channels.clone(),
+                    _ => base.channels.clone(),
+                },
+                hidden: if args.hidden.is_empty() {
+                    base.hidden.clone()
+                } else {
+                    args.hidden.clone()
+                },
                 latent: args.latent,
                 recon: match args.recon {
                     ReconArg::Bce => Recon::Bce,
                     ReconArg::Mse => Recon::Mse,
                 },
                 beta: args.beta,
+                // The classes of a CVAE are those of its dataset, known once it is loaded;
+                // validation before that counts the ten of every dataset this tool names.
+                classes: if kind.is_conditional() { 10 } else { 0 },
+                ..base
             };
+            anyhow::ensure!(
+                matches!(args.arch, ArchArg::Conv) || args.channels.is_empty(),
+                "--channels: only a conv body has channels (add --arch conv)"
+            );
             // A directory is kept as an absolute path, so the run can be resumed and
             // evaluated from anywhere.
             let dataset = match args.dataset.parse::<DatasetSpec>()? {
@@ -196,8 +234,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let data = super::load_dataset(&trainer.config.train.dataset)?;
             (lock, trainer, data)
         }
-        Some(config) => {
+        Some(mut config) => {
             let data = super::load_dataset(&config.train.dataset)?;
+            if config.model.model.is_conditional() {
+                config.model.classes = data.classes();
+            }
             let lock = run.lock()?;
             (lock, Trainer::new(run.clone(), config)?, data)
         }
@@ -205,9 +246,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut trainer = trainer;
     let c = &trainer.config;
     eprintln!(
-        "{} {} on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
+        "{} {} ({}) on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
         if args.resume.is_some() { "resuming" } else { "training" },
         c.model.model.name(),
+        match c.model.arch {
+            Arch::Mlp => "mlp".to_string(),
+            Arch::Conv => format!("conv {:?}", c.model.channels),
+        },
         data.name,
         data.train.len(),
         data.test.len(),

@@ -84,7 +84,12 @@ impl Split {
         }
     }
 
-    /// Images `start..end` as a batch.
+    /// The labels of the images at `indices`, in that order.
+    pub fn labels_of(&self, indices: &[usize]) -> Vec<u8> {
+        indices.iter().map(|&i| self.labels[i]).collect()
+    }
+
+    /// Images `start..end` (clamped to the split) as a batch.
     pub fn range_batch(&self, start: usize, end: usize) -> Matrix {
         let indices: Vec<usize> = (start..end.min(self.len())).collect();
         let mut out = Matrix::default();
@@ -129,6 +134,13 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The number of classes: one more than the largest label of either split (10 for every
+    /// dataset this tool names).
+    pub fn classes(&self) -> usize {
+        let max = self.train.labels.iter().chain(&self.test.labels).copied().max();
+        max.map_or(1, |m| m as usize + 1)
+    }
+
     /// The dataset as a run with this binarization sees it: `static` binarizes both splits
     /// once, `dynamic` the test split once (training batches are drawn as they are used).
     /// Grey pixels are borrowed, not copied: a full dataset is tens of megabytes.

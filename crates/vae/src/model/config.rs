@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Recon;
+use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
 
-/// Deterministic autoencoder or variational autoencoder.
+/// Deterministic autoencoder, variational autoencoder, or conditional VAE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -14,6 +14,9 @@ pub enum ModelKind {
     Ae,
     /// `q(z|x) = N(μ(x), σ(x)²)`, trained on reconstruction + β·KL (the negative ELBO).
     Vae,
+    /// The VAE with the label `y` given to both sides: `q(z|x, y)`, `p(x|z, y)`, so the decoder
+    /// draws the class it is asked for.
+    Cvae,
 }
 
 impl ModelKind {
@@ -22,6 +25,39 @@ impl ModelKind {
         match self {
             ModelKind::Ae => "ae",
             ModelKind::Vae => "vae",
+            ModelKind::Cvae => "cvae",
+        }
+    }
+
+    /// Whether the encoder outputs a normal law (VAE, CVAE) rather than a code (AE).
+    pub fn is_variational(self) -> bool {
+        matches!(self, ModelKind::Vae | ModelKind::Cvae)
+    }
+
+    /// Whether encoder and decoder take the label.
+    pub fn is_conditional(self) -> bool {
+        self == ModelKind::Cvae
+    }
+}
+
+/// The body of encoder and decoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Dense layers only.
+    #[default]
+    Mlp,
+    /// Strided 3x3 convolutions before the dense layers; the decoder mirrors them with
+    /// transposed convolutions.
+    Conv,
+}
+
+impl Arch {
+    /// The word used on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Mlp => "mlp",
+            Arch::Conv => "conv",
         }
     }
 }
@@ -30,15 +66,25 @@ impl ModelKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub model: ModelKind,
+    /// Absent from configs written before convolutional bodies existed: those are MLPs.
+    #[serde(default)]
+    pub arch: Arch,
     pub image_height: usize,
     pub image_width: usize,
-    /// Widths of the encoder's hidden layers, input side first; the decoder mirrors them.
+    /// Conv: output channels of the encoder's convolutions (3x3, stride 2, padding 1), input
+    /// side first. Empty for the MLP.
+    #[serde(default)]
+    pub channels: Vec<usize>,
+    /// Widths of the encoder's dense hidden layers, input side first; the decoder mirrors them.
     pub hidden: Vec<usize>,
     /// Size of the latent code `z`.
     pub latent: usize,
     pub recon: Recon,
     /// Weight of the KL term (1 = the plain VAE). Ignored by the autoencoder.
     pub beta: f32,
+    /// CVAE: the number of classes of its one-hot label; 0 for the other models.
+    #[serde(default)]
+    pub classes: usize,
 }
 
 /// Images are 28 x 28 in every dataset this tool reads.
@@ -48,6 +94,15 @@ pub const MNIST_SIDE: usize = 28;
 pub const MAX_WIDTH: usize = 16_384;
 /// The most hidden layers a config may ask for.
 pub const MAX_LAYERS: usize = 16;
+/// The kernel, stride and padding of every convolution of a conv body: each halves the map.
+pub const CONV_KERNEL: usize = 3;
+pub const CONV_STRIDE: usize = 2;
+pub const CONV_PADDING: usize = 1;
+/// The most classes a CVAE label may have.
+pub const MAX_CLASSES: usize = 256;
+/// The most convolutions a conv body may have, and channels per convolution.
+pub const MAX_CONV_LAYERS: usize = 6;
+pub const MAX_CHANNELS: usize = 1024;
 
 impl ModelConfig {
     /// The classic MLP VAE of the PyTorch example: 784-400-20, Bernoulli likelihood.
@@ -60,6 +115,20 @@ impl ModelConfig {
             latent: 20,
             recon: Recon::Bce,
             beta: 1.0,
+            classes: 0,
+            arch: Arch::Mlp,
+            channels: Vec::new(),
+        }
+    }
+
+    /// The conv body of the common Keras example: convolutions to 32 and 64 channels, a
+    /// 256-unit dense layer, latent 20.
+    pub fn conv_vae() -> Self {
+        ModelConfig {
+            arch: Arch::Conv,
+            channels: vec![32, 64],
+            hidden: vec![256],
+            ..Self::mlp_vae()
         }
     }
 
@@ -88,6 +157,40 @@ impl ModelConfig {
                 format!("at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units"),
             ));
         }
+        match self.arch {
+            Arch::Mlp if !self.channels.is_empty() => {
+                return Err(Error::config("channels", "only a conv body has channels"));
+            }
+            Arch::Mlp => {}
+            Arch::Conv => {
+                if self.image_height != self.image_width {
+                    return Err(Error::config("arch", "a conv body needs square images"));
+                }
+                if self.channels.is_empty() || self.channels.contains(&0) {
+                    return Err(Error::config("channels", "a conv body needs at least one layer of at least 1 channel"));
+                }
+                if self.channels.iter().any(|&c| c > MAX_CHANNELS) || self.channels.len() > MAX_CONV_LAYERS {
+                    return Err(Error::config(
+                        "channels",
+                        format!("at most {MAX_CONV_LAYERS} layers of at most {MAX_CHANNELS} channels"),
+                    ));
+                }
+            }
+        }
+        match (self.model.is_conditional(), self.classes) {
+            (true, 0) => return Err(Error::config("classes", "a cvae needs at least 1 class")),
+            (true, c) if c > MAX_CLASSES => {
+                return Err(Error::config("classes", format!("must be at most {MAX_CLASSES}")));
+            }
+            (true, _) if self.hidden.is_empty() => {
+                return Err(Error::config(
+                    "hidden",
+                    "a cvae needs a hidden layer: the label joins the first one",
+                ));
+            }
+            (false, c) if c != 0 => return Err(Error::config("classes", "only a cvae takes a label")),
+            _ => {}
+        }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config(
                 "beta",
@@ -99,25 +202,89 @@ impl ModelConfig {
 
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).
     pub fn forward_flops(&self) -> u64 {
-        self.layer_shapes().iter().map(|&(i, o)| 2 * (i * o) as u64).sum()
+        let dense: u64 = self.layer_shapes().iter().map(|&(i, o)| 2 * (i * o) as u64).sum();
+        let convs: u64 = self
+            .encoder_convs()
+            .iter()
+            .map(|g| 2 * (g.out_height() * g.out_width() * g.out_channels * g.patch()) as u64)
+            .sum();
+        // A transposed convolution costs what the convolution it is the adjoint of costs.
+        let deconvs: u64 = self
+            .decoder_deconvs()
+            .iter()
+            .map(|g| {
+                let a = g.adjoint();
+                2 * (a.out_height() * a.out_width() * a.out_channels * a.patch()) as u64
+            })
+            .sum();
+        dense + convs + deconvs
     }
 
-    /// `(inputs, outputs)` of every linear layer, in execution order.
+    /// The encoder's convolutions, input side first (none for the MLP).
+    pub fn encoder_convs(&self) -> Vec<ConvGeometry> {
+        let (mut height, mut width, mut channels) = (self.image_height, self.image_width, 1);
+        let mut convs = Vec::new();
+        for &out in &self.channels {
+            let g = ConvGeometry {
+                in_channels: channels,
+                out_channels: out,
+                kernel: CONV_KERNEL,
+                stride: CONV_STRIDE,
+                padding: CONV_PADDING,
+                in_height: height,
+                in_width: width,
+            };
+            (height, width, channels) = (g.out_height(), g.out_width(), out);
+            convs.push(g);
+        }
+        convs
+    }
+
+    /// The decoder's transposed convolutions, each undoing one of the encoder's: same kernel,
+    /// channels swapped, output padding chosen to give back the encoder's map size exactly.
+    pub fn decoder_deconvs(&self) -> Vec<ConvTransposeGeometry> {
+        self.encoder_convs()
+            .iter()
+            .rev()
+            .map(|g| {
+                let undone = (g.out_height() - 1) * g.stride + g.kernel - 2 * g.padding;
+                ConvTransposeGeometry {
+                    in_channels: g.out_channels,
+                    out_channels: g.in_channels,
+                    kernel: g.kernel,
+                    stride: g.stride,
+                    padding: g.padding,
+                    output_padding: g.in_height - undone,
+                    in_height: g.out_height(),
+                    in_width: g.out_width(),
+                }
+            })
+            .collect()
+    }
+
+    /// Width of the dense part's input: the pixels for the MLP, the flattened last feature map
+    /// (rows, columns, channels) for the conv body.
+    pub fn dense_input(&self) -> usize {
+        self.encoder_convs().last().map_or(self.pixels(), |g| g.out_size())
+    }
+
+    /// `(inputs, outputs)` of every linear layer, in execution order; the first layer of each
+    /// side counts the label's columns of a CVAE among its inputs.
     pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
         let mut shapes = Vec::new();
-        let mut width = self.pixels();
+        let mut width = self.dense_input() + self.classes;
         for &h in &self.hidden {
             shapes.push((width, h));
             width = h;
         }
-        let heads = if self.model == ModelKind::Vae { 2 } else { 1 };
+        let heads = if self.model.is_variational() { 2 } else { 1 };
         shapes.extend(std::iter::repeat_n((width, self.latent), heads));
-        width = self.latent;
+        width = self.latent + self.classes;
         for &h in self.hidden.iter().rev() {
             shapes.push((width, h));
             width = h;
         }
-        shapes.push((width, self.pixels()));
+        shapes.push((width, self.dense_input()));
         shapes
     }
 }

@@ -7,17 +7,18 @@
 mod config;
 mod workspace;
 
-pub use config::{MNIST_SIDE, ModelConfig, ModelKind};
-pub use workspace::Workspace;
+pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
+pub use workspace::{DecoderActivations, EncoderActivations, Workspace};
 
 use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
+use crate::engine::matmul::{Op, matmul};
 use crate::engine::gaussian::{
     kl_divergence, kl_per_dimension, reparameterize, reparameterize_iw_backward, reparameterize_kl_backward,
 };
-use crate::engine::{GradInput, Linear, Matrix, Param};
-use crate::error::Result;
+use crate::engine::{Conv2d, ConvTranspose2d, GradInput, Linear, Matrix, Param};
+use crate::error::{Error, Result};
 
 /// The loss of a batch broken into its parts, each per image: summed over pixels (and latent
 /// dimensions), averaged over the batch.
@@ -55,20 +56,38 @@ pub enum EncoderHead {
     Gaussian { fc_mu: Linear, fc_logvar: Linear },
 }
 
-/// `x → h`: linear layers, each followed by ReLU, then the head.
+/// `x → h`: convolutions (conv body), then dense layers, each followed by ReLU, then the head.
 #[derive(Clone, Debug)]
 pub struct Encoder {
-    /// `fc1`, `fc2`, …
+    /// `conv1`, `conv2`, …: empty for the MLP.
+    pub convs: Vec<Conv2d>,
+    /// `fc1`, `fc2`, …: the first reads the pixels (MLP) or the flattened last feature map.
     pub layers: Vec<Linear>,
+    /// CVAE: `fc1`'s weights on the one-hot label. `fc1` then computes what PyTorch's
+    /// `Linear(in + classes, out)` computes on `[h, y]`, its weight kept in two pieces.
+    pub fc1_label: Option<Param>,
     pub head: EncoderHead,
 }
 
-/// `z → logits`: linear layers with ReLU, then `fc_out` to one logit per pixel.
+/// What turns the decoder's last dense output into one logit per pixel.
+#[derive(Clone, Debug)]
+pub enum DecoderOutput {
+    /// MLP: `fc_out`, a linear layer to the pixels.
+    Dense { fc_out: Linear },
+    /// Conv body: `deconv1`, `deconv2`, …, transposed convolutions with ReLU between them,
+    /// mirroring the encoder's convolutions; the last has one output channel.
+    Deconv { deconvs: Vec<ConvTranspose2d> },
+}
+
+/// `z → logits`: dense layers with ReLU (for the conv body, the last one reaches the size of
+/// the encoder's last feature map), then the output stage.
 #[derive(Clone, Debug)]
 pub struct Decoder {
     /// `fc1`, `fc2`, …
     pub layers: Vec<Linear>,
-    pub fc_out: Linear,
+    /// CVAE: `fc1`'s weights on the one-hot label.
+    pub fc1_label: Option<Param>,
+    pub output: DecoderOutput,
 }
 
 /// An autoencoder or VAE: its configuration and its weights.
@@ -92,100 +111,179 @@ fn last_or<'a>(outputs: &'a [Matrix], input: &'a Matrix) -> &'a Matrix {
     outputs.last().unwrap_or(input)
 }
 
+/// A dense layer of `inputs` (+ `classes` label columns when `classes > 0`) to `outputs`:
+/// initialised as one PyTorch layer over the concatenation, then split into the layer and its
+/// label columns.
+fn dense_with_label(inputs: usize, outputs: usize, classes: usize, rng: &mut impl Rng) -> (Linear, Option<Param>) {
+    let mut layer = Linear::new(inputs + classes, outputs, rng);
+    if classes == 0 {
+        return (layer, None);
+    }
+    let w = &layer.weight.value;
+    let (mut data, mut label) = (Vec::with_capacity(outputs * inputs), Vec::with_capacity(outputs * classes));
+    for row in w.data.chunks_exact(inputs + classes) {
+        data.extend_from_slice(&row[..inputs]);
+        label.extend_from_slice(&row[inputs..]);
+    }
+    layer.weight = Param::new(Matrix::from_vec(outputs, inputs, data));
+    (layer, Some(Param::new(Matrix::from_vec(outputs, classes, label))))
+}
+
+/// `y += c · Wᵀ`: the label's part of a conditioned layer's pre-activation.
+fn add_label(weight: &Option<Param>, condition: Option<&Matrix>, y: &mut Matrix) {
+    if let (Some(w), Some(c)) = (weight, condition) {
+        matmul(y, c, Op::N, &w.value, Op::T, true);
+    }
+}
+
+/// `∂L/∂W = dyᵀ · c` for the label's part of a conditioned layer.
+fn label_backward(weight: &mut Option<Param>, condition: Option<&Matrix>, dy: &Matrix) {
+    if let (Some(w), Some(c)) = (weight, condition) {
+        matmul(&mut w.grad, dy, Op::T, c, Op::N, false);
+    }
+}
+
+/// Every parameter of a model with its safetensors name, in the fixed order of the optimizer
+/// state: one walk for shared and mutable borrows alike.
+macro_rules! walk_params {
+    ($model:expr, $iter:ident, $($ref_:tt)+) => {{
+        let m = $model;
+        let mut out = Vec::new();
+        for (i, c) in m.encoder.convs.$iter().enumerate() {
+            pair(&mut out, format!("encoder.conv{}", i + 1), $($ref_)+ c.weight, $($ref_)+ c.bias);
+        }
+        for (i, l) in m.encoder.layers.$iter().enumerate() {
+            pair(&mut out, format!("encoder.fc{}", i + 1), $($ref_)+ l.weight, $($ref_)+ l.bias);
+        }
+        if let Some(p) = $($ref_)+ m.encoder.fc1_label {
+            out.push(("encoder.fc1_label.weight".to_string(), p));
+        }
+        match $($ref_)+ m.encoder.head {
+            EncoderHead::Code { fc_z } => pair(&mut out, "encoder.fc_z".into(), $($ref_)+ fc_z.weight, $($ref_)+ fc_z.bias),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                pair(&mut out, "encoder.fc_mu".into(), $($ref_)+ fc_mu.weight, $($ref_)+ fc_mu.bias);
+                pair(&mut out, "encoder.fc_logvar".into(), $($ref_)+ fc_logvar.weight, $($ref_)+ fc_logvar.bias);
+            }
+        }
+        for (i, l) in m.decoder.layers.$iter().enumerate() {
+            pair(&mut out, format!("decoder.fc{}", i + 1), $($ref_)+ l.weight, $($ref_)+ l.bias);
+        }
+        if let Some(p) = $($ref_)+ m.decoder.fc1_label {
+            out.push(("decoder.fc1_label.weight".to_string(), p));
+        }
+        match $($ref_)+ m.decoder.output {
+            DecoderOutput::Dense { fc_out } => {
+                pair(&mut out, "decoder.fc_out".into(), $($ref_)+ fc_out.weight, $($ref_)+ fc_out.bias)
+            }
+            DecoderOutput::Deconv { deconvs } => {
+                for (i, d) in deconvs.$iter().enumerate() {
+                    pair(&mut out, format!("decoder.deconv{}", i + 1), $($ref_)+ d.weight, $($ref_)+ d.bias);
+                }
+            }
+        }
+        out
+    }};
+}
+
+/// Appends a layer's `NAME.weight` and `NAME.bias`.
+fn pair<T>(out: &mut Vec<(String, T)>, name: String, weight: T, bias: T) {
+    out.push((format!("{name}.weight"), weight));
+    out.push((format!("{name}.bias"), bias));
+}
+
+/// Where a layer whose input may be the data puts its input gradient: nowhere when it is the
+/// data, else written into or added onto `grad`.
+fn input_grad(grad: &mut Matrix, needed: bool, add: bool) -> GradInput<'_> {
+    match (needed, add) {
+        (false, _) => GradInput::Skip,
+        (true, false) => GradInput::Write(grad),
+        (true, true) => GradInput::Add(grad),
+    }
+}
+
 impl Model {
     /// A freshly initialised model (PyTorch's default initialisation), layers drawn in
     /// execution order from `rng`.
     pub fn new(config: ModelConfig, rng: &mut impl Rng) -> Result<Self> {
         config.validate()?;
-        let mut width = config.pixels();
+        let convs: Vec<Conv2d> = config.encoder_convs().into_iter().map(|g| Conv2d::new(g, rng)).collect();
+        let classes = config.classes;
+        let mut width = config.dense_input();
         let mut encoder_layers = Vec::new();
+        let mut encoder_label = None;
         for &h in &config.hidden {
-            encoder_layers.push(Linear::new(width, h, rng));
+            let first = encoder_layers.is_empty();
+            let (layer, label) = dense_with_label(width, h, if first { classes } else { 0 }, rng);
+            encoder_layers.push(layer);
+            encoder_label = encoder_label.or(label);
             width = h;
         }
         let head = match config.model {
             ModelKind::Ae => EncoderHead::Code {
                 fc_z: Linear::new(width, config.latent, rng),
             },
-            ModelKind::Vae => EncoderHead::Gaussian {
+            ModelKind::Vae | ModelKind::Cvae => EncoderHead::Gaussian {
                 fc_mu: Linear::new(width, config.latent, rng),
                 fc_logvar: Linear::new(width, config.latent, rng),
             },
         };
+        // The decoder's dense widths: the hidden layers mirrored, then (conv body) the size of
+        // the encoder's last feature map, which the transposed convolutions take from there.
+        let mut widths: Vec<usize> = config.hidden.iter().rev().copied().collect();
+        if config.arch == Arch::Conv {
+            widths.push(config.dense_input());
+        }
         let mut width = config.latent;
         let mut decoder_layers = Vec::new();
-        for &h in config.hidden.iter().rev() {
-            decoder_layers.push(Linear::new(width, h, rng));
+        let mut decoder_label = None;
+        for h in widths {
+            let first = decoder_layers.is_empty();
+            let (layer, label) = dense_with_label(width, h, if first { classes } else { 0 }, rng);
+            decoder_layers.push(layer);
+            decoder_label = decoder_label.or(label);
             width = h;
         }
-        let fc_out = Linear::new(width, config.pixels(), rng);
+        let output = match config.arch {
+            Arch::Mlp => DecoderOutput::Dense {
+                fc_out: Linear::new(width, config.pixels(), rng),
+            },
+            Arch::Conv => DecoderOutput::Deconv {
+                deconvs: config
+                    .decoder_deconvs()
+                    .into_iter()
+                    .map(|g| ConvTranspose2d::new(g, rng))
+                    .collect(),
+            },
+        };
         Ok(Model {
             config,
             encoder: Encoder {
+                convs,
                 layers: encoder_layers,
+                fc1_label: encoder_label,
                 head,
             },
             decoder: Decoder {
                 layers: decoder_layers,
-                fc_out,
+                fc1_label: decoder_label,
+                output,
             },
         })
     }
 
-    /// Every linear layer with its path, in a fixed order (the order of the optimizer state).
-    fn named_layers(&self) -> Vec<(String, &Linear)> {
-        let mut out: Vec<(String, &Linear)> = Vec::new();
-        for (i, l) in self.encoder.layers.iter().enumerate() {
-            out.push((format!("encoder.fc{}", i + 1), l));
-        }
-        match &self.encoder.head {
-            EncoderHead::Code { fc_z } => out.push(("encoder.fc_z".into(), fc_z)),
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                out.push(("encoder.fc_mu".into(), fc_mu));
-                out.push(("encoder.fc_logvar".into(), fc_logvar));
-            }
-        }
-        for (i, l) in self.decoder.layers.iter().enumerate() {
-            out.push((format!("decoder.fc{}", i + 1), l));
-        }
-        out.push(("decoder.fc_out".into(), &self.decoder.fc_out));
-        out
-    }
-
-    fn layers_mut(&mut self) -> Vec<&mut Linear> {
-        let mut out: Vec<&mut Linear> = self.encoder.layers.iter_mut().collect();
-        match &mut self.encoder.head {
-            EncoderHead::Code { fc_z } => out.push(fc_z),
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                out.push(fc_mu);
-                out.push(fc_logvar);
-            }
-        }
-        out.extend(self.decoder.layers.iter_mut());
-        out.push(&mut self.decoder.fc_out);
-        out
-    }
-
     /// Every parameter with its safetensors name (`encoder.fc1.weight`, …), in a fixed order.
     pub fn named_params(&self) -> Vec<(String, &Param)> {
-        self.named_layers()
-            .into_iter()
-            .flat_map(|(name, l)| [(format!("{name}.weight"), &l.weight), (format!("{name}.bias"), &l.bias)])
-            .collect()
-    }
-
-    /// Every parameter, mutably, in the order of [`Model::named_params`].
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.layers_mut()
-            .into_iter()
-            .flat_map(|l| [&mut l.weight, &mut l.bias])
-            .collect()
+        walk_params!(self, iter, &)
     }
 
     /// Every parameter with its name, mutably, in the order of [`Model::named_params`].
     pub fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
-        let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
-        names.into_iter().zip(self.params_mut()).collect()
+        walk_params!(self, iter_mut, &mut)
+    }
+
+    /// Every parameter, mutably, in the order of [`Model::named_params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.named_params_mut().into_iter().map(|(_, p)| p).collect()
     }
 
     /// Shapes of every parameter, in the order of [`Model::named_params`].
@@ -193,21 +291,108 @@ impl Model {
         self.named_params().iter().map(|(_, p)| p.value.shape()).collect()
     }
 
+    /// The one-hot condition of a CVAE for `labels`; `None` for the unconditional models,
+    /// which take no label.
+    ///
+    /// # Errors
+    /// A label at or beyond the model's number of classes.
+    pub fn condition(&self, labels: &[u8]) -> Result<Option<Matrix>> {
+        if !self.config.model.is_conditional() {
+            return Ok(None);
+        }
+        let classes = self.config.classes;
+        let mut c = Matrix::zeros(labels.len(), classes);
+        for (row, &label) in c.data.chunks_exact_mut(classes).zip(labels) {
+            let slot = row.get_mut(label as usize).ok_or_else(|| {
+                Error::config(
+                    "label",
+                    format!("{label} is not a class of this model (it knows 0 to {})", classes - 1),
+                )
+            })?;
+            *slot = 1.0;
+        }
+        Ok(Some(c))
+    }
+
+    /// Whether every one of `labels` is a class of this model (always, for the unconditional
+    /// models, which ignore labels).
+    ///
+    /// # Errors
+    /// The first label beyond the classes, named with `what`.
+    pub fn check_labels(&self, labels: &[u8], what: &str) -> Result<()> {
+        if !self.config.model.is_conditional() {
+            return Ok(());
+        }
+        match labels.iter().find(|&&l| l as usize >= self.config.classes) {
+            Some(l) => Err(Error::config(
+                what,
+                format!(
+                    "label {l} is not a class of this cvae, which knows {} classes",
+                    self.config.classes
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The condition of `n` images to draw: all of class `label` when one is chosen, else
+    /// labels 0, 1, … cycling through the classes (the label prior of a balanced dataset).
+    /// `None` for unconditional models, whatever `label` says.
+    ///
+    /// # Errors
+    /// A label at or beyond the model's number of classes.
+    pub fn label_condition(&self, n: usize, label: Option<u8>) -> Result<Option<Matrix>> {
+        let classes = self.config.classes.max(1);
+        let labels: Vec<u8> = match label {
+            Some(l) => vec![l; n],
+            None => (0..n).map(|i| (i % classes) as u8).collect(),
+        };
+        self.condition(&labels)
+    }
+
+    /// A CVAE must be given a condition of one row per image, the others none: a caller's bug
+    /// otherwise.
+    fn check_condition(&self, rows: usize, condition: Option<&Matrix>) {
+        match (self.config.model.is_conditional(), condition) {
+            (true, Some(c)) => assert_eq!(
+                c.shape(),
+                (rows, self.config.classes),
+                "a CVAE's condition needs one row of {} classes per image",
+                self.config.classes
+            ),
+            (true, None) => panic!("a CVAE needs a condition"),
+            (false, Some(_)) => panic!("only a CVAE takes a condition"),
+            (false, None) => {}
+        }
+    }
+
     /// Encodes a batch: the hidden activations, then the code (`ws.z`, autoencoder) or the
-    /// posterior (`ws.mu`, `ws.logvar`, VAE).
+    /// posterior (`ws.mu`, `ws.logvar`, VAE and CVAE).
     ///
     /// # Shapes
-    /// `x`: batch x pixels, values in [0, 1].
-    pub fn encode(&self, x: &Matrix, ws: &mut Workspace) {
-        ws.encoder_hidden
-            .resize_with(self.encoder.layers.len(), Matrix::default);
-        for i in 0..self.encoder.layers.len() {
-            let (done, rest) = ws.encoder_hidden.split_at_mut(i);
-            let input = last_or(done, x);
-            self.encoder.layers[i].forward(input, &mut rest[0]);
+    /// `x`: batch x pixels, values in [0, 1]; `condition` (CVAE): batch x classes.
+    pub fn encode(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
+        self.check_condition(x.rows, condition);
+        let EncoderActivations { cols, maps, hidden } = &mut ws.encoder;
+        let convs = &self.encoder.convs;
+        maps.resize_with(convs.len(), Matrix::default);
+        cols.resize_with(convs.len(), Matrix::default);
+        for (i, conv) in convs.iter().enumerate() {
+            let (done, rest) = maps.split_at_mut(i);
+            conv.forward(last_or(done, x), &mut cols[i], &mut rest[0]);
             relu_forward(&mut rest[0]);
         }
-        let h = last_or(&ws.encoder_hidden, x);
+        let flat = last_or(maps, x);
+        hidden.resize_with(self.encoder.layers.len(), Matrix::default);
+        for (i, layer) in self.encoder.layers.iter().enumerate() {
+            let (done, rest) = hidden.split_at_mut(i);
+            layer.forward(last_or(done, flat), &mut rest[0]);
+            if i == 0 {
+                add_label(&self.encoder.fc1_label, condition, &mut rest[0]);
+            }
+            relu_forward(&mut rest[0]);
+        }
+        let h = last_or(hidden, flat);
         match &self.encoder.head {
             EncoderHead::Code { fc_z } => fc_z.forward(h, &mut ws.z),
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
@@ -220,7 +405,7 @@ impl Model {
     /// Chooses `z` from the posterior that [`Model::encode`] left in `ws` (a no-op for the
     /// autoencoder, whose code is already `z`).
     pub fn draw_latent<R: Rng>(&self, ws: &mut Workspace, latent: Latent<R>) {
-        if self.config.model == ModelKind::Ae {
+        if !self.config.model.is_variational() {
             return;
         }
         ws.eps.reshape_for_overwrite(ws.mu.rows, ws.mu.cols);
@@ -231,43 +416,72 @@ impl Model {
         reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
     }
 
-    /// Decodes `z` into one logit per pixel, keeping the hidden activations in `hidden`.
+    /// Decodes `z` into one logit per pixel, keeping the activations in `acts`.
     ///
     /// # Shapes
-    /// `z`: batch x latent; `logits`: batch x pixels (reshaped).
-    pub fn decode_logits(&self, z: &Matrix, hidden: &mut Vec<Matrix>, logits: &mut Matrix) {
+    /// `z`: batch x latent; `condition` (CVAE): batch x classes; `logits`: batch x pixels
+    /// (reshaped).
+    pub fn decode_logits(
+        &self,
+        z: &Matrix,
+        condition: Option<&Matrix>,
+        acts: &mut DecoderActivations,
+        logits: &mut Matrix,
+    ) {
+        self.check_condition(z.rows, condition);
+        let DecoderActivations { hidden, maps, cols } = acts;
         hidden.resize_with(self.decoder.layers.len(), Matrix::default);
-        for i in 0..self.decoder.layers.len() {
+        for (i, layer) in self.decoder.layers.iter().enumerate() {
             let (done, rest) = hidden.split_at_mut(i);
-            self.decoder.layers[i].forward(last_or(done, z), &mut rest[0]);
+            layer.forward(last_or(done, z), &mut rest[0]);
+            if i == 0 {
+                add_label(&self.decoder.fc1_label, condition, &mut rest[0]);
+            }
             relu_forward(&mut rest[0]);
         }
-        self.decoder.fc_out.forward(last_or(hidden, z), logits);
+        let h = last_or(hidden, z);
+        match &self.decoder.output {
+            DecoderOutput::Dense { fc_out } => fc_out.forward(h, logits),
+            DecoderOutput::Deconv { deconvs } => {
+                let last = deconvs.len() - 1;
+                maps.resize_with(last, Matrix::default);
+                for (i, deconv) in deconvs.iter().enumerate() {
+                    let (done, rest) = maps.split_at_mut(i);
+                    let input = last_or(done, h);
+                    if i == last {
+                        deconv.forward(input, cols, logits);
+                    } else {
+                        deconv.forward(input, cols, &mut rest[0]);
+                        relu_forward(&mut rest[0]);
+                    }
+                }
+            }
+        }
     }
 
     /// Decodes codes into images with pixels in [0, 1].
     ///
     /// # Shapes
-    /// `z`: batch x latent; returns batch x pixels.
-    pub fn decode(&self, z: &Matrix) -> Matrix {
-        let (mut hidden, mut logits, mut images) = (Vec::new(), Matrix::default(), Matrix::default());
-        self.decode_logits(z, &mut hidden, &mut logits);
+    /// `z`: batch x latent; `condition` (CVAE): batch x classes; returns batch x pixels.
+    pub fn decode(&self, z: &Matrix, condition: Option<&Matrix>) -> Matrix {
+        let (mut acts, mut logits, mut images) = Default::default();
+        self.decode_logits(z, condition, &mut acts, &mut logits);
         sigmoid_into(&logits, &mut images);
         images
     }
 
-    /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature. An autoencoder
-    /// has no prior; the same draws show what its decoder makes of codes it was never trained
-    /// to expect.
+    /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature (a CVAE draws
+    /// the classes of `condition`, n rows). An autoencoder has no prior; the same draws show
+    /// what its decoder makes of codes it was never trained to expect.
     ///
     /// # Shapes
     /// Returns n x pixels, values in [0, 1].
-    pub fn sample_prior(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
+    pub fn sample_prior(&self, n: usize, temperature: f32, condition: Option<&Matrix>, rng: &mut impl Rng) -> Matrix {
         let mut z = Matrix::standard_normal(n, self.config.latent, rng);
         for v in &mut z.data {
             *v *= temperature;
         }
-        self.decode(&z)
+        self.decode(&z, condition)
     }
 
     /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are
@@ -275,19 +489,19 @@ impl Model {
     ///
     /// # Shapes
     /// `x`: batch x pixels; returns batch x pixels, values in [0, 1].
-    pub fn reconstruct(&self, x: &Matrix) -> Matrix {
+    pub fn reconstruct(&self, x: &Matrix, condition: Option<&Matrix>) -> Matrix {
         let mut ws = Workspace::default();
-        self.forward::<crate::rng::RunRng>(x, &mut ws, Latent::Mean);
+        self.forward::<crate::rng::RunRng>(x, condition, &mut ws, Latent::Mean);
         let mut images = Matrix::default();
         sigmoid_into(&ws.logits, &mut images);
         images
     }
 
     /// Encode, choose `z`, decode: fills `ws` up to the logits.
-    pub fn forward<R: Rng>(&self, x: &Matrix, ws: &mut Workspace, latent: Latent<R>) {
-        self.encode(x, ws);
+    pub fn forward<R: Rng>(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace, latent: Latent<R>) {
+        self.encode(x, condition, ws);
         self.draw_latent(ws, latent);
-        self.decode_logits(&ws.z, &mut ws.decoder_hidden, &mut ws.logits);
+        self.decode_logits(&ws.z, condition, &mut ws.decoder, &mut ws.logits);
     }
 
     /// Per-image reconstruction loss and KL of the batch that [`Model::forward`] left in
@@ -301,7 +515,7 @@ impl Model {
         self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
         match self.config.model {
             ModelKind::Ae => ws.kl_rows.fill(0.0),
-            ModelKind::Vae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
+            ModelKind::Vae | ModelKind::Cvae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
         }
         let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
         let reconstruction = mean(&ws.recon_rows);
@@ -335,7 +549,7 @@ impl Model {
                 ws.kl_scale.resize(latent, 0.0);
                 loss.total = loss.reconstruction;
             }
-            ModelKind::Vae if objective.free_bits > 0.0 => {
+            ModelKind::Vae | ModelKind::Cvae if objective.free_bits > 0.0 => {
                 let floor = objective.free_bits as f64;
                 let per_dim = kl_per_dimension(&ws.mu, &ws.logvar);
                 // Below the floor a dimension's KL is replaced by the constant floor: no gradient.
@@ -347,7 +561,7 @@ impl Model {
                 let kl_term: f64 = per_dim.iter().map(|&k| k.max(floor)).sum();
                 loss.total = loss.reconstruction + objective.beta as f64 * kl_term;
             }
-            ModelKind::Vae => {
+            ModelKind::Vae | ModelKind::Cvae => {
                 ws.kl_scale.resize(latent, objective.beta * per_row);
                 loss.total = loss.reconstruction + objective.beta as f64 * loss.kl;
             }
@@ -359,7 +573,7 @@ impl Model {
     pub fn kl_weight(&self) -> f32 {
         match self.config.model {
             ModelKind::Ae => 0.0,
-            ModelKind::Vae => self.config.beta,
+            ModelKind::Vae | ModelKind::Cvae => self.config.beta,
         }
     }
 
@@ -369,43 +583,61 @@ impl Model {
     pub fn compute_gradients<R: Rng>(
         &mut self,
         x: &Matrix,
+        condition: Option<&Matrix>,
         ws: &mut Workspace,
         rng: &mut R,
         objective: Objective,
     ) -> LossBreakdown {
-        let loss = self.objective_value(x, ws, rng, objective);
-        if objective.k > 1 && self.config.model == ModelKind::Vae {
-            let repeated = std::mem::take(&mut ws.repeated);
-            self.backward(&repeated, ws);
-            ws.repeated = repeated;
+        let loss = self.objective_value(x, condition, ws, rng, objective);
+        if self.importance_weighted(objective) {
+            let (repeated, repeated_condition) =
+                (std::mem::take(&mut ws.repeated), std::mem::take(&mut ws.repeated_condition));
+            let condition = condition.map(|_| &repeated_condition);
+            self.backward(&repeated, condition, ws);
+            (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
         } else {
-            self.backward(x, ws);
+            self.backward(x, condition, ws);
         }
         loss
     }
 
+    /// Whether `objective` asks this model for the importance-weighted bound.
+    fn importance_weighted(&self, objective: Objective) -> bool {
+        objective.k > 1 && self.config.model.is_variational()
+    }
+
     /// Forward and loss of a training batch under `objective`, leaving in `ws` what the
-    /// backward pass needs (for `k > 1`, the input repeated k times in `ws.repeated`).
+    /// backward pass needs (for `k > 1`, the input and condition repeated k times in
+    /// `ws.repeated` and `ws.repeated_condition`).
     fn objective_value<R: Rng>(
         &self,
         x: &Matrix,
+        condition: Option<&Matrix>,
         ws: &mut Workspace,
         rng: &mut R,
         objective: Objective,
     ) -> LossBreakdown {
-        if objective.k <= 1 || self.config.model != ModelKind::Vae {
-            self.forward(x, ws, Latent::Sample(rng));
+        if !self.importance_weighted(objective) {
+            self.forward(x, condition, ws, Latent::Sample(rng));
             return self.objective_loss(x, ws, objective);
         }
         let k = objective.k;
-        let mut repeated = std::mem::take(&mut ws.repeated);
-        repeated.reshape_for_overwrite(x.rows * k, x.cols);
-        for (r, row) in repeated.data.chunks_exact_mut(x.cols.max(1)).enumerate() {
-            row.copy_from_slice(x.row(r / k));
+        let repeat = |src: &Matrix, dst: &mut Matrix| {
+            dst.reshape_for_overwrite(src.rows * k, src.cols);
+            for (r, row) in dst.data.chunks_exact_mut(src.cols.max(1)).enumerate() {
+                row.copy_from_slice(src.row(r / k));
+            }
+        };
+        let (mut repeated, mut repeated_condition) =
+            (std::mem::take(&mut ws.repeated), std::mem::take(&mut ws.repeated_condition));
+        repeat(x, &mut repeated);
+        if let Some(c) = condition {
+            repeat(c, &mut repeated_condition);
         }
-        self.forward(&repeated, ws, Latent::Sample(rng));
+        let rc = condition.map(|_| &repeated_condition);
+        self.forward(&repeated, rc, ws, Latent::Sample(rng));
         let loss = self.importance_weighted_loss(&repeated, x.rows, ws, objective);
-        ws.repeated = repeated;
+        (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
         loss
     }
 
@@ -468,20 +700,21 @@ impl Model {
     }
 
     /// Backward pass from `ws.grad_logits` and `ws.kl_scale` (left by `objective_loss`).
-    fn backward(&mut self, x: &Matrix, ws: &mut Workspace) {
+    fn backward(&mut self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
         let Workspace {
-            encoder_hidden,
+            encoder,
             mu,
             logvar,
             std,
             eps,
             z,
-            decoder_hidden,
+            decoder,
             grad_logits,
             grad_a,
             grad_b,
             grad_mu,
             grad_logvar,
+            scratch,
             kl_scale,
             row_scale,
             iw_beta,
@@ -490,59 +723,65 @@ impl Model {
         let beta = *iw_beta;
 
         // Decoder, from the logits back to z; grad_a holds ∂L/∂(current layer's output).
-        self.decoder
-            .fc_out
-            .backward(last_or(decoder_hidden, z), grad_logits, GradInput::Write(grad_a));
+        let h = last_or(&decoder.hidden, z);
+        match &mut self.decoder.output {
+            DecoderOutput::Dense { fc_out } => fc_out.backward(h, grad_logits, GradInput::Write(grad_a)),
+            DecoderOutput::Deconv { deconvs } => {
+                let last = deconvs.len() - 1;
+                for i in (0..deconvs.len()).rev() {
+                    if i < last {
+                        relu_backward(&decoder.maps[i], grad_a);
+                    }
+                    let input = last_or(&decoder.maps[..i], h);
+                    let dy = if i == last { &*grad_logits } else { &*grad_a };
+                    deconvs[i].backward(input, dy, scratch, GradInput::Write(grad_b));
+                    std::mem::swap(grad_a, grad_b);
+                }
+            }
+        }
         for i in (0..self.decoder.layers.len()).rev() {
-            relu_backward(&decoder_hidden[i], grad_a);
-            let input = last_or(&decoder_hidden[..i], z);
+            relu_backward(&decoder.hidden[i], grad_a);
+            if i == 0 {
+                label_backward(&mut self.decoder.fc1_label, condition, grad_a);
+            }
+            let input = last_or(&decoder.hidden[..i], z);
             self.decoder.layers[i].backward(input, grad_a, GradInput::Write(grad_b));
             std::mem::swap(grad_a, grad_b);
         }
         // grad_a = ∂L/∂z. Through the head to the last hidden layer's output.
-        let h = last_or(encoder_hidden, x);
-        // Without hidden layers the head's input is the data: no gradient needed there.
-        let need_dx = !self.encoder.layers.is_empty();
+        let flat = last_or(&encoder.maps, x);
+        let h = last_or(&encoder.hidden, flat);
+        // Without hidden layers or convolutions the head's input is the data: no gradient
+        // needed there.
+        let need_dx = !self.encoder.layers.is_empty() || !self.encoder.convs.is_empty();
         match &mut self.encoder.head {
-            EncoderHead::Code { fc_z } => {
-                let dx = if need_dx {
-                    GradInput::Write(grad_b)
-                } else {
-                    GradInput::Skip
-                };
-                fc_z.backward(h, grad_a, dx);
-            }
+            EncoderHead::Code { fc_z } => fc_z.backward(h, grad_a, input_grad(grad_b, need_dx, false)),
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
                 if row_scale.is_empty() {
                     reparameterize_kl_backward(mu, logvar, eps, std, grad_a, kl_scale, grad_mu, grad_logvar);
                 } else {
                     reparameterize_iw_backward(z, eps, std, grad_a, row_scale, beta, grad_mu, grad_logvar);
                 }
-                let dx = if need_dx {
-                    GradInput::Write(&mut *grad_b)
-                } else {
-                    GradInput::Skip
-                };
-                fc_mu.backward(h, grad_mu, dx);
-                let dx = if need_dx {
-                    GradInput::Add(grad_b)
-                } else {
-                    GradInput::Skip
-                };
-                fc_logvar.backward(h, grad_logvar, dx);
+                fc_mu.backward(h, grad_mu, input_grad(grad_b, need_dx, false));
+                fc_logvar.backward(h, grad_logvar, input_grad(grad_b, need_dx, true));
             }
         }
         std::mem::swap(grad_a, grad_b);
-        // Encoder layers; the first one's input is the data, whose gradient nobody needs.
+        // Dense layers, then convolutions; the first layer's input is the data, whose
+        // gradient nobody needs.
+        let convs = self.encoder.convs.len();
         for i in (0..self.encoder.layers.len()).rev() {
-            relu_backward(&encoder_hidden[i], grad_a);
-            let input = last_or(&encoder_hidden[..i], x);
-            let dx = if i == 0 {
-                GradInput::Skip
-            } else {
-                GradInput::Write(grad_b)
-            };
-            self.encoder.layers[i].backward(input, grad_a, dx);
+            relu_backward(&encoder.hidden[i], grad_a);
+            if i == 0 {
+                label_backward(&mut self.encoder.fc1_label, condition, grad_a);
+            }
+            let input = last_or(&encoder.hidden[..i], flat);
+            self.encoder.layers[i].backward(input, grad_a, input_grad(grad_b, i > 0 || convs > 0, false));
+            std::mem::swap(grad_a, grad_b);
+        }
+        for i in (0..convs).rev() {
+            relu_backward(&encoder.maps[i], grad_a);
+            self.encoder.convs[i].backward(&encoder.cols[i], grad_a, scratch, input_grad(grad_b, i > 0, false));
             std::mem::swap(grad_a, grad_b);
         }
     }

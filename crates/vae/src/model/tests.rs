@@ -7,8 +7,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::*;
 use crate::engine::Recon;
 
-fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
-    let config = ModelConfig {
+fn tiny_config(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> ModelConfig {
+    ModelConfig {
         model,
         image_height: 2,
         image_width: 3,
@@ -16,23 +16,56 @@ fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
         latent: 2,
         recon,
         beta: 0.8,
-    };
-    Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap()
+        classes: if model.is_conditional() { 3 } else { 0 },
+        ..ModelConfig::mlp_vae()
+    }
+}
+
+/// A conv body small enough to perturb every weight: 6x6 images through two convolutions
+/// (6 -> 3 -> 2), so the decoder's transposed convolutions need output padding 0 (2 -> 3) and
+/// 1 (3 -> 6).
+fn tiny_conv_config(model: ModelKind, recon: Recon) -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Conv,
+        image_height: 6,
+        image_width: 6,
+        channels: vec![2, 3],
+        ..tiny_config(model, recon, vec![4])
+    }
+}
+
+fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
+    Model::new(tiny_config(model, recon, hidden), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap()
+}
+
+/// Two images of the config's size with pixels spread over [0, 1], and (CVAE) their labels.
+fn tiny_batch(config: &ModelConfig) -> (Matrix, Option<Matrix>) {
+    let pixels = config.pixels();
+    let x = Matrix::from_vec(
+        2,
+        pixels,
+        (0..2 * pixels).map(|i| ((i * 7 + 3) % 11) as f32 / 10.0).collect(),
+    );
+    let model = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+    (x, model.condition(&[2, 0]).unwrap())
 }
 
 /// The batch-mean loss with the noise drawn from a fixed seed, so each evaluation sees the
 /// same ε, and which ReLUs are active: where that pattern changes between `θ - h` and `θ + h`,
 /// a kink lies in between and the finite difference says nothing about the derivative.
-fn loss_at(model: &Model, x: &Matrix, objective: Objective) -> (f64, Vec<bool>) {
+fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, objective: Objective) -> (f64, Vec<bool>) {
     let mut ws = Workspace::default();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(99);
-    let total = model.objective_value(x, &mut ws, &mut rng, objective).total;
+    let total = model.objective_value(x, condition, &mut ws, &mut rng, objective).total;
     // Free bits switch a dimension's KL on and off: another kink to stay clear of.
     let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
     let active = ws
-        .encoder_hidden
+        .encoder
+        .maps
         .iter()
-        .chain(&ws.decoder_hidden)
+        .chain(&ws.encoder.hidden)
+        .chain(&ws.decoder.hidden)
+        .chain(&ws.decoder.maps)
         .flat_map(|m| m.data.iter().map(|&v| v > 0.0))
         .chain(floors)
         .collect();
@@ -45,10 +78,17 @@ fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
 }
 
 fn check_objective(model: ModelKind, recon: Recon, hidden: Vec<usize>, objective: Objective) {
-    let mut m = tiny(model, recon, hidden);
-    let x = Matrix::from_vec(2, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4]);
+    check_config(tiny_config(model, recon, hidden), objective);
+}
+
+/// Every parameter's analytic gradient against the central difference of the loss.
+fn check_config(config: ModelConfig, objective: Objective) {
+    let (x, condition) = tiny_batch(&config);
+    let condition = condition.as_ref();
+    let label = format!("{}/{}/{:?}", config.model.name(), config.arch.name(), config.recon);
+    let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
     let mut ws = Workspace::default();
-    m.compute_gradients(&x, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99), objective);
+    m.compute_gradients(&x, condition, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99), objective);
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
     let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
     let step = 1e-2f32;
@@ -58,9 +98,9 @@ fn check_objective(model: ModelKind, recon: Recon, hidden: Vec<usize>, objective
             let mut probe = m.clone();
             let original = probe.params_mut()[p].value.data[i];
             probe.params_mut()[p].value.data[i] = original + step;
-            let (up, up_active) = loss_at(&probe, &x, objective);
+            let (up, up_active) = loss_at(&probe, &x, condition, objective);
             probe.params_mut()[p].value.data[i] = original - step;
-            let (down, down_active) = loss_at(&probe, &x, objective);
+            let (down, down_active) = loss_at(&probe, &x, condition, objective);
             if up_active != down_active {
                 skipped += 1;
                 continue;
@@ -71,7 +111,7 @@ fn check_objective(model: ModelKind, recon: Recon, hidden: Vec<usize>, objective
             let error = (a - numeric).abs() / (a.abs() + numeric.abs()).max(1e-2);
             assert!(
                 error < 3e-2,
-                "{model:?}/{recon:?} {name}[{i}]: analytic {a}, finite difference {numeric}"
+                "{label} {name}[{i}]: analytic {a}, finite difference {numeric}"
             );
         }
     }
@@ -97,9 +137,9 @@ fn autoencoder_gradients_match_finite_differences() {
 fn free_bits_and_beta_gradients_match_finite_differences() {
     // A floor between the two dimensions' KL terms: one is trained, one is held.
     let m = tiny(ModelKind::Vae, Recon::Bce, vec![4]);
-    let x = Matrix::from_vec(2, 6, vec![0.0, 0.2, 1.0, 0.7, 0.1, 0.9, 1.0, 0.5, 0.3, 0.0, 0.8, 0.4]);
+    let (x, _) = tiny_batch(&m.config);
     let mut ws = Workspace::default();
-    m.forward(&x, &mut ws, Latent::Sample(&mut Xoshiro256PlusPlus::seed_from_u64(99)));
+    m.forward(&x, None, &mut ws, Latent::Sample(&mut Xoshiro256PlusPlus::seed_from_u64(99)));
     let per_dim = crate::engine::gaussian::kl_per_dimension(&ws.mu, &ws.logvar);
     let floor = ((per_dim[0] + per_dim[1]) / 2.0) as f32;
     check_objective(
@@ -153,6 +193,7 @@ fn free_bits_floor_each_dimension_on_known_values() {
     let mut ws = Workspace::default();
     let loss = m.compute_gradients(
         &x,
+        None,
         &mut ws,
         &mut Xoshiro256PlusPlus::seed_from_u64(1),
         Objective {
@@ -191,4 +232,83 @@ fn parameter_names_follow_the_pytorch_layout() {
         ModelConfig::mlp_vae().forward_flops(),
         2 * (313_600 + 16_000 + 8_000 + 313_600)
     );
+}
+
+#[test]
+fn conv_body_gradients_match_finite_differences() {
+    for (model, recon) in [
+        (ModelKind::Vae, Recon::Bce),
+        (ModelKind::Ae, Recon::Mse),
+    ] {
+        let config = tiny_conv_config(model, recon);
+        let objective = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
+            .unwrap()
+            .objective();
+        check_config(config, objective);
+    }
+}
+
+#[test]
+fn conditional_gradients_match_finite_differences() {
+    let elbo = Objective {
+        beta: 0.8,
+        free_bits: 0.0,
+        k: 1,
+    };
+    check_config(tiny_config(ModelKind::Cvae, Recon::Bce, vec![5, 4]), elbo);
+    check_config(tiny_conv_config(ModelKind::Cvae, Recon::Bce), elbo);
+    // The importance-weighted bound repeats the condition with the images.
+    check_config(
+        tiny_config(ModelKind::Cvae, Recon::Mse, vec![4]),
+        Objective {
+            beta: 1.0,
+            free_bits: 0.0,
+            k: 3,
+        },
+    );
+}
+
+#[test]
+fn the_conv_body_is_the_keras_example_by_default() {
+    let m = Model::new(ModelConfig::conv_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
+    let params = m.named_params();
+    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
+    // PyTorch's [out, in, 3, 3] flattened; 28 -> 14 -> 7.
+    assert_eq!(shape("encoder.conv1.weight"), (32, 9));
+    assert_eq!(shape("encoder.conv2.weight"), (64, 32 * 9));
+    assert_eq!(shape("encoder.fc1.weight"), (256, 7 * 7 * 64));
+    assert_eq!(shape("encoder.fc_mu.weight"), (20, 256));
+    assert_eq!(shape("decoder.fc1.weight"), (256, 20));
+    assert_eq!(shape("decoder.fc2.weight"), (7 * 7 * 64, 256));
+    // ConvTranspose2d keeps PyTorch's [in, out, 3, 3].
+    assert_eq!(shape("decoder.deconv1.weight"), (64, 32 * 9));
+    assert_eq!(shape("decoder.deconv2.weight"), (32, 9));
+    let deconvs = m.config.decoder_deconvs();
+    assert_eq!(
+        deconvs.iter().map(|g| (g.out_height(), g.output_padding)).collect::<Vec<_>>(),
+        vec![(14, 1), (28, 1)]
+    );
+    let images = m.decode(&Matrix::zeros(3, 20), None);
+    assert_eq!(images.shape(), (3, 784));
+}
+
+#[test]
+fn a_cvae_takes_its_label_as_extra_columns_of_fc1() {
+    let config = ModelConfig {
+        model: ModelKind::Cvae,
+        classes: 10,
+        ..ModelConfig::mlp_vae()
+    };
+    let m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
+    let params = m.named_params();
+    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
+    assert_eq!(shape("encoder.fc1.weight"), (400, 784));
+    assert_eq!(shape("encoder.fc1_label.weight"), (400, 10));
+    assert_eq!(shape("decoder.fc1_label.weight"), (400, 10));
+    // The label changes what the decoder draws from the same code.
+    let z = Matrix::zeros(2, 20);
+    let images = m.decode(&z, m.condition(&[3, 7]).unwrap().as_ref());
+    assert_ne!(images.row(0), images.row(1));
+    let error = m.condition(&[10]).unwrap_err().to_string();
+    assert!(error.contains("10 is not a class"), "{error}");
 }
