@@ -159,6 +159,58 @@ class VAE(nn.Module):
         return logits, mu, logvar
 
 
+class ConvVAE(nn.Module):
+    """The conv body of `vae train --arch conv`: Conv(3x3, stride 2, padding 1) + ReLU per
+    entry of `channels`, flatten, dense layers, heads; the decoder mirrors it with dense layers
+    up to the last feature map and ConvTranspose2d (output padding restoring each size), ReLU
+    between them, the last to one channel of logits. Our engine flattens channels-last, PyTorch
+    NCHW: the same network up to a permutation of fc1's inputs."""
+
+    def __init__(self, channels, hidden, latent):
+        super().__init__()
+        enc, c, sides = [], 1, [28]
+        for out in channels:
+            enc += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.ReLU()]
+            c = out
+            sides.append((sides[-1] - 1) // 2 + 1)
+        self.convs = nn.Sequential(*enc)
+        self.map_shape = (c, sides[-1], sides[-1])
+        flat = c * sides[-1] * sides[-1]
+        dense, d = [], flat
+        for h in hidden:
+            dense += [nn.Linear(d, h), nn.ReLU()]
+            d = h
+        self.encoder = nn.Sequential(*dense)
+        self.fc_mu = nn.Linear(d, latent)
+        self.fc_logvar = nn.Linear(d, latent)
+        dec, d = [], latent
+        for h in list(reversed(hidden)) + [flat]:
+            dec += [nn.Linear(d, h), nn.ReLU()]
+            d = h
+        self.decoder = nn.Sequential(*dec)
+        deconvs, ins = [], [1] + list(channels)
+        for i in reversed(range(len(channels))):
+            small, big = sides[i + 1], sides[i]
+            op = big - ((small - 1) * 2 - 2 + 3)
+            deconvs.append(nn.ConvTranspose2d(ins[i + 1], ins[i], 3, stride=2, padding=1, output_padding=op))
+            if i > 0:
+                deconvs.append(nn.ReLU())
+        self.deconvs = nn.Sequential(*deconvs)
+
+    def forward(self, x):
+        h = self.encoder(self.convs(x.view(-1, 1, 28, 28)).flatten(1))
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        maps = self.decoder(z).view(-1, *self.map_shape)
+        return self.deconvs(maps).view(-1, N_PIXELS), mu, logvar
+
+
+def make_model(args, hidden):
+    if args.arch == "conv":
+        return ConvVAE(args.channels, hidden, args.latent)
+    return VAE(hidden, args.latent)
+
+
 def loss_sums(logits, x, mu, logvar):
     """Return (recon, kl), each SUMMED over the batch (and over pixels/latents).
 
@@ -215,7 +267,7 @@ def sync(device):
 def run_train(args, device, hidden):
     train = load_split(args.dataset, "train", args.train_images, args.train_labels).to(device)
     test = load_split(args.dataset, "t10k", args.test_images, args.test_labels).to(device)
-    model = VAE(hidden, args.latent).to(device)
+    model = make_model(args, hidden).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)  # shuffling stream
     n = train.shape[0]
@@ -254,12 +306,12 @@ def run_speed(args, device, hidden):
     data = data.to(device)
     n = data.shape[0]
     gen = torch.Generator().manual_seed(args.seed)
-    common = {"framework": "pytorch", "torch_version": torch.__version__,
+    common = {"framework": "pytorch", "torch_version": torch.__version__, "arch": args.arch,
               "threads": torch.get_num_threads(), "device": str(device),
               "hidden": hidden, "latent": args.latent}
 
     for bs in args.batch_sizes:
-        model = VAE(hidden, args.latent).to(device)  # fresh model per batch size
+        model = make_model(args, hidden).to(device)  # fresh model per batch size
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         perm, pos = torch.randperm(n, generator=gen).to(device), 0
 
@@ -343,8 +395,12 @@ def main():
     p.add_argument("--train-labels", help="override path of the train labels IDX file")
     p.add_argument("--test-images", help="override path of the test images IDX file")
     p.add_argument("--test-labels", help="override path of the test labels IDX file")
-    p.add_argument("--hidden", type=int_list, default=[400],
-                   help="hidden layer widths, comma list (e.g. 512,256)")
+    p.add_argument("--arch", choices=["mlp", "conv"], default="mlp",
+                   help="dense layers only, or the conv body of `vae train --arch conv`")
+    p.add_argument("--channels", type=int_list, default=[32, 64],
+                   help="conv: output channels of the encoder's convolutions")
+    p.add_argument("--hidden", type=int_list, default=None,
+                   help="hidden layer widths, comma list (default: 400 for mlp, 256 for conv)")
     p.add_argument("--latent", type=int, default=20, help="latent dimension L")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (train mode)")
@@ -362,6 +418,8 @@ def main():
     p.add_argument("--device", default="cpu", help="torch device (the comparison is on cpu)")
     args = p.parse_args()
 
+    if args.hidden is None:
+        args.hidden = [256] if args.arch == "conv" else [400]
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(1)

@@ -326,6 +326,71 @@ fn latent_tools_draw_pictures_of_the_right_shape() {
 }
 
 #[test]
+fn conv_and_conditional_models_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| {
+        let out = vae(d, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    let cvae = [
+        "train",
+        "--model",
+        "cvae",
+        "--arch",
+        "conv",
+        "--channels",
+        "4,8",
+        "--hidden",
+        "32",
+        "--latent",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--threads",
+        "2",
+        "--out",
+        "cvae",
+    ];
+    ok(&cvae);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cvae/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["model"], "cvae");
+    assert_eq!(config["model"]["arch"], "conv");
+    assert_eq!(config["model"]["channels"], serde_json::json!([4, 8]));
+    assert_eq!(config["model"]["classes"], 10);
+    // Ten rows of 8 draws each in the per-epoch samples.
+    assert_eq!(png_size(&d.join("cvae/samples.png")), (8 * 58 + 2, 10 * 58 + 2));
+
+    ok(&["sample", "cvae", "--label", "7", "-n", "9", "--out", "sevens.png"]);
+    assert_eq!(png_size(&d.join("sevens.png")), (3 * 58 + 2, 3 * 58 + 2));
+    ok(&["sample", "cvae", "--grid-labels", "-n", "5", "--out", "grid.png"]);
+    assert_eq!(png_size(&d.join("grid.png")), (5 * 58 + 2, 10 * 58 + 2));
+    ok(&["interpolate", "cvae", "--pairs", "2", "--steps", "4", "--out", "i.png"]);
+    ok(&["traverse", "cvae", "--image", "3", "--steps", "5", "--out", "t.png"]);
+    ok(&["manifold", "cvae", "--grid", "4", "--label", "3"]);
+    ok(&["latent-map", "cvae", "--limit", "200"]);
+    ok(&["reconstruct", "cvae", "-n", "8"]);
+    ok(&["eval", "cvae", "--limit", "100", "--iw-samples", "10"]);
+    assert_refused(
+        &vae(d, &["sample", "cvae", "--label", "12"]),
+        "label: 12 is not a class of this model",
+    );
+
+    ok(&[&["train", "--epochs", "1", "--out", "plain"], SMALL].concat());
+    assert_refused(
+        &vae(d, &["sample", "plain", "--grid-labels"]),
+        "--label and --grid-labels need a cvae, this run is a vae",
+    );
+    assert_refused(
+        &vae(d, &["train", "--channels", "8", "--out", "x"]),
+        "--channels: only a conv body has channels",
+    );
+}
+
+#[test]
 fn eval_measures_the_latent_space_with_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

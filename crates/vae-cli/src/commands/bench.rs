@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use vae::bench::{BenchOptions, Throughput};
 use vae::data::{DataDirs, DatasetName, DatasetSpec, catalog};
-use vae::model::ModelConfig;
+use vae::model::{Arch, ModelConfig};
 
 use crate::progress::thousands;
 
@@ -20,8 +20,14 @@ pub struct Args {
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Hidden layer widths.
-    #[arg(long, default_value = "400", value_delimiter = ',')]
+    /// Body of encoder and decoder, as in `vae train --arch`.
+    #[arg(long, value_enum, default_value = "mlp")]
+    arch: super::train::ArchArg,
+    /// Conv: output channels of the encoder's convolutions (default 32,64).
+    #[arg(long, value_delimiter = ',')]
+    channels: Vec<usize>,
+    /// Dense hidden layer widths (default: 400 for mlp, 256 for conv).
+    #[arg(long, value_delimiter = ',')]
     hidden: Vec<usize>,
     /// Latent size.
     #[arg(long, default_value_t = 20)]
@@ -39,12 +45,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--batch-sizes: every size must be at least 1"
     );
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
-    let options = BenchOptions {
-        model: ModelConfig {
-            hidden: args.hidden,
-            latent: args.latent,
-            ..ModelConfig::mlp_vae()
+    let base = match args.arch {
+        super::train::ArchArg::Mlp => ModelConfig::mlp_vae(),
+        super::train::ArchArg::Conv => ModelConfig::conv_vae(),
+    };
+    let model = ModelConfig {
+        hidden: if args.hidden.is_empty() {
+            base.hidden.clone()
+        } else {
+            args.hidden
         },
+        channels: if args.channels.is_empty() {
+            base.channels.clone()
+        } else {
+            args.channels
+        },
+        latent: args.latent,
+        ..base
+    };
+    model.validate()?;
+    let options = BenchOptions {
+        model,
         batch_sizes: args.batch_sizes,
         seconds: args.seconds,
     };
@@ -55,8 +76,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .iter()
             .map(|(i, o)| format!("{i}x{o}"))
             .collect();
+        let body = match options.model.arch {
+            Arch::Mlp => "MLP VAE".to_string(),
+            Arch::Conv => format!("conv VAE (channels {:?})", options.model.channels),
+        };
         println!(
-            "MLP VAE (layers {}), bce, Adam, {threads} threads, mnist-sample, {} s per measurement",
+            "{body} (dense layers {}), bce, Adam, {threads} threads, mnist-sample, {} s per measurement",
             sizes.join(" "),
             args.seconds
         );
