@@ -44,6 +44,8 @@ enum Command {
     Data(commands::data::Command),
     /// Measure training and evaluation throughput.
     Bench(commands::bench::Args),
+    /// Explore trained models in the browser: decode points, draw digits, interpolate.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Classifier(command) => commands::classifier::run(command),
         Command::Data(command) => commands::data::run(command),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,9 @@
 //! `vae demo`: the whole story in one run. Trains an autoencoder and a VAE with the same body
-//! at each chosen latent size and, measuring with the digit classifier, gathers for each model the
-//! pictures (reconstructions, prior samples, interpolations, latent map, manifold) and the
-//! numbers (losses per epoch, completeness, continuity, FID) that [`crate::report`] lays out
-//! side by side.
+//! at each chosen latent size, then (with `extras`) a convolutional VAE and a conditional VAE,
+//! and, measuring with the digit classifier, gathers for each model the pictures
+//! (reconstructions, prior samples, interpolations, latent map, manifold) and the numbers
+//! (losses per epoch, completeness, continuity, FID) that [`crate::report`] lays out side by
+//! side.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::image::encode_png;
 use crate::latent::random_pairs;
 use crate::metrics::{Completeness, LatentOptions, LatentReport, completeness, latent_report};
-use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::plot::encode_png_rgb;
 use crate::rng::{Stream, seeded, stream_rng};
@@ -35,6 +36,14 @@ pub struct DemoOptions {
     pub runs: PathBuf,
     /// Settings of the latent-space numbers.
     pub latent: LatentOptions,
+    /// Also train a conv VAE (at the largest latent size) and a CVAE (latent 2).
+    pub extras: bool,
+}
+
+/// Epochs of the demo's conv VAE: a conv epoch costs about eight MLP epochs here, so it gets a
+/// quarter of theirs (at least 2) to keep the demo short.
+pub fn conv_epochs(epochs: usize) -> usize {
+    (epochs / 4).max(2)
 }
 
 /// Epochs that give about 180,000 image passes: 20 on the built-in sample, 5 on full MNIST.
@@ -57,10 +66,13 @@ pub struct DemoModel {
     /// `ae-2`, `vae-16`, …
     pub name: String,
     pub kind: ModelKind,
+    pub arch: Arch,
     pub latent: usize,
+    pub epochs: usize,
     pub run: PathBuf,
     pub history: Vec<EpochMetrics>,
     pub reconstructions: Vec<u8>,
+    /// Prior samples; for a CVAE, a row per class with the same codes in every row.
     pub samples: Vec<u8>,
     pub interpolations: Vec<u8>,
     pub latent_map: Vec<u8>,
@@ -102,48 +114,66 @@ pub fn run(
     }
     let real = completeness(classifier, &data.test.range_batch(0, data.test.len()));
 
-    let mut models = Vec::new();
+    let mlp = |model: ModelKind, latent: usize| ModelConfig {
+        model,
+        image_height: MNIST_SIDE,
+        image_width: MNIST_SIDE,
+        hidden: options.hidden.clone(),
+        latent,
+        recon: Recon::Bce,
+        ..ModelConfig::mlp_vae()
+    };
+    let mut plan = Vec::new();
     for &latent in &options.latents {
         for kind in [ModelKind::Ae, ModelKind::Vae] {
-            let name = format!("{}-{latent}", kind.name());
-            on_event(DemoEvent::Stage(format!(
-                "training {name}: {} with latent size {latent}",
-                describe(kind)
-            )));
-            let run = RunDir::new(options.runs.join(&name));
-            let config = RunConfig {
-                model: ModelConfig {
-                    model: kind,
-                    image_height: MNIST_SIDE,
-                    image_width: MNIST_SIDE,
-                    hidden: options.hidden.clone(),
-                    latent,
-                    recon: Recon::Bce,
-                    ..ModelConfig::mlp_vae()
-                },
-                train: TrainConfig {
-                    dataset: data.name.clone(),
-                    epochs: options.epochs,
-                    batch_size: options.batch_size,
-                    seed: options.seed,
-                    threads: crate::engine::threads(),
-                    ..TrainConfig::default()
-                },
-            };
-            let _lock = run.lock()?;
-            let mut trainer = Trainer::new(run.clone(), config)?;
-            let outcome = trainer.train(data, stop, &mut |event| {
-                on_event(DemoEvent::Train { model: &name, event })
-            })?;
-            if let Outcome::Interrupted { .. } = outcome {
-                return Err(Error::Run {
-                    path: run.root.clone(),
-                    problem: "the demo was interrupted".into(),
-                });
-            }
-            on_event(DemoEvent::Stage(format!("measuring {name}")));
-            models.push(look_at(&name, &trainer, &run, data, classifier, options)?);
+            plan.push((format!("{}-{latent}", kind.name()), mlp(kind, latent), options.epochs));
         }
+    }
+    if options.extras {
+        let latent = options.latents.iter().copied().max().unwrap_or(2);
+        let conv = ModelConfig {
+            latent,
+            ..ModelConfig::conv_vae()
+        };
+        plan.push((format!("conv-vae-{latent}"), conv, conv_epochs(options.epochs)));
+        let cvae = ModelConfig {
+            classes: data.classes(),
+            ..mlp(ModelKind::Cvae, 2)
+        };
+        plan.push(("cvae-2".to_string(), cvae, options.epochs));
+    }
+    let mut models = Vec::new();
+    for (name, model, epochs) in plan {
+        on_event(DemoEvent::Stage(format!(
+            "training {name}: {} with latent size {}",
+            describe(&model),
+            model.latent
+        )));
+        let run = RunDir::new(options.runs.join(&name));
+        let config = RunConfig {
+            model,
+            train: TrainConfig {
+                dataset: data.name.clone(),
+                epochs,
+                batch_size: options.batch_size,
+                seed: options.seed,
+                threads: crate::engine::threads(),
+                ..TrainConfig::default()
+            },
+        };
+        let _lock = run.lock()?;
+        let mut trainer = Trainer::new(run.clone(), config)?;
+        let outcome = trainer.train(data, stop, &mut |event| {
+            on_event(DemoEvent::Train { model: &name, event })
+        })?;
+        if let Outcome::Interrupted { .. } = outcome {
+            return Err(Error::Run {
+                path: run.root.clone(),
+                problem: "the demo was interrupted".into(),
+            });
+        }
+        on_event(DemoEvent::Stage(format!("measuring {name}")));
+        models.push(look_at(&name, &trainer, &run, data, classifier, options)?);
     }
     Ok(DemoResult {
         dataset: data.name.clone(),
@@ -157,12 +187,18 @@ pub fn run(
     })
 }
 
-fn describe(kind: ModelKind) -> &'static str {
-    match kind {
+/// "convolutional variational autoencoder", "plain autoencoder", …
+pub fn describe(config: &ModelConfig) -> String {
+    let body = match config.arch {
+        Arch::Mlp => "",
+        Arch::Conv => "convolutional ",
+    };
+    let kind = match config.model {
         ModelKind::Ae => "plain autoencoder",
         ModelKind::Vae => "variational autoencoder",
         ModelKind::Cvae => "conditional variational autoencoder",
-    }
+    };
+    format!("{body}{kind}")
 }
 
 /// The pictures and numbers of one trained model.
@@ -181,16 +217,15 @@ fn look_at(
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
     let inputs = test.range_batch(0, 16);
     let reconstructions = encode_png(&pictures::reconstructions(model, &inputs, &test.labels[..inputs.rows])?)?;
-    let samples = encode_png(&pictures::prior_samples(
-        model,
-        64,
-        1.0,
-        None,
-        &mut stream_rng(options.seed, Stream::Samples),
-    )?)?;
+    let mut rng = stream_rng(options.seed, Stream::Samples);
+    let samples = if model.config.model.is_conditional() {
+        encode_png(&pictures::samples_per_class(model, 10, 1.0, &mut rng)?)?
+    } else {
+        encode_png(&pictures::prior_samples(model, 64, 1.0, None, &mut rng)?)?
+    };
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
-    let title = format!("{} ({}, latent {latent})", name, describe(kind));
+    let title = format!("{} ({}, latent {latent})", name, describe(&model.config));
     let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title)?)?;
     let manifold = if latent == 2 {
         Some(encode_png(&pictures::manifold(model, test, 20, None)?)?)
@@ -200,7 +235,9 @@ fn look_at(
     Ok(DemoModel {
         name: name.to_string(),
         kind,
+        arch: model.config.arch,
         latent,
+        epochs: trainer.config.train.epochs,
         run: run.root.clone(),
         history: trainer.state.history.clone(),
         reconstructions,

@@ -178,6 +178,25 @@ pub struct Projection {
     /// `None` when the codes already were 2-D; else the share of variance the two principal
     /// components keep.
     pub pca_explained: Option<f64>,
+    /// PCA: the codes' mean and the two principal axes (unit length), so that new codes land
+    /// on the same map ([`Projection::project`]).
+    pub pca: Option<(Vec<f64>, [Vec<f64>; 2])>,
+}
+
+impl Projection {
+    /// Where `code` falls on the map of this projection.
+    pub fn project(&self, code: &[f32]) -> [f32; 2] {
+        match &self.pca {
+            None => [code.first().copied().unwrap_or(0.0), code.get(1).copied().unwrap_or(0.0)],
+            Some((mean, axes)) => axes.each_ref().map(|axis| {
+                code.iter()
+                    .zip(mean)
+                    .zip(axis)
+                    .map(|((&x, &m), &w)| (x as f64 - m) * w)
+                    .sum::<f64>() as f32
+            }),
+        }
+    }
 }
 
 /// The codes themselves when 2-D, else their projection on the two principal components.
@@ -190,6 +209,7 @@ pub fn project_2d(codes: &Matrix) -> Projection {
         return Projection {
             points,
             pca_explained: None,
+            pca: None,
         };
     }
     let (mean, cov) = mean_and_covariance(codes);
@@ -198,38 +218,24 @@ pub fn project_2d(codes: &Matrix) -> Projection {
     order.sort_by(|&i, &j| eigen.eigenvalues[j].total_cmp(&eigen.eigenvalues[i]));
     let total: f64 = eigen.eigenvalues.iter().map(|v| v.max(0.0)).sum();
     let explained = (eigen.eigenvalues[order[0]] + eigen.eigenvalues[order[1]]) / total.max(1e-300);
-    let mut points = Matrix::zeros(codes.rows, 2);
-    for r in 0..codes.rows {
-        for (k, &component) in order[..2].iter().enumerate() {
-            let v = eigen.eigenvectors.column(component);
-            // Fix the sign so that the projection does not flip between runs of the solver.
-            let sign = if v
-                .iter()
-                .map(|x| x.abs())
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| v[i])
-                .unwrap_or(1.0)
-                < 0.0
-            {
-                -1.0
-            } else {
-                1.0
-            };
-            let p: f64 = codes
-                .row(r)
-                .iter()
-                .zip(mean.iter())
-                .zip(v.iter())
-                .map(|((&x, &m), &w)| (x as f64 - m) * w)
-                .sum();
-            points.row_mut(r)[k] = (sign * p) as f32;
-        }
-    }
-    Projection {
-        points,
+    let axes = [order[0], order[1]].map(|component| {
+        let v = eigen.eigenvectors.column(component);
+        // Fix the sign (largest entry positive) so that the map does not flip between runs of
+        // the solver.
+        let largest = v.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())).unwrap_or(1.0);
+        let sign = if largest < 0.0 { -1.0 } else { 1.0 };
+        v.iter().map(|&w| sign * w).collect::<Vec<f64>>()
+    });
+    let mut projection = Projection {
+        points: Matrix::zeros(codes.rows, 2),
         pca_explained: Some(explained),
+        pca: Some((mean, axes)),
+    };
+    for r in 0..codes.rows {
+        let point = projection.project(codes.row(r));
+        projection.points.row_mut(r).copy_from_slice(&point);
     }
+    projection
 }
 
 /// Column means and the (n - 1)-normalised covariance of the rows of `x`, in f64.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod explore;
 pub mod image;
 pub mod latent;
 pub mod metrics;

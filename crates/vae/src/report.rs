@@ -1,11 +1,12 @@
 //! The demo's report: one self-contained HTML page (pictures embedded as data URIs, charts as
-//! inline SVG, no scripts, no network), AE and VAE side by side for each latent size, with the
-//! table of numbers and a sentence explaining each.
+//! inline SVG, no scripts, no network), AE and VAE side by side for each latent size, then the
+//! conv VAE beside the MLP VAE and the conditional VAE's digits by class, with the table of
+//! numbers and a sentence explaining each.
 
 use base64::Engine;
 
 use crate::demo::{DemoModel, DemoResult};
-use crate::model::ModelKind;
+use crate::model::{Arch, ModelKind};
 use crate::plot::{PALETTE, Series, line_chart_svg};
 
 fn esc(s: &str) -> String {
@@ -56,10 +57,9 @@ pub fn render_html(result: &DemoResult) -> String {
     );
     html += &numbers_table(result);
     for &latent in &o.latents {
-        let pair: Vec<&DemoModel> = result.models.iter().filter(|m| m.latent == latent).collect();
         let (Some(ae), Some(vae)) = (
-            pair.iter().find(|m| m.kind == ModelKind::Ae),
-            pair.iter().find(|m| m.kind == ModelKind::Vae),
+            mlp_model(result, ModelKind::Ae, latent),
+            mlp_model(result, ModelKind::Vae, latent),
         ) else {
             continue;
         };
@@ -110,11 +110,90 @@ pub fn render_html(result: &DemoResult) -> String {
             &|m| loss_chart(m),
         );
     }
+    html += &beyond_the_mlp(result);
     html += &format!(
         r#"<h2 id="reproduce">Reproduce</h2><p>The run folders are in <code>{}</code>: try <code>vae sample</code>, <code>vae interpolate --slerp</code>, <code>vae traverse</code> or <code>vae eval --latent</code> on them.</p></body></html>
 "#,
         esc(&o.runs.display().to_string())
     );
+    html
+}
+
+/// The AE or VAE of the side-by-side comparison at `latent`: the MLP ones.
+fn mlp_model(result: &DemoResult, kind: ModelKind, latent: usize) -> Option<&DemoModel> {
+    result
+        .models
+        .iter()
+        .find(|m| m.kind == kind && m.arch == Arch::Mlp && m.latent == latent)
+}
+
+/// Two pictures side by side under a heading and a caption.
+fn pair_section(id: &str, title: &str, caption: &str, left: (&str, String), right: (&str, String)) -> String {
+    format!(
+        r#"<section id="{id}"><h3>{title}</h3><p class="caption">{caption}</p><div class="pair"><div><h4>{}</h4>{}</div><div><h4>{}</h4>{}</div></div></section>"#,
+        esc(left.0),
+        left.1,
+        esc(right.0),
+        right.1
+    )
+}
+
+/// The conv VAE against the MLP VAE of the same latent size, and the CVAE's digits by class.
+fn beyond_the_mlp(result: &DemoResult) -> String {
+    let conv = result.models.iter().find(|m| m.arch == Arch::Conv);
+    let cvae = result.models.iter().find(|m| m.kind == ModelKind::Cvae);
+    if conv.is_none() && cvae.is_none() {
+        return String::new();
+    }
+    let mut html = String::from(r#"<h2 id="beyond">Beyond the MLP</h2>"#);
+    if let Some(conv) = conv
+        && let Some(vae) = mlp_model(result, ModelKind::Vae, conv.latent)
+    {
+        let latent = conv.latent;
+        let (left, right) = (format!("MLP VAE ({} epochs)", vae.epochs), format!("conv VAE ({} epochs)", conv.epochs));
+        let intro = format!(
+            "The same VAE with a convolutional body: two 3x3 stride-2 convolutions (32 and 64 channels) before a 256-unit dense layer, mirrored by transposed convolutions in the decoder. Convolutions share weights across positions and see strokes as local patterns, so edges come out sharper. Test loss after training: MLP {:.1}, conv {:.1} nats per image; FID {:.1} and {:.1}.",
+            vae.history.last().map_or(f64::NAN, |e| e.test_loss),
+            conv.history.last().map_or(f64::NAN, |e| e.test_loss),
+            vae.report.fid,
+            conv.report.fid
+        );
+        html += &format!(r#"<h3 id="conv">Convolutional VAE, latent {latent}</h3><p>{intro}</p>"#);
+        html += &pair_section(
+            "conv-reconstructions",
+            "Reconstructions",
+            "The same test images, rebuilt by each body.",
+            (&left, png(&vae.reconstructions, "MLP reconstructions")),
+            (&right, png(&conv.reconstructions, "conv reconstructions")),
+        );
+        html += &pair_section(
+            "conv-samples",
+            "Samples from N(0, I)",
+            "The same prior draws decoded by each body.",
+            (&left, png(&vae.samples, "MLP samples")),
+            (&right, png(&conv.samples, "conv samples")),
+        );
+        html += &pair_section(
+            "conv-losses",
+            "Loss per epoch",
+            "A conv epoch costs several MLP epochs of compute, so the demo gives it fewer.",
+            (&left, loss_chart(vae)),
+            (&right, loss_chart(conv)),
+        );
+    }
+    if let Some(cvae) = cvae {
+        html += &format!(
+            r#"<h3 id="cvae">Conditional VAE, latent {}</h3><p>Encoder and decoder both also receive the label, one-hot. The decoder no longer has to store the class in the code: the code keeps what the label does not say, the style.</p>"#,
+            cvae.latent
+        );
+        html += &pair_section(
+            "cvae-samples",
+            "Digits by class, and its latent map",
+            "Left: each row asks for one class; each column decodes the same code from N(0, I), so a column keeps its slant and thickness across classes. Right: the test codes coloured by label: the classes overlap, since the label, not the code, carries the class.",
+            ("a row per class", png(&cvae.samples, "samples by class")),
+            ("latent map", png(&cvae.latent_map, "CVAE latent map")),
+        );
+    }
     html
 }
 
@@ -229,9 +308,11 @@ fn numbers_table(result: &DemoResult) -> String {
         html += &format!("<tr><td>{label}</td>");
         for m in models {
             let v = get(m);
+            // Bold marks the better of each MLP AE/VAE pair; the extra models stand alone.
+            let paired = |o: &DemoModel| o.arch == Arch::Mlp && o.kind != ModelKind::Cvae;
             let partner = models
                 .iter()
-                .find(|o| o.latent == m.latent && o.kind != m.kind)
+                .find(|o| paired(m) && paired(o) && o.latent == m.latent && o.kind != m.kind)
                 .map(get);
             let better = match (higher_better, partner) {
                 (Some(true), Some(p)) => v > p,

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use vae::classifier::{ClassifierTraining, train};
 use vae::demo::{DemoOptions, run};
 use vae::metrics::LatentOptions;
-use vae::model::ModelKind;
+use vae::model::{Arch, ModelKind};
 use vae::report::render_html;
 
 #[test]
@@ -27,6 +27,7 @@ fn the_demo_trains_both_models_and_reports_every_section() {
             frames: 11,
             seed: 0,
         },
+        extras: true,
     };
     let classifier = train(
         &data,
@@ -46,12 +47,19 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         }
     })
     .unwrap();
-    assert_eq!(result.models.len(), 2);
+    let names: Vec<&str> = result.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "cvae-2"]);
     assert_eq!(result.models[0].kind, ModelKind::Ae);
     assert_eq!(result.models[1].kind, ModelKind::Vae);
+    assert_eq!(result.models[2].arch, Arch::Conv);
+    assert_eq!(result.models[3].kind, ModelKind::Cvae);
     assert!(stages.iter().any(|s| s.contains("training vae-2")), "{stages:?}");
+    assert!(
+        stages.iter().any(|s| s.contains("training conv-vae-2: convolutional variational")),
+        "{stages:?}"
+    );
     for m in &result.models {
-        assert_eq!(m.history.len(), 2);
+        assert_eq!(m.history.len(), m.epochs);
         assert!(m.manifold.is_some(), "latent 2 has a manifold");
         assert_eq!(m.report.protocol.prior_samples, 300);
         assert!(
@@ -72,12 +80,18 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         "latent-map-2",
         "manifold-2",
         "losses-2",
+        "beyond",
+        "conv-reconstructions",
+        "conv-samples",
+        "conv-losses",
+        "cvae-samples",
     ] {
         assert!(html.contains(&format!(r#"id="{id}""#)), "section {id} missing");
     }
     // Self-contained: every picture inline, nothing fetched from anywhere.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 5);
-    assert_eq!(html.matches("<svg").count(), 2);
+    // AE and VAE: five pictures each; conv beside MLP: two pairs; the CVAE: two.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 5 + 4 + 2);
+    assert_eq!(html.matches("<svg").count(), 2 + 2);
     assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
     assert!(html.contains("confidently classified samples") && html.contains("FID (classifier features)"));
 }

@@ -43,6 +43,9 @@ pub struct Args {
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Skip the conv VAE and the conditional VAE (AE and VAE only).
+    #[arg(long)]
+    no_extras: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -59,13 +62,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let data = super::load_dataset(&args.dataset)?;
     let runs = args.out.join("runs");
     // The demo's own run folders from an earlier demo are replaced, nothing else.
-    for &latent in &args.latent {
-        for kind in ["ae", "vae"] {
-            let dir = runs.join(format!("{kind}-{latent}"));
-            if dir.join("checkpoint.safetensors").exists() || dir.join("config.json").exists() {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing the earlier demo run {}", dir.display()))?;
-            }
+    let mut names: Vec<String> = args
+        .latent
+        .iter()
+        .flat_map(|latent| [format!("ae-{latent}"), format!("vae-{latent}")])
+        .collect();
+    let largest = args.latent.iter().max().copied().unwrap_or(2);
+    names.extend([format!("conv-vae-{largest}"), "cvae-2".to_string()]);
+    for name in names {
+        let dir = runs.join(name);
+        if dir.join("checkpoint.safetensors").exists() || dir.join("config.json").exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the earlier demo run {}", dir.display()))?;
         }
     }
     let options = DemoOptions {
@@ -81,12 +89,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             frames: 11,
             seed: args.seed,
         },
+        extras: !args.no_extras,
     };
     eprintln!(
-        "vae demo on {}: AE and VAE at latent sizes {:?}, {} epochs each, then the report in {}",
+        "vae demo on {}: AE and VAE at latent sizes {:?}, {} epochs each{}, then the report in {}",
         data.name,
         options.latents,
         options.epochs,
+        if options.extras {
+            format!(
+                "; a conv VAE ({} epochs) and a CVAE",
+                vae::demo::conv_epochs(options.epochs)
+            )
+        } else {
+            String::new()
+        },
         args.out.display()
     );
     let stop = super::stop_on_ctrl_c()?;
@@ -112,7 +129,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "models": result.models.iter().map(|m| json!({
             "name": m.name,
             "model": m.kind.name(),
+            "arch": m.arch.name(),
             "latent": m.latent,
+            "epochs": m.epochs,
             "final": m.history.last(),
             "latent_space": m.report,
         })).collect::<Vec<_>>(),

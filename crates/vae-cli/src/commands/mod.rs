@@ -8,6 +8,7 @@ pub mod eval;
 pub mod latent_tools;
 pub mod reconstruct;
 pub mod sample;
+pub mod serve;
 pub mod train;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,231 @@
+//! `vae serve` in a real browser: headless Chromium driven over WebDriver (chromedriver), the
+//! way a user moves the mouse over the latent map and draws a digit on the pad.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test says it skipped,
+//! unless `VAE_REQUIRE_BROWSER` is set (CI sets it), where their absence is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The WebDriver name of an element reference in JSON.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Kills the process when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session on a chromedriver.
+struct Browser {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Browser {
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = match method {
+            "GET" => self.agent.get(&url).call(),
+            "DELETE" => self.agent.delete(&url).call(),
+            _ => self.agent.post(&url).send_json(&body),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status();
+        let value: Value = response.body_mut().read_json().expect("WebDriver answers JSON");
+        assert!(status.is_success(), "{method} {path}: {status}: {}", value["value"]["message"]);
+        value["value"].clone()
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", json!({ "script": script, "args": [] }))
+    }
+
+    fn element(&self, css: &str) -> Value {
+        let found = self.call("POST", "/element", json!({ "using": "css selector", "value": css }));
+        json!({ ELEMENT: found[ELEMENT] })
+    }
+
+    /// Runs mouse actions: moves are `(x, y)` offsets from the element's centre.
+    fn mouse(&self, element: &Value, moves: &[(i64, i64)], pressed: bool) {
+        let mut actions = Vec::new();
+        for (i, &(x, y)) in moves.iter().enumerate() {
+            actions.push(json!({ "type": "pointerMove", "duration": 30, "origin": element, "x": x, "y": y }));
+            if pressed && i == 0 {
+                actions.push(json!({ "type": "pointerDown", "button": 0 }));
+            }
+        }
+        if pressed {
+            actions.push(json!({ "type": "pointerUp", "button": 0 }));
+        }
+        let body = json!({ "actions": [{
+            "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" }, "actions": actions
+        }]});
+        self.call("POST", "/actions", body);
+    }
+
+    /// Waits until `script` returns true, up to 20 s.
+    fn wait_for(&self, what: &str, script: &str) {
+        let start = Instant::now();
+        while self.script(script) != json!(true) {
+            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn train(dir: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(["train", "--epochs", "1", "--hidden", "64", "--latent", "2", "--threads", "2"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A checksum of a canvas's pixels, to see whether what it shows changed.
+fn canvas_sum(css: &str) -> String {
+    format!(
+        "const c = document.querySelector('{css}'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let s = 0; for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i]) % 1000000007; return s;"
+    )
+}
+
+#[test]
+fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("VAE_REQUIRE_BROWSER").is_none(),
+            "{CHROMIUM} and {CHROMEDRIVER} are required (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} is absent");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, &["--model", "ae", "--out", "ae-2"]);
+    train(d, &["--model", "vae", "--out", "vae-2"]);
+
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_vae"))
+            .args(["serve", "ae-2", "vae-2", "--port", "0", "--threads", "2"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut url = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let url = url.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+
+    let port = free_port();
+    let _driver = Killed(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while ureq::get(&format!("{driver}/status")).call().is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let capabilities = json!({ "capabilities": { "alwaysMatch": {
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1300,1500"]
+        }
+    }}});
+    let session = ureq::post(&format!("{driver}/session"))
+        .send_json(&capabilities)
+        .unwrap()
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap();
+    let id = session["value"]["sessionId"].as_str().expect("a session").to_string();
+    let agent = ureq::Agent::new_with_config(ureq::Agent::config_builder().http_status_as_error(false).build());
+    let browser = Browser {
+        base: format!("{driver}/session/{id}"),
+        agent,
+    };
+
+    browser.call("POST", "/url", json!({ "url": url }));
+    browser.wait_for("the page", "return document.body.dataset.ready === '1';");
+
+    // Moving over the AE's map decodes the points under the mouse.
+    let decoded = canvas_sum("#pane-left .decoded");
+    let before = browser.script(&decoded);
+    let decodes = browser.script("return window.explorerDecodes;").as_i64().unwrap();
+    let map = browser.element("#pane-left .latent-map");
+    browser.mouse(&map, &[(-100, -90), (-60, -40), (-20, 10), (40, 60), (90, 100)], false);
+    browser.wait_for(
+        "decodes",
+        &format!("return window.explorerDecodes >= {};", decodes + 2),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(browser.script(&decoded), before, "the decoded image did not change");
+
+    // Drawing a stroke on the pad encodes it with both models and shows reconstructions.
+    let pad = browser.element("#pad");
+    browser.mouse(&pad, &[(-60, -80), (-20, -40), (0, 0), (10, 40), (20, 90)], true);
+    browser.wait_for("encodes", "return window.explorerEncodes >= 2;");
+    std::thread::sleep(Duration::from_millis(300));
+    for pane in ["left", "right"] {
+        let ink = browser.script(&format!(
+            "const c = document.querySelector('#pane-{pane} .reconstruction'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let m = 0; for (let i = 0; i < d.length; i += 4) m = Math.max(m, d[i]); return m;"
+        ));
+        assert!(ink.as_i64().unwrap() > 0, "no reconstruction in the {pane} pane");
+    }
+
+    // The interpolation strip fills with frames.
+    let go = browser.element("#interp-go");
+    browser.call("POST", &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()), json!({}));
+    browser.wait_for(
+        "the interpolation strips",
+        "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
+    );
+
+    let errors = browser.script("return window.explorerErrors;");
+    assert_eq!(errors, json!([]), "the page reported errors");
+    let log = browser.call("POST", "/se/log", json!({ "type": "browser" }));
+    let severe: Vec<&Value> = log
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
+        .unwrap_or_default();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+
+    let shot = browser.call("GET", "/screenshot", json!({}));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+    browser.call("DELETE", "", json!({}));
+}

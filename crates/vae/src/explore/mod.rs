@@ -1,0 +1,355 @@
+//! The latent explorer behind `vae serve`: trained models held in memory, answering the JSON
+//! API of the page (`page.html`, compiled in) from any number of threads at once. No HTTP
+//! here: [`Explorer::handle`] takes a method, path, query and body and returns a status and a
+//! JSON value, so the server stays a thin layer and the whole API can be tested and fuzzed
+//! without a socket.
+
+pub mod api;
+
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::Serialize;
+
+use crate::data::Split;
+use crate::data::catalog::class_names;
+use crate::engine::Matrix;
+use crate::error::{Error, Result};
+use crate::latent::{Projection, encode_codes, interpolate, project_2d};
+use crate::model::{Model, Workspace};
+
+use api::*;
+
+/// The page, served at `/`.
+pub const PAGE: &str = include_str!("page.html");
+
+/// A trained model and what the page shows of it.
+pub struct ExploredModel {
+    /// The run folder's name: how requests refer to the model.
+    pub name: String,
+    pub model: Model,
+    pub dataset: String,
+    pub epochs: usize,
+    test: Split,
+    class_names: Vec<String>,
+    /// The test codes projected to 2-D, and how.
+    projection: Projection,
+    bounds: Bounds,
+}
+
+impl ExploredModel {
+    /// Encodes the test split once for the latent map.
+    ///
+    /// # Errors
+    /// Test labels the model (a CVAE) cannot take.
+    pub fn new(name: String, model: Model, dataset: String, epochs: usize, test: Split) -> Result<Self> {
+        model.check_labels(&test.labels, "test labels")?;
+        let shown = test.take(MAX_MAP_POINTS);
+        let codes = encode_codes(&model, &shown.range_batch(0, shown.len()), &shown.labels)?;
+        let projection = project_2d(&codes);
+        let bounds = bounds(&projection.points);
+        Ok(ExploredModel {
+            name,
+            class_names: class_names(&dataset),
+            model,
+            dataset,
+            epochs,
+            test,
+            projection,
+            bounds,
+        })
+    }
+
+    fn info(&self) -> ModelInfo {
+        let c = &self.model.config;
+        ModelInfo {
+            name: self.name.clone(),
+            model: c.model.name(),
+            arch: c.arch.name(),
+            latent: c.latent,
+            classes: c.classes,
+            class_names: self.class_names.clone(),
+            dataset: self.dataset.clone(),
+            test_images: self.test.len(),
+            epochs: self.epochs,
+        }
+    }
+
+    /// The condition of `rows` rows: a CVAE needs a label (one for all, or one per row), the
+    /// other models take none.
+    fn condition(&self, rows: usize, label: Option<u8>, labels: Option<&[u8]>) -> Result<Option<Matrix>, ApiError> {
+        let conditional = self.model.config.model.is_conditional();
+        let labels: Vec<u8> = match (conditional, label, labels) {
+            (false, None, None) => return Ok(None),
+            (false, _, _) => {
+                return Err(ApiError::Invalid(format!(
+                    "label: {} is a {}, which takes no label",
+                    self.name,
+                    self.model.config.model.name()
+                )));
+            }
+            (true, Some(_), Some(_)) => {
+                return Err(ApiError::Invalid("give label or labels, not both".into()));
+            }
+            (true, Some(l), None) => vec![l; rows],
+            (true, None, Some(ls)) if ls.len() == rows => ls.to_vec(),
+            (true, None, Some(ls)) => {
+                return Err(ApiError::Invalid(format!(
+                    "labels: expected one per row ({rows}), got {}",
+                    ls.len()
+                )));
+            }
+            (true, None, None) => {
+                return Err(ApiError::Invalid(format!(
+                    "label: {} is a cvae and needs the class to draw (0 to {})",
+                    self.name,
+                    self.model.config.classes - 1
+                )));
+            }
+        };
+        self.model
+            .condition(&labels)
+            .map_err(|e| ApiError::Invalid(e.to_string()))
+    }
+
+    fn decode(&self, codes: &Matrix, condition: Option<&Matrix>) -> Vec<Pixels> {
+        let images = self.model.decode(codes, condition);
+        (0..images.rows).map(|r| to_pixels(images.row(r))).collect()
+    }
+
+    /// An interpolation end as pixels in [0, 1] and its label (a test image's own label).
+    fn end(&self, end: &End, field: &str) -> Result<(Vec<f32>, Option<u8>), ApiError> {
+        match end {
+            End::Test { index } => {
+                let (image, label) = self.test_image(*index)?;
+                let label = self.model.config.model.is_conditional().then_some(label);
+                Ok((image.data, label))
+            }
+            End::Image { image, label } => {
+                check_image(&format!("{field}.image"), image, self.model.config.pixels())?;
+                Ok((image.clone(), *label))
+            }
+        }
+    }
+
+    fn test_image(&self, index: usize) -> Result<(Matrix, u8), ApiError> {
+        if index >= self.test.len() {
+            return Err(ApiError::NotFound(format!(
+                "test image {index}: {} has {} test images",
+                self.name,
+                self.test.len()
+            )));
+        }
+        Ok((self.test.range_batch(index, index + 1), self.test.labels[index]))
+    }
+}
+
+/// A box holding the middle 99% of the points on each axis, padded by a tenth of its size.
+fn bounds(points: &Matrix) -> Bounds {
+    let axis = |k: usize| {
+        let mut v: Vec<f32> = (0..points.rows).map(|r| points.row(r)[k]).collect();
+        v.sort_by(f32::total_cmp);
+        let at = |q: f64| v.get(((v.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0.0);
+        let (lo, hi) = (at(0.005), at(0.995));
+        let pad = ((hi - lo) * 0.1).max(0.5);
+        [lo - pad, hi + pad]
+    };
+    Bounds { x: axis(0), y: axis(1) }
+}
+
+/// The models the explorer serves.
+pub struct Explorer {
+    models: Vec<ExploredModel>,
+}
+
+impl Explorer {
+    /// # Errors
+    /// No model, or two with the same name.
+    pub fn new(models: Vec<ExploredModel>) -> Result<Self> {
+        if models.is_empty() {
+            return Err(Error::config("runs", "the explorer needs at least one run"));
+        }
+        for (i, m) in models.iter().enumerate() {
+            if models[..i].iter().any(|o| o.name == m.name) {
+                return Err(Error::config(
+                    "runs",
+                    format!("two runs are named {}: give runs with distinct folder names", m.name),
+                ));
+            }
+        }
+        Ok(Explorer { models })
+    }
+
+    pub fn models(&self) -> &[ExploredModel] {
+        &self.models
+    }
+
+    fn find(&self, name: &str) -> Result<&ExploredModel, ApiError> {
+        self.models.iter().find(|m| m.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+            ApiError::NotFound(format!("model {name:?}: not served here (serving {})", known.join(", ")))
+        })
+    }
+
+    /// Answers one request: the status and the JSON body (`{"error": ...}` on a refusal).
+    /// `query` is the raw query string; `body` the raw request body.
+    pub fn handle(&self, method: &str, path: &str, query: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        match self.route(method, path, query, body) {
+            Ok(value) => (200, value),
+            Err(e) => (e.status(), serde_json::json!({ "error": e.message() })),
+        }
+    }
+
+    fn route(&self, method: &str, path: &str, query: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+        match (method, path) {
+            ("GET", "/api/models") => json(&ModelsResponse {
+                models: self.models.iter().map(ExploredModel::info).collect(),
+            }),
+            ("POST", "/api/decode") => json(&self.decode(parse_body(body)?)?),
+            ("POST", "/api/encode") => json(&self.encode(parse_body(body)?)?),
+            ("POST", "/api/interpolate") => json(&self.interpolate(parse_body(body)?)?),
+            ("GET", "/api/sample") => json(&self.sample(parse_query(query)?)?),
+            ("GET", "/api/latent-map") => json(&self.latent_map(parse_query(query)?)?),
+            ("GET", "/api/test-image") => json(&self.test_image(parse_query(query)?)?),
+            (_, "/api/models" | "/api/decode" | "/api/encode" | "/api/interpolate") => Err(ApiError::NotFound(
+                format!("{method} {path}: no such route (check GET or POST)"),
+            )),
+            _ => Err(ApiError::NotFound(format!("{method} {path}: no such route"))),
+        }
+    }
+
+    /// Decodes codes into images.
+    pub fn decode(&self, request: DecodeRequest) -> Result<ImagesResponse, ApiError> {
+        let m = self.find(&request.model)?;
+        let rows = request.z.len();
+        if rows == 0 || rows > MAX_ROWS {
+            return Err(ApiError::Invalid(format!("z: 1 to {MAX_ROWS} codes, got {rows}")));
+        }
+        let latent = m.model.config.latent;
+        let mut codes = Matrix::zeros(rows, latent);
+        for (r, z) in request.z.iter().enumerate() {
+            check_vector(&format!("z[{r}]"), z, latent)?;
+            codes.row_mut(r).copy_from_slice(z);
+        }
+        let condition = m.condition(rows, request.label, request.labels.as_deref())?;
+        Ok(ImagesResponse {
+            images: m.decode(&codes, condition.as_ref()),
+        })
+    }
+
+    /// The posterior of one image, its reconstruction, and its place on the map.
+    pub fn encode(&self, request: EncodeRequest) -> Result<EncodeResponse, ApiError> {
+        let m = self.find(&request.model)?;
+        let pixels = m.model.config.pixels();
+        check_image("image", &request.image, pixels)?;
+        let x = Matrix::from_vec(1, pixels, request.image);
+        let condition = m.condition(1, request.label, None)?;
+        let mut ws = Workspace::default();
+        m.model.encode(&x, condition.as_ref(), &mut ws);
+        let variational = m.model.config.model.is_variational();
+        let (mu, sigma) = if variational {
+            let sigma = ws.logvar.data.iter().map(|&lv| (0.5 * lv).exp()).collect();
+            (ws.mu.data.clone(), Some(sigma))
+        } else {
+            (ws.z.data.clone(), None)
+        };
+        let code = Matrix::from_vec(1, mu.len(), mu.clone());
+        let reconstruction = m.decode(&code, condition.as_ref()).remove(0);
+        Ok(EncodeResponse {
+            map_point: m.projection.project(&mu),
+            mu,
+            sigma,
+            reconstruction,
+        })
+    }
+
+    /// The decoded path between the codes of two images (test images or drawings).
+    pub fn interpolate(&self, request: InterpolateRequest) -> Result<InterpolateResponse, ApiError> {
+        let m = self.find(&request.model)?;
+        if request.steps == 0 || request.steps > MAX_STEPS {
+            return Err(ApiError::Invalid(format!(
+                "steps: 1 to {MAX_STEPS}, got {}",
+                request.steps
+            )));
+        }
+        let (a, label_a) = m.end(&request.from, "from")?;
+        let (b, label_b) = m.end(&request.to, "to")?;
+        let ends = Matrix::from_vec(2, a.len(), [a.as_slice(), b.as_slice()].concat());
+        let condition = match (label_a, label_b) {
+            (None, None) => m.condition(2, None, None)?,
+            (Some(la), Some(lb)) => m.condition(2, None, Some(&[la, lb]))?,
+            _ => m.condition(2, label_a.or(label_b), None)?,
+        };
+        let mut ws = Workspace::default();
+        m.model.encode(&ends, condition.as_ref(), &mut ws);
+        let codes = if m.model.config.model.is_variational() { &ws.mu } else { &ws.z };
+        let frames = request.steps + 1;
+        let path = interpolate(codes.row(0), codes.row(1), frames, request.slerp);
+        // A CVAE's label is blended along the path as the code is.
+        let path_condition = condition.map(|c| interpolate(c.row(0), c.row(1), frames, false));
+        Ok(InterpolateResponse {
+            codes: (0..frames).map(|r| path.row(r).to_vec()).collect(),
+            images: m.decode(&path, path_condition.as_ref()),
+            from_image: to_pixels(&a),
+            to_image: to_pixels(&b),
+        })
+    }
+
+    /// Codes drawn from the prior and decoded.
+    pub fn sample(&self, query: SampleQuery) -> Result<SampleResponse, ApiError> {
+        let m = self.find(&query.model)?;
+        if query.n == 0 || query.n > MAX_ROWS {
+            return Err(ApiError::Invalid(format!("n: 1 to {MAX_ROWS}, got {}", query.n)));
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
+        let codes = Matrix::standard_normal(query.n, m.model.config.latent, &mut rng);
+        let condition = if m.model.config.model.is_conditional() {
+            m.model
+                .label_condition(query.n, query.label)
+                .map_err(|e| ApiError::Invalid(e.to_string()))?
+        } else {
+            m.condition(query.n, query.label, None)?
+        };
+        Ok(SampleResponse {
+            codes: (0..codes.rows).map(|r| codes.row(r).to_vec()).collect(),
+            images: m.decode(&codes, condition.as_ref()),
+        })
+    }
+
+    /// The first `limit` test codes on the map, with their labels.
+    pub fn latent_map(&self, query: MapQuery) -> Result<MapResponse, ApiError> {
+        let m = self.find(&query.model)?;
+        if query.limit == 0 || query.limit > MAX_MAP_POINTS {
+            return Err(ApiError::Invalid(format!(
+                "limit: 1 to {MAX_MAP_POINTS}, got {}",
+                query.limit
+            )));
+        }
+        let points = &m.projection.points;
+        let n = query.limit.min(points.rows);
+        Ok(MapResponse {
+            points: (0..n).map(|r| [points.row(r)[0], points.row(r)[1]]).collect(),
+            labels: m.test.labels[..n].to_vec(),
+            projection: if m.projection.pca.is_some() { "pca" } else { "identity" },
+            explained: m.projection.pca_explained,
+            bounds: m.bounds,
+        })
+    }
+
+    /// One test image and its label.
+    pub fn test_image(&self, query: TestImageQuery) -> Result<TestImageResponse, ApiError> {
+        let m = self.find(&query.model)?;
+        let (image, label) = m.test_image(query.index)?;
+        Ok(TestImageResponse {
+            index: query.index,
+            label,
+            image: to_pixels(&image.data),
+        })
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    Ok(serde_json::to_value(value).expect("API responses serialise"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! The API on small untrained models over real digits: every route answers, and every kind of
+//! bad request gets its 4xx and a one-line JSON error.
+
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::data::{DataDirs, DatasetName, DatasetSpec, catalog};
+use crate::model::{ModelConfig, ModelKind};
+
+fn explorer() -> Explorer {
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let test = data.test.take(300);
+    let make = |name: &str, config: ModelConfig| {
+        let model = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
+        ExploredModel::new(name.into(), model, "mnist-sample".into(), 3, test.clone()).unwrap()
+    };
+    let small = |model, latent| ModelConfig {
+        model,
+        hidden: vec![32],
+        latent,
+        classes: if model == ModelKind::Cvae { 10 } else { 0 },
+        ..ModelConfig::mlp_vae()
+    };
+    Explorer::new(vec![
+        make("ae-2", small(ModelKind::Ae, 2)),
+        make("vae-5", small(ModelKind::Vae, 5)),
+        make("cvae-2", small(ModelKind::Cvae, 2)),
+    ])
+    .unwrap()
+}
+
+fn post(e: &Explorer, path: &str, body: Value) -> (u16, Value) {
+    e.handle("POST", path, "", body.to_string().as_bytes())
+}
+
+fn refused(answer: (u16, Value), status: u16, needle: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    let message = answer.1["error"].as_str().expect("an error message");
+    assert!(message.contains(needle), "expected {needle:?} in {message:?}");
+    assert!(!message.contains('\n'), "not one line: {message}");
+}
+
+#[test]
+fn every_route_answers() {
+    let e = explorer();
+    let (status, models) = e.handle("GET", "/api/models", "", b"");
+    assert_eq!(status, 200);
+    assert_eq!(models["models"].as_array().unwrap().len(), 3);
+    assert_eq!(models["models"][2]["model"], "cvae");
+    assert_eq!(models["models"][1]["class_names"][7], "7");
+
+    let (status, decoded) = post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0, 0, 0, 0], [1, 2, 3, 4, 5]]}));
+    assert_eq!(status, 200, "{decoded}");
+    let images = decoded["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0].as_array().unwrap().len(), 784);
+    assert_ne!(images[0], images[1], "different codes, different images");
+
+    let image: Vec<f32> = (0..784).map(|i| (i % 28) as f32 / 27.0).collect();
+    let (status, encoded) = post(&e, "/api/encode", json!({"model": "vae-5", "image": image}));
+    assert_eq!(status, 200, "{encoded}");
+    assert_eq!(encoded["mu"].as_array().unwrap().len(), 5);
+    assert!(encoded["sigma"][0].as_f64().unwrap() > 0.0);
+    assert_eq!(encoded["reconstruction"].as_array().unwrap().len(), 784);
+    let (_, ae) = post(&e, "/api/encode", json!({"model": "ae-2", "image": image}));
+    assert!(ae["sigma"].is_null());
+    // A 2-D code is its own map point.
+    assert_eq!(ae["map_point"], ae["mu"]);
+
+    let (status, path) = post(
+        &e,
+        "/api/interpolate",
+        json!({"model": "cvae-2", "from": {"index": 0}, "to": {"image": image, "label": 3}, "steps": 4, "slerp": true}),
+    );
+    assert_eq!(status, 200, "{path}");
+    assert_eq!(path["images"].as_array().unwrap().len(), 5);
+    assert_eq!(path["codes"].as_array().unwrap().len(), 5);
+
+    let (status, samples) = e.handle("GET", "/api/sample", "model=cvae-2&n=3&seed=4&label=7", b"");
+    assert_eq!(status, 200, "{samples}");
+    assert_eq!(samples["images"].as_array().unwrap().len(), 3);
+    let again = e.handle("GET", "/api/sample", "model=cvae-2&n=3&seed=4&label=7", b"").1;
+    assert_eq!(samples, again, "same seed, same samples");
+
+    let (status, map) = e.handle("GET", "/api/latent-map", "model=vae-5&limit=100", b"");
+    assert_eq!(status, 200, "{map}");
+    assert_eq!(map["points"].as_array().unwrap().len(), 100);
+    assert_eq!(map["projection"], "pca");
+    let (lo, hi) = (map["bounds"]["x"][0].as_f64().unwrap(), map["bounds"]["x"][1].as_f64().unwrap());
+    assert!(lo < hi);
+    assert_eq!(e.handle("GET", "/api/latent-map", "model=ae-2", b"").1["projection"], "identity");
+
+    let (status, test) = e.handle("GET", "/api/test-image", "model=ae-2&index=5", b"");
+    assert_eq!(status, 200);
+    assert_eq!(test["label"], e.models()[0].test.labels[5]);
+}
+
+#[test]
+fn bad_requests_get_a_4xx_and_a_json_error() {
+    let e = explorer();
+    refused(e.handle("POST", "/api/decode", "", b"{not json"), 400, "request body");
+    refused(e.handle("POST", "/api/decode", "", b""), 400, "request body");
+    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": "zero"})), 400, "request body");
+    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0]], "extra": 1})), 400, "unknown field");
+    refused(post(&e, "/api/decode", json!({"model": "nope", "z": [[0, 0]]})), 404, "model \"nope\"");
+    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0]]})), 422, "z[0]: expected 5 numbers, got 2");
+    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": []})), 422, "z: 1 to 256");
+    // JSON has no NaN or infinity, and a number beyond f32 is refused on the way in.
+    refused(
+        post(&e, "/api/decode", json!({"model": "ae-2", "z": [[1e39, 0]]})),
+        400,
+        "number out of range",
+    );
+    refused(e.handle("POST", "/api/decode", "", br#"{"model": "ae-2", "z": [[NaN, 0]]}"#), 400, "request body");
+    refused(post(&e, "/api/decode", json!({"model": "ae-2", "z": [[0, 0]], "label": 3})), 422, "takes no label");
+    refused(post(&e, "/api/decode", json!({"model": "cvae-2", "z": [[0, 0]]})), 422, "needs the class");
+    refused(post(&e, "/api/decode", json!({"model": "cvae-2", "z": [[0, 0]], "label": 10})), 422, "10 is not a class");
+    let too_many: Vec<[f32; 2]> = vec![[0.0, 0.0]; 257];
+    refused(post(&e, "/api/decode", json!({"model": "ae-2", "z": too_many})), 422, "1 to 256 codes");
+
+    refused(post(&e, "/api/encode", json!({"model": "ae-2", "image": vec![0.5; 10]})), 422, "expected 784 numbers");
+    let mut bright = vec![0.5f32; 784];
+    bright[3] = 2.0;
+    refused(post(&e, "/api/encode", json!({"model": "ae-2", "image": bright})), 422, "image[3]: pixels must lie in [0, 1]");
+
+    refused(
+        post(&e, "/api/interpolate", json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 300}})),
+        404,
+        "test image 300",
+    );
+    refused(
+        post(&e, "/api/interpolate", json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 1}, "steps": 0})),
+        422,
+        "steps: 1 to 64",
+    );
+    refused(e.handle("GET", "/api/sample", "model=ae-2&n=0", b""), 422, "n: 1 to 256");
+    refused(e.handle("GET", "/api/sample", "model=ae-2&n=many", b""), 400, "query");
+    refused(e.handle("GET", "/api/sample", "n=3", b""), 400, "missing field `model`");
+    refused(e.handle("GET", "/api/latent-map", "model=ae-2&limit=20000", b""), 422, "limit: 1 to 10000");
+    refused(e.handle("GET", "/api/test-image", "model=ae-2&index=-1", b""), 400, "query");
+    refused(e.handle("GET", "/api/decode", "", b""), 404, "no such route");
+    refused(e.handle("GET", "/api/nothing", "", b""), 404, "no such route");
+}
+
+#[test]
+fn an_explorer_needs_distinct_runs() {
+    assert!(Explorer::new(vec![]).is_err());
+    let e = explorer();
+    let twice = e.models.into_iter().take(1).flat_map(|m| {
+        let copy = ExploredModel::new(m.name.clone(), m.model.clone(), m.dataset.clone(), 1, m.test.clone()).unwrap();
+        [m, copy]
+    });
+    let error = Explorer::new(twice.collect()).err().unwrap().to_string();
+    assert!(error.contains("two runs are named ae-2"), "{error}");
+}
