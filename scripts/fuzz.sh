@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted input with libFuzzer (cargo fuzz): the IDX reader, run folders
-# (config.json + model.safetensors) and checkpoints. Each target runs for SECONDS (default 600)
+# (config.json + model.safetensors), checkpoints and the explorer's JSON API (`vae serve`).
+# Each target runs for SECONDS (default 600)
 # and prints its executions; a crash stops it and leaves the input in fuzz/artifacts/TARGET/.
 # Turn any such input into a test case in crates/vae/tests before fixing the bug.
 #
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(idx run_folder checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(idx run_folder checkpoint api)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for target in "${targets[@]}"; do

@@ -3,6 +3,9 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test says it skipped,
 //! unless `VAE_REQUIRE_BROWSER` is set (CI sets it), where their absence is a failure.
+//!
+//! `scripts/screenshot-explorer.sh` runs it on trained runs of your choice
+//! (`VAE_EXPLORER_RUNS`, absolute paths) and keeps the screenshot (`VAE_EXPLORER_SCREENSHOT`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -45,7 +48,11 @@ impl Browser {
         let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status();
         let value: Value = response.body_mut().read_json().expect("WebDriver answers JSON");
-        assert!(status.is_success(), "{method} {path}: {status}: {}", value["value"]["message"]);
+        assert!(
+            status.is_success(),
+            "{method} {path}: {status}: {}",
+            value["value"]["message"]
+        );
         value["value"].clone()
     }
 
@@ -80,7 +87,10 @@ impl Browser {
     fn wait_for(&self, what: &str, script: &str) {
         let start = Instant::now();
         while self.script(script) != json!(true) {
-            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -92,7 +102,17 @@ fn free_port() -> u16 {
 
 fn train(dir: &Path, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_vae"))
-        .args(["train", "--epochs", "1", "--hidden", "64", "--latent", "2", "--threads", "2"])
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--hidden",
+            "64",
+            "--latent",
+            "2",
+            "--threads",
+            "2",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
@@ -119,12 +139,20 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    train(d, &["--model", "ae", "--out", "ae-2"]);
-    train(d, &["--model", "vae", "--out", "vae-2"]);
+    let runs: Vec<String> = match std::env::var("VAE_EXPLORER_RUNS") {
+        Ok(runs) => runs.split_whitespace().map(String::from).collect(),
+        Err(_) => {
+            train(d, &["--model", "ae", "--out", "ae-2"]);
+            train(d, &["--model", "vae", "--out", "vae-2"]);
+            vec!["ae-2".into(), "vae-2".into()]
+        }
+    };
 
     let mut server = Killed(
         Command::new(env!("CARGO_BIN_EXE_vae"))
-            .args(["serve", "ae-2", "vae-2", "--port", "0", "--threads", "2"])
+            .arg("serve")
+            .args(&runs)
+            .args(["--port", "0", "--threads", "2"])
             .current_dir(d)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -183,10 +211,7 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
     let decodes = browser.script("return window.explorerDecodes;").as_i64().unwrap();
     let map = browser.element("#pane-left .latent-map");
     browser.mouse(&map, &[(-100, -90), (-60, -40), (-20, 10), (40, 60), (90, 100)], false);
-    browser.wait_for(
-        "decodes",
-        &format!("return window.explorerDecodes >= {};", decodes + 2),
-    );
+    browser.wait_for("decodes", &format!("return window.explorerDecodes >= {};", decodes + 2));
     std::thread::sleep(Duration::from_millis(300));
     assert_ne!(browser.script(&decoded), before, "the decoded image did not change");
 
@@ -204,7 +229,11 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
 
     // The interpolation strip fills with frames.
     let go = browser.element("#interp-go");
-    browser.call("POST", &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()), json!({}));
+    browser.call(
+        "POST",
+        &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
+        json!({}),
+    );
     browser.wait_for(
         "the interpolation strips",
         "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
@@ -225,7 +254,10 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         .unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer.png");
-    std::fs::write(&path, png).unwrap();
+    std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {}", path.display());
+    if let Some(keep) = std::env::var_os("VAE_EXPLORER_SCREENSHOT") {
+        std::fs::write(keep, &png).unwrap();
+    }
     browser.call("DELETE", "", json!({}));
 }

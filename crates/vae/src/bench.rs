@@ -112,7 +112,9 @@ pub fn run(
             }
             let end = (cursor + batch_size).min(train.len());
             train.batch_into(&order[cursor..end], &mut x);
-            let condition = model.condition(&train.labels_of(&order[cursor..end])).expect("dataset labels fit");
+            let condition = model
+                .condition(&train.labels_of(&order[cursor..end]))
+                .expect("dataset labels fit");
             cursor = end;
             let objective = model.objective();
             model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut rng, objective);

@@ -22,7 +22,11 @@ use crate::rng::RunRng;
 pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> {
     let mut ws = Workspace::default();
     model.encode(x, model.condition(labels)?.as_ref(), &mut ws);
-    Ok(if model.config.model.is_variational() { ws.mu } else { ws.z })
+    Ok(if model.config.model.is_variational() {
+        ws.mu
+    } else {
+        ws.z
+    })
 }
 
 /// The condition along a path of `frames` frames from class `a` to class `b` (CVAE): the
@@ -187,7 +191,10 @@ impl Projection {
     /// Where `code` falls on the map of this projection.
     pub fn project(&self, code: &[f32]) -> [f32; 2] {
         match &self.pca {
-            None => [code.first().copied().unwrap_or(0.0), code.get(1).copied().unwrap_or(0.0)],
+            None => [
+                code.first().copied().unwrap_or(0.0),
+                code.get(1).copied().unwrap_or(0.0),
+            ],
             Some((mean, axes)) => axes.each_ref().map(|axis| {
                 code.iter()
                     .zip(mean)
@@ -222,7 +229,11 @@ pub fn project_2d(codes: &Matrix) -> Projection {
         let v = eigen.eigenvectors.column(component);
         // Fix the sign (largest entry positive) so that the map does not flip between runs of
         // the solver.
-        let largest = v.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())).unwrap_or(1.0);
+        let largest = v
+            .iter()
+            .copied()
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or(1.0);
         let sign = if largest < 0.0 { -1.0 } else { 1.0 };
         v.iter().map(|&w| sign * w).collect::<Vec<f64>>()
     });

@@ -9,7 +9,9 @@ use crate::data::catalog::class_names;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, GridLayout, comparison_grid, tile_grid};
-use crate::latent::{blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse};
+use crate::latent::{
+    blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
+};
 use crate::model::{Model, ModelKind};
 use crate::plot::{RgbImage, Scatter, scatter_plot};
 
@@ -17,7 +19,11 @@ use crate::plot::{RgbImage, Scatter, scatter_plot};
 /// CVAE only).
 pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<GrayImage> {
     let condition = model.condition(labels)?;
-    Ok(comparison_grid(inputs, &model.reconstruct(inputs, condition.as_ref()), 8))
+    Ok(comparison_grid(
+        inputs,
+        &model.reconstruct(inputs, condition.as_ref()),
+        8,
+    ))
 }
 
 /// `n` decoded draws from `N(0, T²·I)`, in a square-ish grid. A CVAE draws class `label`, or
@@ -77,7 +83,10 @@ pub fn interpolations(
         let codes = encode_codes(model, &xi.stacked(&xj), &[yi, yj])?;
         let path = interpolate(codes.row(0), codes.row(1), steps + 1, slerp);
         let condition = blended_condition(model, yi, yj, steps + 1)?;
-        rows = rows.stacked(&xi).stacked(&model.decode(&path, condition.as_ref())).stacked(&xj);
+        rows = rows
+            .stacked(&xi)
+            .stacked(&model.decode(&path, condition.as_ref()))
+            .stacked(&xj);
     }
     Ok(tile_grid(&rows, GridLayout::mnist(steps + 3)))
 }
@@ -97,7 +106,10 @@ pub fn traversals(
         codes = codes.stacked(&traverse(base, k, range, steps));
     }
     let condition = model.label_condition(codes.rows, label)?;
-    Ok(tile_grid(&model.decode(&codes, condition.as_ref()), GridLayout::mnist(steps)))
+    Ok(tile_grid(
+        &model.decode(&codes, condition.as_ref()),
+        GridLayout::mnist(steps),
+    ))
 }
 
 /// The scatter of the test split's codes (posterior means for a VAE) coloured by label,

@@ -150,7 +150,10 @@ fn beyond_the_mlp(result: &DemoResult) -> String {
         && let Some(vae) = mlp_model(result, ModelKind::Vae, conv.latent)
     {
         let latent = conv.latent;
-        let (left, right) = (format!("MLP VAE ({} epochs)", vae.epochs), format!("conv VAE ({} epochs)", conv.epochs));
+        let (left, right) = (
+            format!("MLP VAE ({} epochs)", vae.epochs),
+            format!("conv VAE ({} epochs)", conv.epochs),
+        );
         let intro = format!(
             "The same VAE with a convolutional body: two 3x3 stride-2 convolutions (32 and 64 channels) before a 256-unit dense layer, mirrored by transposed convolutions in the decoder. Convolutions share weights across positions and see strokes as local patterns, so edges come out sharper. Test loss after training: MLP {:.1}, conv {:.1} nats per image; FID {:.1} and {:.1}.",
             vae.history.last().map_or(f64::NAN, |e| e.test_loss),

@@ -262,9 +262,9 @@ impl Trainer {
                     Split::binarize_batch(&mut x, &mut stream_rng(seed, Stream::BinarizeBatch { epoch, batch }));
                 }
                 let objective = self.objective(epoch, batch, batches);
-                let loss = self
-                    .model
-                    .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, objective);
+                let loss =
+                    self.model
+                        .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, objective);
                 if !loss.total.is_finite() {
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,

@@ -55,7 +55,9 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     assert_eq!(result.models[3].kind, ModelKind::Cvae);
     assert!(stages.iter().any(|s| s.contains("training vae-2")), "{stages:?}");
     assert!(
-        stages.iter().any(|s| s.contains("training conv-vae-2: convolutional variational")),
+        stages
+            .iter()
+            .any(|s| s.contains("training conv-vae-2: convolutional variational")),
         "{stages:?}"
     );
     for m in &result.models {

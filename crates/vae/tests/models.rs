@@ -88,7 +88,9 @@ fn a_cvae_draws_the_class_it_is_asked_for() {
         let condition = model.label_condition(per_class, Some(label)).unwrap();
         let images = model.sample_prior(per_class, 1.0, condition.as_ref(), &mut seeded(label as u64));
         let probs = classifier.probabilities(&images);
-        let right = (0..per_class).filter(|&r| argmax(probs.row(r)) == label as usize).count();
+        let right = (0..per_class)
+            .filter(|&r| argmax(probs.row(r)) == label as usize)
+            .count();
         hits.push(right as f64 / per_class as f64);
     }
     let mean = hits.iter().sum::<f64>() / 10.0;
@@ -142,5 +144,8 @@ fn a_cvae_refuses_labels_beyond_its_classes() {
         .train(&data, &AtomicBool::new(false), &mut |_| {})
         .unwrap_err()
         .to_string();
-    assert!(error.contains("training labels: label") && error.contains("5 classes"), "{error}");
+    assert!(
+        error.contains("training labels: label") && error.contains("5 classes"),
+        "{error}"
+    );
 }

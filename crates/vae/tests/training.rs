@@ -142,7 +142,9 @@ fn the_importance_weighted_objective_trains_and_is_recorded() {
     assert!(h[2].test_loss < 0.9 * h[0].test_loss, "{h:?}");
     // The model it learns is a proper VAE: its importance-weighted estimate of -log p(x) on
     // the test split is below its negative ELBO.
-    let elbo = vae::eval::evaluate(&t.model, &data.test, &mut vae::rng::seeded(1)).unwrap().total;
+    let elbo = vae::eval::evaluate(&t.model, &data.test, &mut vae::rng::seeded(1))
+        .unwrap()
+        .total;
     let iw = vae::eval::importance_weighted_nll(&t.model, &data.test, 50, &mut vae::rng::seeded(2), &mut |_| {});
     assert!(iw.unwrap().nll < elbo, "{elbo}");
     assert_eq!(t.objective(2, 0, 10).k, 5);

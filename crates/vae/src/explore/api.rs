@@ -249,5 +249,8 @@ pub fn check_image(field: &str, image: &[f32], pixels: usize) -> Result<(), ApiE
 
 /// Pixels in [0, 1] as bytes 0..255.
 pub fn to_pixels(values: &[f32]) -> Pixels {
-    values.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+    values
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
 }

@@ -148,7 +148,11 @@ fn bounds(points: &Matrix) -> Bounds {
     let axis = |k: usize| {
         let mut v: Vec<f32> = (0..points.rows).map(|r| points.row(r)[k]).collect();
         v.sort_by(f32::total_cmp);
-        let at = |q: f64| v.get(((v.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0.0);
+        let at = |q: f64| {
+            v.get(((v.len().max(1) - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
         let (lo, hi) = (at(0.005), at(0.995));
         let pad = ((hi - lo) * 0.1).max(0.5);
         [lo - pad, hi + pad]
@@ -186,7 +190,10 @@ impl Explorer {
     fn find(&self, name: &str) -> Result<&ExploredModel, ApiError> {
         self.models.iter().find(|m| m.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
-            ApiError::NotFound(format!("model {name:?}: not served here (serving {})", known.join(", ")))
+            ApiError::NotFound(format!(
+                "model {name:?}: not served here (serving {})",
+                known.join(", ")
+            ))
         })
     }
 
@@ -281,7 +288,11 @@ impl Explorer {
         };
         let mut ws = Workspace::default();
         m.model.encode(&ends, condition.as_ref(), &mut ws);
-        let codes = if m.model.config.model.is_variational() { &ws.mu } else { &ws.z };
+        let codes = if m.model.config.model.is_variational() {
+            &ws.mu
+        } else {
+            &ws.z
+        };
         let frames = request.steps + 1;
         let path = interpolate(codes.row(0), codes.row(1), frames, request.slerp);
         // A CVAE's label is blended along the path as the code is.

@@ -51,7 +51,11 @@ fn every_route_answers() {
     assert_eq!(models["models"][2]["model"], "cvae");
     assert_eq!(models["models"][1]["class_names"][7], "7");
 
-    let (status, decoded) = post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0, 0, 0, 0], [1, 2, 3, 4, 5]]}));
+    let (status, decoded) = post(
+        &e,
+        "/api/decode",
+        json!({"model": "vae-5", "z": [[0, 0, 0, 0, 0], [1, 2, 3, 4, 5]]}),
+    );
     assert_eq!(status, 200, "{decoded}");
     let images = decoded["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
@@ -88,9 +92,15 @@ fn every_route_answers() {
     assert_eq!(status, 200, "{map}");
     assert_eq!(map["points"].as_array().unwrap().len(), 100);
     assert_eq!(map["projection"], "pca");
-    let (lo, hi) = (map["bounds"]["x"][0].as_f64().unwrap(), map["bounds"]["x"][1].as_f64().unwrap());
+    let (lo, hi) = (
+        map["bounds"]["x"][0].as_f64().unwrap(),
+        map["bounds"]["x"][1].as_f64().unwrap(),
+    );
     assert!(lo < hi);
-    assert_eq!(e.handle("GET", "/api/latent-map", "model=ae-2", b"").1["projection"], "identity");
+    assert_eq!(
+        e.handle("GET", "/api/latent-map", "model=ae-2", b"").1["projection"],
+        "identity"
+    );
 
     let (status, test) = e.handle("GET", "/api/test-image", "model=ae-2&index=5", b"");
     assert_eq!(status, 200);
@@ -102,44 +112,116 @@ fn bad_requests_get_a_4xx_and_a_json_error() {
     let e = explorer();
     refused(e.handle("POST", "/api/decode", "", b"{not json"), 400, "request body");
     refused(e.handle("POST", "/api/decode", "", b""), 400, "request body");
-    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": "zero"})), 400, "request body");
-    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0]], "extra": 1})), 400, "unknown field");
-    refused(post(&e, "/api/decode", json!({"model": "nope", "z": [[0, 0]]})), 404, "model \"nope\"");
-    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0]]})), 422, "z[0]: expected 5 numbers, got 2");
-    refused(post(&e, "/api/decode", json!({"model": "vae-5", "z": []})), 422, "z: 1 to 256");
+    refused(
+        post(&e, "/api/decode", json!({"model": "vae-5", "z": "zero"})),
+        400,
+        "request body",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0]], "extra": 1})),
+        400,
+        "unknown field",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "nope", "z": [[0, 0]]})),
+        404,
+        "model \"nope\"",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0]]})),
+        422,
+        "z[0]: expected 5 numbers, got 2",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "vae-5", "z": []})),
+        422,
+        "z: 1 to 256",
+    );
     // JSON has no NaN or infinity, and a number beyond f32 is refused on the way in.
     refused(
         post(&e, "/api/decode", json!({"model": "ae-2", "z": [[1e39, 0]]})),
         400,
         "number out of range",
     );
-    refused(e.handle("POST", "/api/decode", "", br#"{"model": "ae-2", "z": [[NaN, 0]]}"#), 400, "request body");
-    refused(post(&e, "/api/decode", json!({"model": "ae-2", "z": [[0, 0]], "label": 3})), 422, "takes no label");
-    refused(post(&e, "/api/decode", json!({"model": "cvae-2", "z": [[0, 0]]})), 422, "needs the class");
-    refused(post(&e, "/api/decode", json!({"model": "cvae-2", "z": [[0, 0]], "label": 10})), 422, "10 is not a class");
+    refused(
+        e.handle("POST", "/api/decode", "", br#"{"model": "ae-2", "z": [[NaN, 0]]}"#),
+        400,
+        "request body",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "ae-2", "z": [[0, 0]], "label": 3})),
+        422,
+        "takes no label",
+    );
+    refused(
+        post(&e, "/api/decode", json!({"model": "cvae-2", "z": [[0, 0]]})),
+        422,
+        "needs the class",
+    );
+    refused(
+        post(
+            &e,
+            "/api/decode",
+            json!({"model": "cvae-2", "z": [[0, 0]], "label": 10}),
+        ),
+        422,
+        "10 is not a class",
+    );
     let too_many: Vec<[f32; 2]> = vec![[0.0, 0.0]; 257];
-    refused(post(&e, "/api/decode", json!({"model": "ae-2", "z": too_many})), 422, "1 to 256 codes");
-
-    refused(post(&e, "/api/encode", json!({"model": "ae-2", "image": vec![0.5; 10]})), 422, "expected 784 numbers");
-    let mut bright = vec![0.5f32; 784];
-    bright[3] = 2.0;
-    refused(post(&e, "/api/encode", json!({"model": "ae-2", "image": bright})), 422, "image[3]: pixels must lie in [0, 1]");
+    refused(
+        post(&e, "/api/decode", json!({"model": "ae-2", "z": too_many})),
+        422,
+        "1 to 256 codes",
+    );
 
     refused(
-        post(&e, "/api/interpolate", json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 300}})),
+        post(&e, "/api/encode", json!({"model": "ae-2", "image": vec![0.5; 10]})),
+        422,
+        "expected 784 numbers",
+    );
+    let mut bright = vec![0.5f32; 784];
+    bright[3] = 2.0;
+    refused(
+        post(&e, "/api/encode", json!({"model": "ae-2", "image": bright})),
+        422,
+        "image[3]: pixels must lie in [0, 1]",
+    );
+
+    refused(
+        post(
+            &e,
+            "/api/interpolate",
+            json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 300}}),
+        ),
         404,
         "test image 300",
     );
     refused(
-        post(&e, "/api/interpolate", json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 1}, "steps": 0})),
+        post(
+            &e,
+            "/api/interpolate",
+            json!({"model": "ae-2", "from": {"index": 0}, "to": {"index": 1}, "steps": 0}),
+        ),
         422,
         "steps: 1 to 64",
     );
-    refused(e.handle("GET", "/api/sample", "model=ae-2&n=0", b""), 422, "n: 1 to 256");
+    refused(
+        e.handle("GET", "/api/sample", "model=ae-2&n=0", b""),
+        422,
+        "n: 1 to 256",
+    );
     refused(e.handle("GET", "/api/sample", "model=ae-2&n=many", b""), 400, "query");
     refused(e.handle("GET", "/api/sample", "n=3", b""), 400, "missing field `model`");
-    refused(e.handle("GET", "/api/latent-map", "model=ae-2&limit=20000", b""), 422, "limit: 1 to 10000");
-    refused(e.handle("GET", "/api/test-image", "model=ae-2&index=-1", b""), 400, "query");
+    refused(
+        e.handle("GET", "/api/latent-map", "model=ae-2&limit=20000", b""),
+        422,
+        "limit: 1 to 10000",
+    );
+    refused(
+        e.handle("GET", "/api/test-image", "model=ae-2&index=-1", b""),
+        400,
+        "query",
+    );
     refused(e.handle("GET", "/api/decode", "", b""), 404, "no such route");
     refused(e.handle("GET", "/api/nothing", "", b""), 404, "no such route");
 }

@@ -167,7 +167,10 @@ impl ModelConfig {
                     return Err(Error::config("arch", "a conv body needs square images"));
                 }
                 if self.channels.is_empty() || self.channels.contains(&0) {
-                    return Err(Error::config("channels", "a conv body needs at least one layer of at least 1 channel"));
+                    return Err(Error::config(
+                        "channels",
+                        "a conv body needs at least one layer of at least 1 channel",
+                    ));
                 }
                 if self.channels.iter().any(|&c| c > MAX_CHANNELS) || self.channels.len() > MAX_CONV_LAYERS {
                     return Err(Error::config(

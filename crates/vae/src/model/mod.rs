@@ -13,10 +13,10 @@ pub use workspace::{DecoderActivations, EncoderActivations, Workspace};
 use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
-use crate::engine::matmul::{Op, matmul};
 use crate::engine::gaussian::{
     kl_divergence, kl_per_dimension, reparameterize, reparameterize_iw_backward, reparameterize_kl_backward,
 };
+use crate::engine::matmul::{Op, matmul};
 use crate::engine::{Conv2d, ConvTranspose2d, GradInput, Linear, Matrix, Param};
 use crate::error::{Error, Result};
 
@@ -120,7 +120,10 @@ fn dense_with_label(inputs: usize, outputs: usize, classes: usize, rng: &mut imp
         return (layer, None);
     }
     let w = &layer.weight.value;
-    let (mut data, mut label) = (Vec::with_capacity(outputs * inputs), Vec::with_capacity(outputs * classes));
+    let (mut data, mut label) = (
+        Vec::with_capacity(outputs * inputs),
+        Vec::with_capacity(outputs * classes),
+    );
     for row in w.data.chunks_exact(inputs + classes) {
         data.extend_from_slice(&row[..inputs]);
         label.extend_from_slice(&row[inputs..]);
@@ -206,7 +209,11 @@ impl Model {
     /// execution order from `rng`.
     pub fn new(config: ModelConfig, rng: &mut impl Rng) -> Result<Self> {
         config.validate()?;
-        let convs: Vec<Conv2d> = config.encoder_convs().into_iter().map(|g| Conv2d::new(g, rng)).collect();
+        let convs: Vec<Conv2d> = config
+            .encoder_convs()
+            .into_iter()
+            .map(|g| Conv2d::new(g, rng))
+            .collect();
         let classes = config.classes;
         let mut width = config.dense_input();
         let mut encoder_layers = Vec::new();
@@ -590,8 +597,10 @@ impl Model {
     ) -> LossBreakdown {
         let loss = self.objective_value(x, condition, ws, rng, objective);
         if self.importance_weighted(objective) {
-            let (repeated, repeated_condition) =
-                (std::mem::take(&mut ws.repeated), std::mem::take(&mut ws.repeated_condition));
+            let (repeated, repeated_condition) = (
+                std::mem::take(&mut ws.repeated),
+                std::mem::take(&mut ws.repeated_condition),
+            );
             let condition = condition.map(|_| &repeated_condition);
             self.backward(&repeated, condition, ws);
             (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
@@ -628,8 +637,10 @@ impl Model {
                 row.copy_from_slice(src.row(r / k));
             }
         };
-        let (mut repeated, mut repeated_condition) =
-            (std::mem::take(&mut ws.repeated), std::mem::take(&mut ws.repeated_condition));
+        let (mut repeated, mut repeated_condition) = (
+            std::mem::take(&mut ws.repeated),
+            std::mem::take(&mut ws.repeated_condition),
+        );
         repeat(x, &mut repeated);
         if let Some(c) = condition {
             repeat(c, &mut repeated_condition);

@@ -35,7 +35,11 @@ fn tiny_conv_config(model: ModelKind, recon: Recon) -> ModelConfig {
 }
 
 fn tiny(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> Model {
-    Model::new(tiny_config(model, recon, hidden), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap()
+    Model::new(
+        tiny_config(model, recon, hidden),
+        &mut Xoshiro256PlusPlus::seed_from_u64(1),
+    )
+    .unwrap()
 }
 
 /// Two images of the config's size with pixels spread over [0, 1], and (CVAE) their labels.
@@ -88,7 +92,13 @@ fn check_config(config: ModelConfig, objective: Objective) {
     let label = format!("{}/{}/{:?}", config.model.name(), config.arch.name(), config.recon);
     let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
     let mut ws = Workspace::default();
-    m.compute_gradients(&x, condition, &mut ws, &mut Xoshiro256PlusPlus::seed_from_u64(99), objective);
+    m.compute_gradients(
+        &x,
+        condition,
+        &mut ws,
+        &mut Xoshiro256PlusPlus::seed_from_u64(99),
+        objective,
+    );
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
     let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
     let step = 1e-2f32;
@@ -139,7 +149,12 @@ fn free_bits_and_beta_gradients_match_finite_differences() {
     let m = tiny(ModelKind::Vae, Recon::Bce, vec![4]);
     let (x, _) = tiny_batch(&m.config);
     let mut ws = Workspace::default();
-    m.forward(&x, None, &mut ws, Latent::Sample(&mut Xoshiro256PlusPlus::seed_from_u64(99)));
+    m.forward(
+        &x,
+        None,
+        &mut ws,
+        Latent::Sample(&mut Xoshiro256PlusPlus::seed_from_u64(99)),
+    );
     let per_dim = crate::engine::gaussian::kl_per_dimension(&ws.mu, &ws.logvar);
     let floor = ((per_dim[0] + per_dim[1]) / 2.0) as f32;
     check_objective(
@@ -236,10 +251,7 @@ fn parameter_names_follow_the_pytorch_layout() {
 
 #[test]
 fn conv_body_gradients_match_finite_differences() {
-    for (model, recon) in [
-        (ModelKind::Vae, Recon::Bce),
-        (ModelKind::Ae, Recon::Mse),
-    ] {
+    for (model, recon) in [(ModelKind::Vae, Recon::Bce), (ModelKind::Ae, Recon::Mse)] {
         let config = tiny_conv_config(model, recon);
         let objective = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
             .unwrap()
@@ -285,7 +297,10 @@ fn the_conv_body_is_the_keras_example_by_default() {
     assert_eq!(shape("decoder.deconv2.weight"), (32, 9));
     let deconvs = m.config.decoder_deconvs();
     assert_eq!(
-        deconvs.iter().map(|g| (g.out_height(), g.output_padding)).collect::<Vec<_>>(),
+        deconvs
+            .iter()
+            .map(|g| (g.out_height(), g.output_padding))
+            .collect::<Vec<_>>(),
         vec![(14, 1), (28, 1)]
     );
     let images = m.decode(&Matrix::zeros(3, 20), None);
