@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Side-by-side training and evaluation throughput: this engine (`vae bench`) against PyTorch
-# on CPU (bench/pytorch_vae.py), same model (MLP VAE 784-400-20, bce, Adam), same batch sizes,
-# same thread count, one after the other on a quiet machine. Prints each result and the ratio.
+# on CPU (bench/pytorch_vae.py), same model (MLP VAE 784-400-20, or the conv VAE with ARCH=conv;
+# bce, Adam), same batch sizes, same thread count, one after the other on a quiet machine.
+# Prints each result and the ratio.
 #
-# Usage: PYTHON=/path/to/venv/bin/python bench/compare.sh [THREADS] [SECONDS]
+# Usage: PYTHON=/path/to/venv/bin/python bench/compare.sh [THREADS] [SECONDS] [mlp|conv]
 # PyTorch must be installed for $PYTHON (e.g. python3 -m venv ~/torchenv && ~/torchenv/bin/pip
 # install torch numpy). Keep the venv outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
 seconds=${2:-5}
+arch=${3:-mlp}
 python=${PYTHON:-python3}
 
 cargo build --release --quiet
-ours=$(./target/release/vae bench --json --threads "$threads" --seconds "$seconds")
-theirs=$("$python" bench/pytorch_vae.py --mode speed --synthetic --threads "$threads" --seconds "$seconds" 2>/dev/null)
+ours=$(./target/release/vae bench --json --arch "$arch" --threads "$threads" --seconds "$seconds")
+theirs=$("$python" bench/pytorch_vae.py --mode speed --arch "$arch" --synthetic --threads "$threads" --seconds "$seconds" 2>/dev/null)
 
 "$python" - "$ours" "$theirs" <<'PY'
 import json, sys

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(model) = vae::checkpoint::load_model(&run) {
         // A model that loads must also decode.
         let z = vae::engine::Matrix::zeros(1, model.config.latent);
-        let _ = model.decode(&z);
+        let condition = model.label_condition(1, None).unwrap();
+        let _ = model.decode(&z, condition.as_ref());
     }
 });

@@ -391,6 +391,27 @@ fn conv_and_conditional_models_from_the_command_line() {
 }
 
 #[test]
+fn serve_refuses_what_it_cannot_serve_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_refused(&vae(d, &["serve", "missing"]), "missing");
+    assert!(
+        vae(d, &[&["train", "--epochs", "1", "--out", "a/run"], SMALL].concat())
+            .status
+            .success()
+    );
+    // The same folder name twice: requests could not tell the runs apart.
+    std::fs::create_dir_all(d.join("b/run")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(d.join("a/run").join(f), d.join("b/run").join(f)).unwrap();
+    }
+    assert_refused(&vae(d, &["serve", "a/run", "b/run"]), "two runs are named run");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    assert_refused(&vae(d, &["serve", "a/run", "--port", &port]), "cannot listen on 127.0.0.1");
+}
+
+#[test]
 fn eval_measures_the_latent_space_with_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -471,11 +492,23 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     let numbers: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
-    assert_eq!(numbers["models"].as_array().unwrap().len(), 2);
+    let names: Vec<&str> = numbers["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "cvae-2"]);
+    assert_eq!(numbers["models"][2]["arch"], "conv");
+    assert_eq!(numbers["models"][3]["model"], "cvae");
+    assert!(html.contains(r#"id="cvae-samples""#));
     assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
     // A second demo into the same folder replaces its own runs instead of refusing.
-    let out = vae(d, &args);
+    let out = vae(d, &[&args[..], &["--no-extras"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
+    let numbers: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
+    assert_eq!(numbers["models"].as_array().unwrap().len(), 2);
 }
 
 /// Kill test: `vae train` killed with SIGKILL at varied moments, resumed each time, must

@@ -41,9 +41,9 @@ pub struct DemoOptions {
 }
 
 /// Epochs of the demo's conv VAE: a conv epoch costs about eight MLP epochs here, so it gets a
-/// quarter of theirs (at least 2) to keep the demo short.
+/// quarter of theirs (at least 2, at most theirs) to keep the demo short.
 pub fn conv_epochs(epochs: usize) -> usize {
-    (epochs / 4).max(2)
+    (epochs / 4).max(2).min(epochs)
 }
 
 /// Epochs that give about 180,000 image passes: 20 on the built-in sample, 5 on full MNIST.

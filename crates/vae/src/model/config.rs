@@ -92,6 +92,11 @@ pub const MNIST_SIDE: usize = 28;
 /// The widest layer a config may ask for: far beyond what helps on 784 pixels, far below what
 /// would exhaust memory.
 pub const MAX_WIDTH: usize = 16_384;
+/// The largest image side a config may ask for.
+pub const MAX_SIDE: usize = 1024;
+/// The most parameters a model may have: far beyond any useful model of small images, well
+/// within memory (400 MB of weights, as much again for each of gradient and Adam's moments).
+pub const MAX_PARAMS: u64 = 100_000_000;
 /// The most hidden layers a config may ask for.
 pub const MAX_LAYERS: usize = 16;
 /// The kernel, stride and padding of every convolution of a conv body: each halves the map.
@@ -141,6 +146,9 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         if self.image_height == 0 || self.image_width == 0 {
             return Err(Error::config("image size", "must be at least 1x1"));
+        }
+        if self.image_height > MAX_SIDE || self.image_width > MAX_SIDE {
+            return Err(Error::config("image size", format!("must be at most {MAX_SIDE}x{MAX_SIDE}")));
         }
         if self.latent == 0 {
             return Err(Error::config("latent", "must be at least 1"));
@@ -194,6 +202,15 @@ impl ModelConfig {
             (false, c) if c != 0 => return Err(Error::config("classes", "only a cvae takes a label")),
             _ => {}
         }
+        if self.parameters() > MAX_PARAMS {
+            return Err(Error::config(
+                "model",
+                format!(
+                    "{} parameters: more than the {MAX_PARAMS} this tool allows",
+                    self.parameters()
+                ),
+            ));
+        }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config(
                 "beta",
@@ -201,6 +218,22 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Weights and biases of the model this config describes.
+    pub fn parameters(&self) -> u64 {
+        let dense: u64 = self.layer_shapes().iter().map(|&(i, o)| ((i + 1) * o) as u64).sum();
+        let convs: u64 = self
+            .encoder_convs()
+            .iter()
+            .map(|g| ((g.patch() + 1) * g.out_channels) as u64)
+            .sum();
+        let deconvs: u64 = self
+            .decoder_deconvs()
+            .iter()
+            .map(|g| (g.in_channels * g.out_channels * g.kernel * g.kernel + g.out_channels) as u64)
+            .sum();
+        dense + convs + deconvs
     }
 
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).

@@ -242,6 +242,10 @@ fn parameter_names_follow_the_pytorch_layout() {
     assert_eq!(shape("decoder.fc1.weight"), (400, 20));
     assert_eq!(shape("decoder.fc_out.weight"), (784, 400));
     assert_eq!(params.len(), 10);
+    // The parameter count PyTorch reports for its example VAE.
+    let counted: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    assert_eq!(counted, 652_824);
+    assert_eq!(ModelConfig::mlp_vae().parameters(), 652_824);
     // 784·400 + 400·20·2 + 20·400 + 400·784 multiply-adds, 2 flops each.
     assert_eq!(
         ModelConfig::mlp_vae().forward_flops(),
@@ -295,6 +299,8 @@ fn the_conv_body_is_the_keras_example_by_default() {
     // ConvTranspose2d keeps PyTorch's [in, out, 3, 3].
     assert_eq!(shape("decoder.deconv1.weight"), (64, 32 * 9));
     assert_eq!(shape("decoder.deconv2.weight"), (32, 9));
+    let counted: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    assert_eq!(m.config.parameters(), counted as u64);
     let deconvs = m.config.decoder_deconvs();
     assert_eq!(
         deconvs
@@ -326,4 +332,21 @@ fn a_cvae_takes_its_label_as_extra_columns_of_fc1() {
     assert_ne!(images.row(0), images.row(1));
     let error = m.condition(&[10]).unwrap_err().to_string();
     assert!(error.contains("10 is not a class"), "{error}");
+}
+
+#[test]
+fn configs_beyond_memory_are_refused_before_allocation() {
+    let huge = ModelConfig {
+        image_height: 1000,
+        image_width: 1000,
+        hidden: vec![10_000],
+        ..ModelConfig::mlp_vae()
+    };
+    let error = huge.validate().unwrap_err().to_string();
+    assert!(error.contains("parameters: more than"), "{error}");
+    let wide = ModelConfig {
+        image_height: 5000,
+        ..ModelConfig::mlp_vae()
+    };
+    assert!(wide.validate().unwrap_err().to_string().contains("at most 1024x1024"));
 }
