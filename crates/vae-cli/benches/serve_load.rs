@@ -5,8 +5,10 @@
 //!
 //! `cargo bench -p vae-cli --bench serve_load` (trains a small run first, in a temporary folder).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,15 +16,6 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 32;
 const REQUESTS_PER_CLIENT: usize = 200;
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     let vae = env!("CARGO_BIN_EXE_vae");
@@ -37,20 +30,8 @@ fn main() {
         .status()
         .unwrap();
     assert!(trained.success(), "training the run to serve failed");
-    let mut server = Killed(
-        Command::new(vae)
-            .args(["serve", "vae-2", "--port", "0"])
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut url = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let decode = format!("{}api/decode", url.trim());
+    let (_server, url) = support::serve(dir.path(), &["vae-2".to_string()]);
+    let decode = format!("{url}api/decode");
 
     for clients in [1, CLIENTS] {
         load(&decode, clients);

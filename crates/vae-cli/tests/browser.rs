@@ -7,10 +7,11 @@
 //! `scripts/screenshot-explorer.sh` runs it on trained runs of your choice
 //! (`VAE_EXPLORER_RUNS`, absolute paths) and keeps the screenshot (`VAE_EXPLORER_SCREENSHOT`).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -20,16 +21,6 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The WebDriver name of an element reference in JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// Kills the process when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A WebDriver session on a chromedriver.
 struct Browser {
@@ -148,26 +139,10 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         }
     };
 
-    let mut server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_vae"))
-            .arg("serve")
-            .args(&runs)
-            .args(["--port", "0", "--threads", "2"])
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut url = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let url = url.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    let (_server, url) = support::serve(d, &runs);
 
     let port = free_port();
-    let _driver = Killed(
+    let _driver = support::Killed(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

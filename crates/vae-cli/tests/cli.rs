@@ -408,7 +408,10 @@ fn serve_refuses_what_it_cannot_serve_in_one_line() {
     assert_refused(&vae(d, &["serve", "a/run", "b/run"]), "two runs are named run");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    assert_refused(&vae(d, &["serve", "a/run", "--port", &port]), "cannot listen on 127.0.0.1");
+    assert_refused(
+        &vae(d, &["serve", "a/run", "--port", &port]),
+        "cannot listen on 127.0.0.1",
+    );
 }
 
 #[test]

@@ -7,12 +7,11 @@ use std::sync::atomic::AtomicBool;
 
 use vae::checkpoint::load_model;
 use vae::classifier::{ClassifierTraining, argmax, train as train_classifier};
-use vae::data::Dataset;
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{Arch, ModelConfig, ModelKind};
 use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
-use vae::train::{Outcome, Trainer};
+use vae::train::Trainer;
 
 fn run_config(model: ModelConfig, epochs: usize) -> RunConfig {
     RunConfig {
@@ -28,12 +27,7 @@ fn run_config(model: ModelConfig, epochs: usize) -> RunConfig {
     }
 }
 
-fn train(run: &RunDir, config: RunConfig, data: &Dataset) -> Trainer {
-    let mut trainer = Trainer::new(run.clone(), config).unwrap();
-    let outcome = trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    assert_eq!(outcome, Outcome::Finished);
-    trainer
-}
+use common::train;
 
 #[test]
 fn a_conv_vae_learns_and_reloads_exactly() {

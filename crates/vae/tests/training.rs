@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use vae::checkpoint::{load_model, param_values};
 use vae::data::Binarize;
-use vae::data::Dataset;
 use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{DecoderOutput, MNIST_SIDE, ModelConfig, ModelKind};
@@ -39,12 +38,7 @@ fn config(model: ModelKind, epochs: usize) -> RunConfig {
     }
 }
 
-fn train(run: &RunDir, config: RunConfig, data: &Dataset) -> Trainer {
-    let mut trainer = Trainer::new(run.clone(), config).unwrap();
-    let outcome = trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    assert_eq!(outcome, Outcome::Finished);
-    trainer
-}
+use common::train;
 
 #[test]
 fn the_loss_falls_and_the_run_folder_is_complete() {

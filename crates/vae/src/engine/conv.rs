@@ -4,9 +4,12 @@
 //!
 //! Layout: a batch is a matrix with one row per image, each row the image in (row, column,
 //! channel) order, channels last. The product of the patch matrix and the weights then comes
-//! out in that same layout for the next layer, with no transposes. Weights keep PyTorch's
-//! `[out_channels, in_channels, kh, kw]` order, flattened to `out x (in·kh·kw)`, so the patch
-//! rows are gathered in (channel, ky, kx) order to match.
+//! out in that same layout for the next layer, with no transposes. Patch rows are gathered in
+//! (ky, kx, channel) order, so that each kernel tap copies one contiguous run of channels.
+//! Weights keep PyTorch's `[out_channels, in_channels, kh, kw]` order, flattened to
+//! `out x (in·kh·kw)`, so checkpoints read the same in both worlds; each pass permutes them to
+//! the patch order (a few thousand values, nothing next to the products) and the weight
+//! gradient back.
 
 use rand::{Rng, RngExt};
 use rayon::prelude::*;
@@ -55,6 +58,19 @@ impl ConvGeometry {
         self.in_channels * self.kernel * self.kernel
     }
 
+    /// Kernel taps: `k · k`.
+    pub fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    /// Where in an input image (the index of its first channel) kernel tap `tap` (`ky·k + kx`)
+    /// reads for output position `(oy, ox)`; `None` in the padding.
+    fn tap_source(&self, oy: usize, ox: usize, tap: usize) -> Option<usize> {
+        let y = (oy * self.stride + tap / self.kernel).checked_sub(self.padding)?;
+        let x = (ox * self.stride + tap % self.kernel).checked_sub(self.padding)?;
+        (y < self.in_height && x < self.in_width).then(|| (y * self.in_width + x) * self.in_channels)
+    }
+
     /// Whether the kernel fits the padded input at all.
     pub fn is_valid(&self) -> bool {
         self.kernel >= 1
@@ -67,11 +83,11 @@ impl ConvGeometry {
 }
 
 /// Gathers receptive fields: row `(b, oy, ox)` of `col` holds input image `b`'s values under
-/// the kernel placed at output position `(oy, ox)`, in (channel, ky, kx) order, zeros where the
-/// kernel overhangs the padding.
+/// the kernel placed at output position `(oy, ox)`, in (ky, kx, channel) order, zeros where
+/// the kernel overhangs the padding.
 ///
 /// # Shapes
-/// `x`: batch x (H·W·C); `col`: (batch·Ho·Wo) x (C·k·k) (reshaped).
+/// `x`: batch x (H·W·C); `col`: (batch·Ho·Wo) x (k·k·C) (reshaped).
 pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
     assert_eq!(
         x.cols,
@@ -81,27 +97,17 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
         g.in_width,
         g.in_channels
     );
-    let (oh, ow, patch) = (g.out_height(), g.out_width(), g.patch());
+    let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
     col.reshape_for_overwrite(x.rows * oh * ow, patch);
     col.data
         .par_chunks_mut(oh * ow * patch)
         .zip(x.data.par_chunks(x.cols))
         .for_each(|(rows, image)| {
             for (pos, row) in rows.chunks_exact_mut(patch).enumerate() {
-                let (oy, ox) = (pos / ow, pos % ow);
-                let mut i = 0;
-                for c in 0..g.in_channels {
-                    for ky in 0..g.kernel {
-                        let y = (oy * g.stride + ky) as isize - g.padding as isize;
-                        for kx in 0..g.kernel {
-                            let x = (ox * g.stride + kx) as isize - g.padding as isize;
-                            row[i] = if y >= 0 && x >= 0 && (y as usize) < g.in_height && (x as usize) < g.in_width {
-                                image[(y as usize * g.in_width + x as usize) * g.in_channels + c]
-                            } else {
-                                0.0
-                            };
-                            i += 1;
-                        }
+                for (tap, out) in row.chunks_exact_mut(c).enumerate() {
+                    match g.tap_source(pos / ow, pos % ow, tap) {
+                        Some(at) => out.copy_from_slice(&image[at..at + c]),
+                        None => out.fill(0.0),
                     }
                 }
             }
@@ -112,9 +118,9 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
 /// gathered from (overlapping fields add up).
 ///
 /// # Shapes
-/// `col`: (batch·Ho·Wo) x (C·k·k); `dx`: batch x (H·W·C) (reshaped, overwritten).
+/// `col`: (batch·Ho·Wo) x (k·k·C); `dx`: batch x (H·W·C) (reshaped, overwritten).
 pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
-    let (oh, ow, patch) = (g.out_height(), g.out_width(), g.patch());
+    let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
     assert_eq!(
         col.shape(),
         (batch * oh * ow, patch),
@@ -127,22 +133,45 @@ pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
         .for_each(|(image, rows)| {
             image.fill(0.0);
             for (pos, row) in rows.chunks_exact(patch).enumerate() {
-                let (oy, ox) = (pos / ow, pos % ow);
-                let mut i = 0;
-                for c in 0..g.in_channels {
-                    for ky in 0..g.kernel {
-                        let y = (oy * g.stride + ky) as isize - g.padding as isize;
-                        for kx in 0..g.kernel {
-                            let x = (ox * g.stride + kx) as isize - g.padding as isize;
-                            if y >= 0 && x >= 0 && (y as usize) < g.in_height && (x as usize) < g.in_width {
-                                image[(y as usize * g.in_width + x as usize) * g.in_channels + c] += row[i];
-                            }
-                            i += 1;
+                for (tap, values) in row.chunks_exact(c).enumerate() {
+                    if let Some(at) = g.tap_source(pos / ow, pos % ow, tap) {
+                        for (d, v) in image[at..at + c].iter_mut().zip(values) {
+                            *d += v;
                         }
                     }
                 }
             }
         });
+}
+
+/// Reorders each row of a weight matrix from PyTorch's (channel, ky, kx) columns to the patch
+/// order (ky, kx, channel), `channels` being the patch's channel count.
+fn to_patch_order(w: &Matrix, channels: usize, taps: usize) -> Matrix {
+    let mut out = Matrix::zeros(w.rows, w.cols);
+    for (src, dst) in w.data.chunks_exact(w.cols).zip(out.data.chunks_exact_mut(w.cols)) {
+        for ch in 0..channels {
+            for tap in 0..taps {
+                dst[tap * channels + ch] = src[ch * taps + tap];
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`to_patch_order`], written into `w`.
+fn from_patch_order(patch: &Matrix, channels: usize, taps: usize, w: &mut Matrix) {
+    w.reshape_for_overwrite(patch.rows, patch.cols);
+    for (src, dst) in patch
+        .data
+        .chunks_exact(patch.cols)
+        .zip(w.data.chunks_exact_mut(patch.cols))
+    {
+        for ch in 0..channels {
+            for tap in 0..taps {
+                dst[ch * taps + tap] = src[tap * channels + ch];
+            }
+        }
+    }
 }
 
 /// `y[b, oy, ox, o] = b_o + Σ_{c, ky, kx} W[o, c, ky, kx] · x[b, oy·s + ky - p, ox·s + kx - p, c]`.
@@ -184,7 +213,8 @@ impl Conv2d {
         for row in y.data.chunks_exact_mut(g.out_channels) {
             row.copy_from_slice(&self.bias.value.data);
         }
-        matmul(y, col, Op::N, &self.weight.value, Op::T, true);
+        let w = to_patch_order(&self.weight.value, g.in_channels, g.taps());
+        matmul(y, col, Op::N, &w, Op::T, true);
         y.rows = x.rows;
         y.cols = g.out_size();
     }
@@ -199,7 +229,9 @@ impl Conv2d {
         let batch = dy.rows;
         // dy seen as one row per (image, position): (batch·Ho·Wo) x out.
         let rows = MatView::new(batch * g.out_height() * g.out_width(), g.out_channels, &dy.data);
-        matmul_views(&mut self.weight.grad, rows, Op::T, col.into(), Op::N, false);
+        let mut dw = Matrix::default();
+        matmul_views(&mut dw, rows, Op::T, col.into(), Op::N, false);
+        from_patch_order(&dw, g.in_channels, g.taps(), &mut self.weight.grad);
         let db = &mut self.bias.grad.data;
         db.fill(0.0);
         for row in dy.data.chunks_exact(g.out_channels) {
@@ -207,14 +239,15 @@ impl Conv2d {
                 *d += v;
             }
         }
+        let w = || to_patch_order(&self.weight.value, g.in_channels, g.taps());
         match dx {
             GradInput::Skip => {}
             GradInput::Write(dx) => {
-                matmul_views(dcol, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+                matmul_views(dcol, rows, Op::N, (&w()).into(), Op::N, false);
                 col2im(dcol, &g, batch, dx);
             }
             GradInput::Add(dx) => {
-                matmul_views(dcol, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+                matmul_views(dcol, rows, Op::N, (&w()).into(), Op::N, false);
                 let mut add = Matrix::default();
                 col2im(dcol, &g, batch, &mut add);
                 for (d, a) in dx.data.iter_mut().zip(&add.data) {
@@ -335,7 +368,8 @@ impl ConvTranspose2d {
             g.in_channels
         );
         let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
-        matmul_views(cols, rows, Op::N, (&self.weight.value).into(), Op::N, false);
+        let w = to_patch_order(&self.weight.value, g.out_channels, g.kernel * g.kernel);
+        matmul_views(cols, rows, Op::N, (&w).into(), Op::N, false);
         col2im(cols, &g.adjoint(), x.rows, y);
         for pixel in y.data.chunks_exact_mut(g.out_channels) {
             for (v, b) in pixel.iter_mut().zip(&self.bias.value.data) {
@@ -353,7 +387,10 @@ impl ConvTranspose2d {
         let g = self.geometry;
         im2col(dy, &g.adjoint(), dcols);
         let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
-        matmul_views(&mut self.weight.grad, rows, Op::T, (&*dcols).into(), Op::N, false);
+        let taps = g.kernel * g.kernel;
+        let mut dw = Matrix::default();
+        matmul_views(&mut dw, rows, Op::T, (&*dcols).into(), Op::N, false);
+        from_patch_order(&dw, g.out_channels, taps, &mut self.weight.grad);
         let db = &mut self.bias.grad.data;
         db.fill(0.0);
         for pixel in dy.data.chunks_exact(g.out_channels) {
@@ -376,14 +413,8 @@ impl ConvTranspose2d {
         }
         // dx seen as one row per input pixel, (batch·H·W) x in, for the product; then as images.
         (dx.rows, dx.cols) = (batch * g.in_height * g.in_width, g.in_channels);
-        matmul_views(
-            dx,
-            (&*dcols).into(),
-            Op::N,
-            (&self.weight.value).into(),
-            Op::T,
-            accumulate,
-        );
+        let w = to_patch_order(&self.weight.value, g.out_channels, taps);
+        matmul_views(dx, (&*dcols).into(), Op::N, (&w).into(), Op::T, accumulate);
         (dx.rows, dx.cols) = (batch, g.in_size());
     }
 }

@@ -148,7 +148,10 @@ impl ModelConfig {
             return Err(Error::config("image size", "must be at least 1x1"));
         }
         if self.image_height > MAX_SIDE || self.image_width > MAX_SIDE {
-            return Err(Error::config("image size", format!("must be at most {MAX_SIDE}x{MAX_SIDE}")));
+            return Err(Error::config(
+                "image size",
+                format!("must be at most {MAX_SIDE}x{MAX_SIDE}"),
+            ));
         }
         if self.latent == 0 {
             return Err(Error::config("latent", "must be at least 1"));

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
+use std::sync::atomic::AtomicBool;
+
 use vae::data::{DataDirs, Dataset, DatasetName, DatasetSpec, catalog};
+use vae::run::{RunConfig, RunDir};
+use vae::train::{Outcome, Trainer};
 
 /// `../shared/data/mnist` beside the checkout: canonical MNIST files, for the tests that
 /// compare against them. `None` (and the test says it skipped) where it is absent.
@@ -37,6 +41,14 @@ pub fn small_sample(train: usize, test: usize) -> Dataset {
         train: data.train.take(train),
         test: data.test.take(test),
     }
+}
+
+/// A new run trained to the end of its epochs on `data`.
+pub fn train(run: &RunDir, config: RunConfig, data: &Dataset) -> Trainer {
+    let mut trainer = Trainer::new(run.clone(), config).unwrap();
+    let outcome = trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert_eq!(outcome, Outcome::Finished);
+    trainer
 }
 
 /// Serves `files` (name → bytes) over HTTP/1.1 on 127.0.0.1 until the test process ends;
