@@ -187,6 +187,15 @@ pub fn run(
     })
 }
 
+/// "AE", "VAE", "conv VAE", "CVAE", …: short enough for a picture's title.
+pub fn short_name(config: &ModelConfig) -> String {
+    let body = match config.arch {
+        Arch::Mlp => "",
+        Arch::Conv => "conv ",
+    };
+    format!("{body}{}", config.model.name().to_uppercase())
+}
+
 /// "convolutional variational autoencoder", "plain autoencoder", …
 pub fn describe(config: &ModelConfig) -> String {
     let body = match config.arch {
@@ -225,7 +234,7 @@ fn look_at(
     };
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
-    let title = format!("{} ({}, latent {latent})", name, describe(&model.config));
+    let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
     let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title)?)?;
     let manifold = if latent == 2 {
         Some(encode_png(&pictures::manifold(model, test, 20, None)?)?)

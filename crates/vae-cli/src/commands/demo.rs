@@ -139,13 +139,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     });
     write_atomic(&args.out.join("report.json"), format!("{numbers:#}\n").as_bytes())?;
     eprintln!(
-        "{:<8} {:>10} {:>9} {:>8} {:>10}",
+        "{:<12} {:>10} {:>9} {:>8} {:>10}",
         "model", "confident", "entropy", "FID", "mean step"
     );
     for m in &result.models {
         let r = &m.report;
         eprintln!(
-            "{:<8} {:>9.1}% {:>9.2} {:>8.1} {:>10.3}",
+            "{:<12} {:>9.1}% {:>9.2} {:>8.1} {:>10.3}",
             m.name,
             100.0 * r.completeness.confident_share,
             r.completeness.label_entropy_bits,
