@@ -78,11 +78,34 @@ pub struct DecodeRequest {
     /// CVAE: the class of each row, instead of `label`.
     #[serde(default)]
     pub labels: Option<Vec<u8>>,
+    /// How the images come back: `pixels` (default) or `png`.
+    #[serde(default)]
+    pub format: ImageFormat,
+}
+
+/// How decoded images are sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// 784 integers 0..255 per image, row-major: what a canvas draws directly.
+    #[default]
+    Pixels,
+    /// A base64 PNG per image, for an `<img>` or a file.
+    Png,
+}
+
+/// One decoded image, in the format asked for.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Image {
+    Pixels(Pixels),
+    /// Base64 of the PNG file.
+    Png(String),
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ImagesResponse {
-    pub images: Vec<Pixels>,
+    pub images: Vec<Image>,
 }
 
 /// `POST /api/encode`.

@@ -6,6 +6,7 @@
 
 pub mod api;
 
+use base64::Engine;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
@@ -14,6 +15,7 @@ use crate::data::Split;
 use crate::data::catalog::class_names;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
+use crate::image::{GrayImage, encode_png};
 use crate::latent::{Projection, encode_codes, interpolate, project_2d};
 use crate::model::{Model, Workspace};
 
@@ -238,8 +240,20 @@ impl Explorer {
             codes.row_mut(r).copy_from_slice(z);
         }
         let condition = m.condition(rows, request.label, request.labels.as_deref())?;
+        let (height, width) = (m.model.config.image_height, m.model.config.image_width);
+        let images = m
+            .decode(&codes, condition.as_ref())
+            .into_iter()
+            .map(|pixels| match request.format {
+                ImageFormat::Pixels => Image::Pixels(pixels),
+                ImageFormat::Png => {
+                    let png = encode_png(&GrayImage { width, height, pixels })
+                        .expect("PNG encoding of a small image in memory");
+                    Image::Png(base64::engine::general_purpose::STANDARD.encode(png))
+                }
+            });
         Ok(ImagesResponse {
-            images: m.decode(&codes, condition.as_ref()),
+            images: images.collect(),
         })
     }
 

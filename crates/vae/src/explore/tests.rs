@@ -1,6 +1,7 @@
 //! The API on small untrained models over real digits: every route answers, and every kind of
 //! bad request gets its 4xx and a one-line JSON error.
 
+use base64::Engine;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{Value, json};
@@ -61,6 +62,16 @@ fn every_route_answers() {
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].as_array().unwrap().len(), 784);
     assert_ne!(images[0], images[1], "different codes, different images");
+    let (status, png) = post(
+        &e,
+        "/api/decode",
+        json!({"model": "ae-2", "z": [[0.5, -1]], "format": "png"}),
+    );
+    assert_eq!(status, 200, "{png}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png["images"][0].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
 
     let image: Vec<f32> = (0..784).map(|i| (i % 28) as f32 / 27.0).collect();
     let (status, encoded) = post(&e, "/api/encode", json!({"model": "vae-5", "image": image}));
@@ -126,6 +137,15 @@ fn bad_requests_get_a_4xx_and_a_json_error() {
         post(&e, "/api/decode", json!({"model": "nope", "z": [[0, 0]]})),
         404,
         "model \"nope\"",
+    );
+    refused(
+        post(
+            &e,
+            "/api/decode",
+            json!({"model": "ae-2", "z": [[0, 0]], "format": "gif"}),
+        ),
+        400,
+        "unknown variant",
     );
     refused(
         post(&e, "/api/decode", json!({"model": "vae-5", "z": [[0, 0]]})),
