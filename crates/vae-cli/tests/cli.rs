@@ -368,6 +368,8 @@ fn conv_and_conditional_models_from_the_command_line() {
     assert_eq!(png_size(&d.join("sevens.png")), (3 * 58 + 2, 3 * 58 + 2));
     ok(&["sample", "cvae", "--grid-labels", "-n", "5", "--out", "grid.png"]);
     assert_eq!(png_size(&d.join("grid.png")), (5 * 58 + 2, 10 * 58 + 2));
+    ok(&["sample", "cvae", "--grid-labels", "--out", "grid10.png"]);
+    assert_eq!(png_size(&d.join("grid10.png")), (10 * 58 + 2, 10 * 58 + 2));
     ok(&["interpolate", "cvae", "--pairs", "2", "--steps", "4", "--out", "i.png"]);
     ok(&["traverse", "cvae", "--image", "3", "--steps", "5", "--out", "t.png"]);
     ok(&["manifold", "cvae", "--grid", "4", "--label", "3"]);
@@ -383,6 +385,10 @@ fn conv_and_conditional_models_from_the_command_line() {
     assert_refused(
         &vae(d, &["sample", "plain", "--grid-labels"]),
         "--label and --grid-labels need a cvae, this run is a vae",
+    );
+    assert_refused(
+        &vae(d, &["traverse", "plain", "--label", "3"]),
+        "--label needs a cvae, this run is a vae",
     );
     assert_refused(
         &vae(d, &["train", "--channels", "8", "--out", "x"]),

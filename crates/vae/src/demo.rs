@@ -28,6 +28,7 @@ use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 pub struct DemoOptions {
     /// Latent sizes; an AE and a VAE are trained at each.
     pub latents: Vec<usize>,
+    /// Hidden widths of the MLP models (the conv VAE keeps [`ModelConfig::conv_vae`]'s).
     pub hidden: Vec<usize>,
     pub epochs: usize,
     pub batch_size: usize,

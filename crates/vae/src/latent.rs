@@ -8,7 +8,7 @@ use rand::RngExt;
 
 use crate::engine::Matrix;
 use crate::error::Result;
-use crate::model::{Model, ModelKind, Workspace};
+use crate::model::{Model, ModelKind, Workspace, rows_of};
 use crate::rng::RunRng;
 
 /// The code of each image: the posterior mean `μ(x)` for a VAE (its most likely code), `e(x)`
@@ -21,12 +21,22 @@ use crate::rng::RunRng;
 /// A CVAE given a label beyond its classes.
 pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> {
     let mut ws = Workspace::default();
-    model.encode(x, model.condition(labels)?.as_ref(), &mut ws);
-    Ok(if model.config.model.is_variational() {
-        ws.mu
-    } else {
-        ws.z
-    })
+    let condition = model.condition(labels)?;
+    let mut codes = Matrix::zeros(x.rows, model.config.latent);
+    // A pass at a time, so that a whole test split does not hold every activation at once.
+    let step = model.rows_per_pass();
+    for start in (0..x.rows).step_by(step) {
+        let end = (start + step).min(x.rows);
+        let c = condition.as_ref().map(|c| rows_of(c, start, end));
+        model.encode(&rows_of(x, start, end), c.as_ref(), &mut ws);
+        let part = if model.config.model.is_variational() {
+            &ws.mu
+        } else {
+            &ws.z
+        };
+        codes.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
+    }
+    Ok(codes)
 }
 
 /// The condition along a path of `frames` frames from class `a` to class `b` (CVAE): the

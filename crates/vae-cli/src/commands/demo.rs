@@ -26,7 +26,7 @@ pub struct Args {
     /// Latent sizes; an AE and a VAE are trained at each.
     #[arg(long, default_value = "2,16", value_delimiter = ',')]
     latent: Vec<usize>,
-    /// Hidden layer widths of both bodies.
+    /// Hidden layer widths of the MLP models (the conv VAE keeps its 256-unit layer).
     #[arg(long, default_value = "400", value_delimiter = ',')]
     hidden: Vec<usize>,
     /// Prior samples per model for completeness and FID.

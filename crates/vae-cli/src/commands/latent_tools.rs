@@ -105,6 +105,7 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
         "--range: must be a finite number > 0"
     );
     let LoadedRun { model, data, .. } = load_run(&args.run, args.dataset.as_deref())?;
+    super::ensure_label_fits(&args.run, &model, args.label)?;
     let latent = model.config.latent;
     let base = match args.image {
         Some(i) => {
@@ -195,6 +196,7 @@ pub struct ManifoldArgs {
 pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
     ensure!((2..=100).contains(&args.grid), "--grid: must be between 2 and 100");
     let LoadedRun { model, data, .. } = load_run(&args.run, None)?;
+    super::ensure_label_fits(&args.run, &model, args.label)?;
     ensure!(
         model.config.latent == 2,
         "{}: the manifold needs a latent size of 2, this run has {}; train one with --latent 2",

@@ -111,6 +111,17 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     Ok(LoadedRun { config, model, data })
 }
 
+/// A `--label` is for a CVAE only: refused on other runs rather than ignored.
+pub fn ensure_label_fits(run: &Path, model: &Model, label: Option<u8>) -> Result<()> {
+    anyhow::ensure!(
+        label.is_none() || model.config.model.is_conditional(),
+        "{}: --label needs a cvae, this run is a {}",
+        run.display(),
+        model.config.model.name()
+    );
+    Ok(())
+}
+
 /// Trains a classifier with one progress line per epoch.
 pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<Classifier> {
     eprintln!(

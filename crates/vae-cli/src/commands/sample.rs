@@ -10,15 +10,13 @@ use vae::pictures;
 use vae::rng::seeded;
 use vae::run::{RunDir, write_atomic};
 
-const DEFAULT_COUNT: usize = 64;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// The run folder.
     run: PathBuf,
-    /// How many samples (with --grid-labels: per class, default 10).
-    #[arg(short = 'n', long, default_value_t = DEFAULT_COUNT)]
-    count: usize,
+    /// How many samples (default 64; with --grid-labels: per class, default 10).
+    #[arg(short = 'n', long)]
+    count: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Scale of the prior's standard deviation: below 1 draws nearer the centre.
@@ -36,26 +34,24 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    anyhow::ensure!(args.count > 0, "-n: must be at least 1");
+    anyhow::ensure!(args.count != Some(0), "-n: must be at least 1");
     anyhow::ensure!(
         args.temperature.is_finite() && args.temperature >= 0.0,
         "--temperature: must be a finite number >= 0"
     );
     let model = load_model(&RunDir::new(&args.run))?;
-    let conditional = model.config.model.is_conditional();
     anyhow::ensure!(
-        conditional || (args.label.is_none() && !args.grid_labels),
+        model.config.model.is_conditional() || (args.label.is_none() && !args.grid_labels),
         "{}: --label and --grid-labels need a cvae, this run is a {}",
         args.run.display(),
         model.config.model.name()
     );
     let mut rng = seeded(args.seed);
     let picture = if args.grid_labels {
-        // A row per class: -n is the row's length, 10 by default rather than 64.
-        let per_class = if args.count == DEFAULT_COUNT { 10 } else { args.count };
-        pictures::samples_per_class(&model, per_class, args.temperature, &mut rng)?
+        // A row per class: -n is the row's length.
+        pictures::samples_per_class(&model, args.count.unwrap_or(10), args.temperature, &mut rng)?
     } else {
-        pictures::prior_samples(&model, args.count, args.temperature, args.label, &mut rng)?
+        pictures::prior_samples(&model, args.count.unwrap_or(64), args.temperature, args.label, &mut rng)?
     };
     let out = super::output_path(&args.run, args.out, "sample.png");
     write_atomic(&out, &encode_png(&picture)?)?;

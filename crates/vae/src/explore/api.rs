@@ -131,12 +131,17 @@ pub struct EncodeResponse {
     pub map_point: [f32; 2],
 }
 
-/// An end of an interpolation: a test image, or pixels sent by the page (a drawing).
+/// An end of an interpolation: a test image (`index`, its own label), or pixels sent by the
+/// page (`image`, a drawing, with `label` for a cvae).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum End {
-    Test { index: usize },
-    Image { image: Vec<f32>, label: Option<u8> },
+#[serde(deny_unknown_fields)]
+pub struct End {
+    #[serde(default)]
+    pub index: Option<usize>,
+    #[serde(default)]
+    pub image: Option<Vec<f32>>,
+    #[serde(default)]
+    pub label: Option<u8>,
 }
 
 /// `POST /api/interpolate`.

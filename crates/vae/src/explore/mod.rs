@@ -49,9 +49,15 @@ impl ExploredModel {
         let codes = encode_codes(&model, &shown.range_batch(0, shown.len()), &shown.labels)?;
         let projection = project_2d(&codes);
         let bounds = bounds(&projection.points);
+        // The dataset's names, unless a CVAE knows more classes than they name: then numbers.
+        let mut names = class_names(&dataset);
+        let classes = model.config.classes;
+        if classes > 0 && names.len() != classes {
+            names = (0..classes).map(|c| c.to_string()).collect();
+        }
         Ok(ExploredModel {
             name,
-            class_names: class_names(&dataset),
+            class_names: names,
             model,
             dataset,
             epochs,
@@ -121,15 +127,26 @@ impl ExploredModel {
     /// An interpolation end as pixels in [0, 1] and its label (a test image's own label).
     fn end(&self, end: &End, field: &str) -> Result<(Vec<f32>, Option<u8>), ApiError> {
         match end {
-            End::Test { index } => {
+            End {
+                index: Some(index),
+                image: None,
+                label: None,
+            } => {
                 let (image, label) = self.test_image(*index)?;
                 let label = self.model.config.model.is_conditional().then_some(label);
                 Ok((image.data, label))
             }
-            End::Image { image, label } => {
+            End {
+                index: None,
+                image: Some(image),
+                label,
+            } => {
                 check_image(&format!("{field}.image"), image, self.model.config.pixels())?;
                 Ok((image.clone(), *label))
             }
+            _ => Err(ApiError::Invalid(format!(
+                "{field}: give a test image's index, or an image (with its label for a cvae)"
+            ))),
         }
     }
 

@@ -230,6 +230,15 @@ fn bad_requests_get_a_4xx_and_a_json_error() {
         422,
         "n: 1 to 256",
     );
+    refused(
+        post(
+            &e,
+            "/api/interpolate",
+            json!({"model": "cvae-2", "from": {"index": 0, "label": 7}, "to": {"index": 1}}),
+        ),
+        422,
+        "from: give a test image's index, or an image",
+    );
     refused(e.handle("GET", "/api/sample", "model=ae-2&n=many", b""), 400, "query");
     refused(e.handle("GET", "/api/sample", "n=3", b""), 400, "missing field `model`");
     refused(

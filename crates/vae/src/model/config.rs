@@ -239,6 +239,19 @@ impl ModelConfig {
         dense + convs + deconvs
     }
 
+    /// Values a forward and backward pass keeps per image: feature maps, patch matrices and
+    /// dense activations of both sides, roughly. Sizes the passes over many images.
+    pub fn activations_per_image(&self) -> usize {
+        let convs: usize = self
+            .encoder_convs()
+            .iter()
+            .map(|g| g.out_size() + g.out_height() * g.out_width() * g.patch())
+            .sum();
+        let dense: usize = self.layer_shapes().iter().map(|&(i, o)| i + o).sum();
+        // The decoder mirrors the encoder's maps and patches.
+        2 * convs + dense + self.pixels()
+    }
+
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).
     pub fn forward_flops(&self) -> u64 {
         let dense: u64 = self.layer_shapes().iter().map(|&(i, o)| 2 * (i * o) as u64).sum();

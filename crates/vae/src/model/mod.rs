@@ -106,6 +106,16 @@ pub enum Latent<'a, R: Rng> {
     Mean,
 }
 
+/// Activation values one pass of [`Model::decode`] or [`crate::latent::encode_codes`] may hold.
+const ACTIVATION_BUDGET: usize = 64 << 20;
+/// The most images one such pass takes: large enough to amortise the products.
+pub const MAX_ROWS_PER_PASS: usize = 1024;
+
+/// Rows `start..end` of `m`, copied.
+pub(crate) fn rows_of(m: &Matrix, start: usize, end: usize) -> Matrix {
+    Matrix::from_vec(end - start, m.cols, m.data[start * m.cols..end * m.cols].to_vec())
+}
+
 /// The last of `outputs`, or `input` when there are none (a body without hidden layers).
 fn last_or<'a>(outputs: &'a [Matrix], input: &'a Matrix) -> &'a Matrix {
     outputs.last().unwrap_or(input)
@@ -466,15 +476,31 @@ impl Model {
         }
     }
 
-    /// Decodes codes into images with pixels in [0, 1].
+    /// Decodes codes into images with pixels in [0, 1], [`Model::rows_per_pass`] rows at a
+    /// time so that memory stays bounded however many codes come.
     ///
     /// # Shapes
     /// `z`: batch x latent; `condition` (CVAE): batch x classes; returns batch x pixels.
     pub fn decode(&self, z: &Matrix, condition: Option<&Matrix>) -> Matrix {
-        let (mut acts, mut logits, mut images) = Default::default();
-        self.decode_logits(z, condition, &mut acts, &mut logits);
-        sigmoid_into(&logits, &mut images);
+        let (mut acts, mut logits, mut part) = Default::default();
+        let mut images = Matrix::zeros(z.rows, self.config.pixels());
+        let step = self.rows_per_pass();
+        for start in (0..z.rows).step_by(step) {
+            let end = (start + step).min(z.rows);
+            let rows = rows_of(z, start, end);
+            let c = condition.map(|c| rows_of(c, start, end));
+            self.decode_logits(&rows, c.as_ref(), &mut acts, &mut logits);
+            sigmoid_into(&logits, &mut part);
+            images.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
+        }
         images
+    }
+
+    /// How many images one pass may hold: as many as keep the activations of a pass near
+    /// 64 M values (256 MB), at most [`MAX_ROWS_PER_PASS`].
+    pub fn rows_per_pass(&self) -> usize {
+        let per_image = self.config.activations_per_image().max(1);
+        (ACTIVATION_BUDGET / per_image).clamp(1, MAX_ROWS_PER_PASS)
     }
 
     /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature (a CVAE draws

@@ -350,3 +350,32 @@ fn configs_beyond_memory_are_refused_before_allocation() {
     };
     assert!(wide.validate().unwrap_err().to_string().contains("at most 1024x1024"));
 }
+
+#[test]
+fn many_images_are_decoded_and_encoded_in_bounded_passes_with_the_same_result() {
+    let config = ModelConfig {
+        hidden: vec![16],
+        latent: 3,
+        ..ModelConfig::mlp_vae()
+    };
+    let m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(2)).unwrap();
+    let n = 2 * m.rows_per_pass() + 37;
+    assert!(m.rows_per_pass() < n);
+    let z = Matrix::standard_normal(n, 3, &mut Xoshiro256PlusPlus::seed_from_u64(3));
+    let all = m.decode(&z, None);
+    assert_eq!(all.shape(), (n, 784));
+    for r in [0, m.rows_per_pass(), n - 1] {
+        let one = m.decode(&rows_of(&z, r, r + 1), None);
+        for (a, b) in all.row(r).iter().zip(one.row(0)) {
+            assert!((a - b).abs() < 1e-5, "row {r}: {a} vs {b}");
+        }
+    }
+    let codes = crate::latent::encode_codes(&m, &all, &[]).unwrap();
+    let last = crate::latent::encode_codes(&m, &rows_of(&all, n - 1, n), &[]).unwrap();
+    for (a, b) in codes.row(n - 1).iter().zip(last.row(0)) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // A conv body's passes hold fewer images.
+    let conv = Model::new(ModelConfig::conv_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(2)).unwrap();
+    assert!(conv.rows_per_pass() <= m.rows_per_pass());
+}
