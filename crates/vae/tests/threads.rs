@@ -13,12 +13,26 @@ use vae::train::Trainer;
 #[test]
 fn one_thread_and_two_threads_give_identical_runs() {
     let data = common::small_sample(600, 100);
+    let mlp = ModelConfig {
+        hidden: vec![96],
+        latent: 4,
+        ..ModelConfig::mlp_vae()
+    };
+    // The conv body's weight gradients sum partial products over chunks of rows.
+    let conv = ModelConfig {
+        channels: vec![4, 8],
+        hidden: vec![32],
+        latent: 4,
+        ..ModelConfig::conv_vae()
+    };
+    for model in [mlp, conv] {
+        check(&data, model);
+    }
+}
+
+fn check(data: &vae::data::Dataset, model: ModelConfig) {
     let config = RunConfig {
-        model: ModelConfig {
-            hidden: vec![96],
-            latent: 4,
-            ..ModelConfig::mlp_vae()
-        },
+        model,
         train: TrainConfig {
             dataset: "mnist-sample".into(),
             epochs: 1,
@@ -33,7 +47,7 @@ fn one_thread_and_two_threads_give_identical_runs() {
         vae::engine::set_threads(threads);
         let dir = tempfile::tempdir().unwrap();
         let mut trainer = Trainer::new(RunDir::new(dir.path()), config.clone()).unwrap();
-        trainer.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
         results.push((param_values(&trainer.model), trainer.state.history[0].test_loss));
     }
     assert_eq!(results[0], results[1]);

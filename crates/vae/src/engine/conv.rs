@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::linear::{GradInput, Param};
-use super::matmul::{MatView, Op, matmul, matmul_views};
+use super::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views};
 use super::matrix::Matrix;
 
 /// Sizes of a convolution and of its input.
@@ -230,7 +230,7 @@ impl Conv2d {
         // dy seen as one row per (image, position): (batch·Ho·Wo) x out.
         let rows = MatView::new(batch * g.out_height() * g.out_width(), g.out_channels, &dy.data);
         let mut dw = Matrix::default();
-        matmul_views(&mut dw, rows, Op::T, col.into(), Op::N, false);
+        matmul_tn_tall(&mut dw, rows, col.into());
         from_patch_order(&dw, g.in_channels, g.taps(), &mut self.weight.grad);
         let db = &mut self.bias.grad.data;
         db.fill(0.0);
@@ -389,7 +389,7 @@ impl ConvTranspose2d {
         let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
         let taps = g.kernel * g.kernel;
         let mut dw = Matrix::default();
-        matmul_views(&mut dw, rows, Op::T, (&*dcols).into(), Op::N, false);
+        matmul_tn_tall(&mut dw, rows, (&*dcols).into());
         from_patch_order(&dw, g.out_channels, taps, &mut self.weight.grad);
         let db = &mut self.bias.grad.data;
         db.fill(0.0);

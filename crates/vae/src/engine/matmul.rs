@@ -1,6 +1,8 @@
 //! Matrix products through the `gemm` crate. Transposes cost nothing: they are expressed as
 //! strides, so `x · Wᵀ` reads the PyTorch-layout weight `W` (out x in) in place.
 
+use rayon::prelude::*;
+
 use super::matrix::Matrix;
 use super::parallel::gemm_parallelism;
 
@@ -67,6 +69,61 @@ pub fn matmul(out: &mut Matrix, a: &Matrix, op_a: Op, b: &Matrix, op_b: Op, accu
 
 /// [`matmul`] over borrowed views.
 pub fn matmul_views(out: &mut Matrix, a: MatView, op_a: Op, b: MatView, op_b: Op, accumulate: bool) {
+    gemm_views(out, a, op_a, b, op_b, accumulate, gemm_parallelism());
+}
+
+/// Rows per partial product of [`matmul_tn_tall`]: fixed, so that the partials, their sum and
+/// with it the result are the same whatever the thread count.
+const TALL_CHUNK: usize = 1024;
+
+/// `out = aᵀ · b` for `a` and `b` with many rows and few columns: a convolution's weight
+/// gradient, summed over every position of every image. The product's own parallel split runs
+/// over the small output and leaves threads idle; here the rows are cut into fixed chunks
+/// whose partial products run in parallel and are then added in order.
+///
+/// # Shapes
+/// `a`: k x m, `b`: k x n; `out`: m x n (reshaped).
+pub fn matmul_tn_tall(out: &mut Matrix, a: MatView, b: MatView) {
+    assert_eq!(
+        a.rows, b.rows,
+        "matmul_tn_tall: row counts {} and {} differ",
+        a.rows, b.rows
+    );
+    let k = a.rows;
+    if k <= TALL_CHUNK {
+        return matmul_views(out, a, Op::T, b, Op::N, false);
+    }
+    let starts: Vec<usize> = (0..k).step_by(TALL_CHUNK).collect();
+    let partials: Vec<Matrix> = starts
+        .par_iter()
+        .map(|&start| {
+            let end = (start + TALL_CHUNK).min(k);
+            let a = MatView::new(end - start, a.cols, &a.data[start * a.cols..end * a.cols]);
+            let b = MatView::new(end - start, b.cols, &b.data[start * b.cols..end * b.cols]);
+            let mut partial = Matrix::default();
+            gemm_views(&mut partial, a, Op::T, b, Op::N, false, gemm::Parallelism::None);
+            partial
+        })
+        .collect();
+    out.reshape_for_overwrite(a.cols, b.cols);
+    out.data.copy_from_slice(&partials[0].data);
+    for partial in &partials[1..] {
+        for (o, v) in out.data.iter_mut().zip(&partial.data) {
+            *o += v;
+        }
+    }
+}
+
+/// [`matmul_views`] with the parallelism given.
+fn gemm_views(
+    out: &mut Matrix,
+    a: MatView,
+    op_a: Op,
+    b: MatView,
+    op_b: Op,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, k, a_rs, a_cs) = view(&a, op_a);
     let (k2, n, b_rs, b_cs) = view(&b, op_b);
     assert_eq!(k, k2, "matmul: inner dimensions {k} and {k2} differ");
@@ -107,7 +164,7 @@ pub fn matmul_views(out: &mut Matrix, a: MatView, op_a: Op, b: MatView, op_b: Op
             false,
             false,
             false,
-            gemm_parallelism(),
+            parallelism,
         );
     }
 }
@@ -143,6 +200,18 @@ mod tests {
     fn counting(rows: usize, cols: usize, offset: f32) -> Matrix {
         let data = (0..rows * cols).map(|i| (i as f32 * 0.37 + offset).sin()).collect();
         Matrix::from_vec(rows, cols, data)
+    }
+
+    #[test]
+    fn a_tall_product_in_chunks_matches_the_definition() {
+        let (a, b) = (counting(2500, 6, 0.3), counting(2500, 4, 0.7));
+        let mut out = Matrix::default();
+        matmul_tn_tall(&mut out, (&a).into(), (&b).into());
+        let expected = naive(&a, Op::T, &b, Op::N);
+        assert_eq!(out.shape(), (6, 4));
+        for (x, y) in out.data.iter().zip(&expected.data) {
+            assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+        }
     }
 
     #[test]
