@@ -19,6 +19,9 @@ use super::linear::{GradInput, Param};
 use super::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views};
 use super::matrix::Matrix;
 
+/// A kernel tap over the padding, in [`ConvGeometry::tap_sources`].
+const PADDING: usize = usize::MAX;
+
 /// Sizes of a convolution and of its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvGeometry {
@@ -63,12 +66,28 @@ impl ConvGeometry {
         self.kernel * self.kernel
     }
 
-    /// Where in an input image (the index of its first channel) kernel tap `tap` (`ky·k + kx`)
-    /// reads for output position `(oy, ox)`; `None` in the padding.
-    fn tap_source(&self, oy: usize, ox: usize, tap: usize) -> Option<usize> {
-        let y = (oy * self.stride + tap / self.kernel).checked_sub(self.padding)?;
-        let x = (ox * self.stride + tap % self.kernel).checked_sub(self.padding)?;
-        (y < self.in_height && x < self.in_width).then(|| (y * self.in_width + x) * self.in_channels)
+    /// For every output position and kernel tap, in patch order: where in an input image (the
+    /// index of its first channel) the tap reads, or [`PADDING`]. The same for every image,
+    /// so worked out once per pass instead of once per value.
+    fn tap_sources(&self) -> Vec<usize> {
+        let mut sources = Vec::with_capacity(self.out_height() * self.out_width() * self.taps());
+        for oy in 0..self.out_height() {
+            for ox in 0..self.out_width() {
+                for ky in 0..self.kernel {
+                    for kx in 0..self.kernel {
+                        let y = (oy * self.stride + ky).checked_sub(self.padding);
+                        let x = (ox * self.stride + kx).checked_sub(self.padding);
+                        sources.push(match (y, x) {
+                            (Some(y), Some(x)) if y < self.in_height && x < self.in_width => {
+                                (y * self.in_width + x) * self.in_channels
+                            }
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        sources
     }
 
     /// Whether the kernel fits the padded input at all.
@@ -98,17 +117,17 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
         g.in_channels
     );
     let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
+    let sources = g.tap_sources();
     col.reshape_for_overwrite(x.rows * oh * ow, patch);
     col.data
         .par_chunks_mut(oh * ow * patch)
         .zip(x.data.par_chunks(x.cols))
         .for_each(|(rows, image)| {
-            for (pos, row) in rows.chunks_exact_mut(patch).enumerate() {
-                for (tap, out) in row.chunks_exact_mut(c).enumerate() {
-                    match g.tap_source(pos / ow, pos % ow, tap) {
-                        Some(at) => out.copy_from_slice(&image[at..at + c]),
-                        None => out.fill(0.0),
-                    }
+            for (out, &at) in rows.chunks_exact_mut(c).zip(sources.iter().cycle()) {
+                if at == PADDING {
+                    out.fill(0.0);
+                } else {
+                    out.copy_from_slice(&image[at..at + c]);
                 }
             }
         });
@@ -126,18 +145,17 @@ pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
         (batch * oh * ow, patch),
         "col2im: patch matrix has the wrong shape"
     );
+    let sources = g.tap_sources();
     dx.reshape_for_overwrite(batch, g.in_size());
     dx.data
         .par_chunks_mut(g.in_size())
         .zip(col.data.par_chunks(oh * ow * patch))
         .for_each(|(image, rows)| {
             image.fill(0.0);
-            for (pos, row) in rows.chunks_exact(patch).enumerate() {
-                for (tap, values) in row.chunks_exact(c).enumerate() {
-                    if let Some(at) = g.tap_source(pos / ow, pos % ow, tap) {
-                        for (d, v) in image[at..at + c].iter_mut().zip(values) {
-                            *d += v;
-                        }
+            for (values, &at) in rows.chunks_exact(c).zip(sources.iter().cycle()) {
+                if at != PADDING {
+                    for (d, v) in image[at..at + c].iter_mut().zip(values) {
+                        *d += v;
                     }
                 }
             }
