@@ -43,7 +43,7 @@ pub fn render_html(result: &DemoResult) -> String {
     let mut html = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>vae demo: autoencoder vs VAE on {dataset}</title><style>{STYLE}</style></head><body>
 <h1>Autoencoder vs variational autoencoder</h1>
-<p class="caption">{dataset}: {train} training and {test} test images. Each model: MLP body {hidden:?}, {epochs} epochs of Adam at batch {batch}, Bernoulli likelihood, seed {seed}. Made by <code>vae demo</code> in {seconds:.0} s.</p>
+<p class="caption">{dataset}: {train} training and {test} test images. Autoencoder and VAE: MLP body {hidden:?}, {epochs} epochs of Adam at batch {batch}, Bernoulli likelihood, seed {seed}{extras}. Made by <code>vae demo</code> in {seconds:.0} s.</p>
 <p>Both models squeeze an image into a small code and rebuild it from the code. The <b>autoencoder</b> learns only to rebuild, so its codes can sit anywhere. The <b>VAE</b> encodes each image as a small cloud, a normal law N(&mu;, &sigma;&sup2;), and pays a KL penalty for clouds that stray from the standard normal N(0, I). That regulariser makes the latent space <b>continuous</b> (close codes decode to close images) and <b>complete</b> (codes drawn from N(0, I) decode to real-looking images), which is what lets a VAE generate. The pictures and numbers below show the difference.</p>
 "#,
         dataset = esc(&result.dataset),
@@ -54,6 +54,15 @@ pub fn render_html(result: &DemoResult) -> String {
         batch = o.batch_size,
         seed = o.seed,
         seconds = result.seconds,
+        extras = if result
+            .models
+            .iter()
+            .any(|m| m.arch == Arch::Conv || m.kind == ModelKind::Cvae)
+        {
+            r##"; a convolutional VAE and a conditional VAE follow in <a href="#beyond">Beyond the MLP</a>"##
+        } else {
+            ""
+        },
     );
     html += &numbers_table(result);
     for &latent in &o.latents {
