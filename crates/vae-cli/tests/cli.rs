@@ -642,16 +642,7 @@ impl Drop for SmallDisk {
 fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let settings = [
-        "--hidden",
-        "64",
-        "--latent",
-        "4",
-        "--batch-size",
-        "256",
-        "--threads",
-        "2",
-    ];
+    let settings = SMALL;
     // A reference run on the ordinary disk: what the folder holds after one epoch.
     assert!(
         vae(

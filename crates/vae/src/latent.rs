@@ -20,15 +20,19 @@ use crate::rng::RunRng;
 /// # Errors
 /// A CVAE given a label beyond its classes.
 pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> {
+    Ok(codes_of(model, x, model.condition(labels)?.as_ref()))
+}
+
+/// [`encode_codes`] given the condition itself (one-hot rows, or blends of them).
+pub fn codes_of(model: &Model, x: &Matrix, condition: Option<&Matrix>) -> Matrix {
     let mut ws = Workspace::default();
-    let condition = model.condition(labels)?;
     let mut codes = Matrix::zeros(x.rows, model.config.latent);
     // A pass at a time, so that a whole test split does not hold every activation at once.
     let step = model.rows_per_pass();
     for start in (0..x.rows).step_by(step) {
         let end = (start + step).min(x.rows);
-        let c = condition.as_ref().map(|c| rows_of(c, start, end));
-        model.encode(&rows_of(x, start, end), c.as_ref(), &mut ws);
+        let c = condition.map(|c| rows_of(c, start, end));
+        model.encode(&rows_of(x, start, end), c.as_deref(), &mut ws);
         let part = if model.config.model.is_variational() {
             &ws.mu
         } else {
@@ -36,7 +40,7 @@ pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> 
         };
         codes.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
     }
-    Ok(codes)
+    codes
 }
 
 /// The condition along a path of `frames` frames from class `a` to class `b` (CVAE): the

@@ -222,12 +222,11 @@ impl Trainer {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Outcome> {
         let binarize = self.config.train.binarize;
-        let prepared = data.prepared(binarize, self.config.train.seed);
-        let data = &prepared;
-        let train = &data.train;
+        let (train, test) = data.prepared_splits(binarize, self.config.train.seed);
+        let (train, test) = (train.as_ref(), test.as_ref());
         // A label the CVAE cannot take fails here, not after an epoch of work.
         self.model.check_labels(&train.labels, "training labels")?;
-        self.model.check_labels(&data.test.labels, "test labels")?;
+        self.model.check_labels(&test.labels, "test labels")?;
         let batch_size = self.config.train.batch_size;
         let batches = train.len().div_ceil(batch_size);
         if self.state.next_batch >= batches.max(1) {
@@ -302,7 +301,7 @@ impl Trainer {
                 }
             }
             on_event(TrainEvent::Evaluating { epoch });
-            self.finish_epoch(data)?;
+            self.finish_epoch(test, batches)?;
             on_event(TrainEvent::EpochDone(self.state.history.last().expect("just pushed")));
             if stop.load(Ordering::Relaxed) && self.state.epochs_done < self.config.train.epochs {
                 return Ok(Outcome::Interrupted {
@@ -315,12 +314,11 @@ impl Trainer {
     }
 
     /// Evaluates, records the epoch, and writes the checkpoint, metrics, weights and pictures.
-    fn finish_epoch(&mut self, data: &Dataset) -> Result<()> {
+    fn finish_epoch(&mut self, test_split: &Split, batches: usize) -> Result<()> {
         let epoch = self.state.epochs_done;
         let seed = self.config.train.seed;
-        let test = evaluate(&self.model, &data.test, &mut stream_rng(seed, Stream::Eval { epoch }))?;
+        let test = evaluate(&self.model, test_split, &mut stream_rng(seed, Stream::Eval { epoch }))?;
         let p = std::mem::take(&mut self.state.partial);
-        let batches = data.train.len().div_ceil(self.config.train.batch_size);
         let end_of_epoch = self.objective(epoch, batches.saturating_sub(1), batches);
         self.state.history.push(EpochMetrics {
             epoch: epoch + 1,
@@ -340,7 +338,7 @@ impl Trainer {
         self.save_checkpoint()?;
         write_metrics(&self.run, &self.state.history)?;
         save_model(&self.run.model(), &self.model)?;
-        write_pictures(&self.run, &self.model, &data.test, seed)
+        write_pictures(&self.run, &self.model, test_split, seed)
     }
 
     /// The objective of batch `batch` of `batches` in epoch `epoch` (0-based): β ramps up

@@ -141,22 +141,31 @@ impl Dataset {
         max.map_or(1, |m| m as usize + 1)
     }
 
-    /// The dataset as a run with this binarization sees it: `static` binarizes both splits
-    /// once, `dynamic` the test split once (training batches are drawn as they are used).
-    /// Grey pixels are borrowed, not copied: a full dataset is tens of megabytes.
-    pub fn prepared(&self, binarize: Binarize, seed: u64) -> Cow<'_, Dataset> {
+    /// The training and test splits as a run with this binarization sees them: `static`
+    /// binarizes both once, `dynamic` the test split once (training batches are drawn as they
+    /// are used). Grey splits are borrowed, not copied: a full dataset is tens of megabytes.
+    pub fn prepared_splits(&self, binarize: Binarize, seed: u64) -> (Cow<'_, Split>, Cow<'_, Split>) {
         let mut rng = stream_rng(seed, Stream::Binarize);
-        match binarize {
-            Binarize::None => Cow::Borrowed(self),
-            Binarize::Static => Cow::Owned(Dataset {
+        // The training split draws first, so that `static` keeps its stream order.
+        let train = match binarize {
+            Binarize::Static => Cow::Owned(self.train.binarized(&mut rng)),
+            Binarize::None | Binarize::Dynamic => Cow::Borrowed(&self.train),
+        };
+        let test = match binarize {
+            Binarize::None => Cow::Borrowed(&self.test),
+            Binarize::Static | Binarize::Dynamic => Cow::Owned(self.test.binarized(&mut rng)),
+        };
+        (train, test)
+    }
+
+    /// [`Dataset::prepared_splits`] as a dataset (a copy unless nothing is binarized).
+    pub fn prepared(&self, binarize: Binarize, seed: u64) -> Cow<'_, Dataset> {
+        match self.prepared_splits(binarize, seed) {
+            (Cow::Borrowed(_), Cow::Borrowed(_)) => Cow::Borrowed(self),
+            (train, test) => Cow::Owned(Dataset {
                 name: self.name.clone(),
-                train: self.train.binarized(&mut rng),
-                test: self.test.binarized(&mut rng),
-            }),
-            Binarize::Dynamic => Cow::Owned(Dataset {
-                name: self.name.clone(),
-                train: self.train.clone(),
-                test: self.test.binarized(&mut rng),
+                train: train.into_owned(),
+                test: test.into_owned(),
             }),
         }
     }

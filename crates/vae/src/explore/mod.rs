@@ -14,10 +14,11 @@ use serde::Serialize;
 use crate::data::Split;
 use crate::data::catalog::class_names;
 use crate::engine::Matrix;
+use crate::engine::activation::sigmoid_into;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, encode_png};
-use crate::latent::{Projection, encode_codes, interpolate, project_2d};
-use crate::model::{Model, Workspace};
+use crate::latent::{Projection, codes_of, encode_codes, interpolate, project_2d};
+use crate::model::{Latent, Model, Workspace};
 
 use api::*;
 
@@ -281,22 +282,18 @@ impl Explorer {
         check_image("image", &request.image, pixels)?;
         let x = Matrix::from_vec(1, pixels, request.image);
         let condition = m.condition(1, request.label, None)?;
+        // One pass decoding the posterior mean: z = μ (the code of an autoencoder), σ beside it.
         let mut ws = Workspace::default();
-        m.model.encode(&x, condition.as_ref(), &mut ws);
-        let variational = m.model.config.model.is_variational();
-        let (mu, sigma) = if variational {
-            let sigma = ws.logvar.data.iter().map(|&lv| (0.5 * lv).exp()).collect();
-            (ws.mu.data.clone(), Some(sigma))
-        } else {
-            (ws.z.data.clone(), None)
-        };
-        let code = Matrix::from_vec(1, mu.len(), mu.clone());
-        let reconstruction = m.decode(&code, condition.as_ref()).remove(0);
+        m.model
+            .forward::<crate::rng::RunRng>(&x, condition.as_ref(), &mut ws, Latent::Mean);
+        let mut reconstruction = Matrix::default();
+        sigmoid_into(&ws.logits, &mut reconstruction);
+        let sigma = m.model.config.model.is_variational().then_some(ws.std.data);
         Ok(EncodeResponse {
-            map_point: m.projection.project(&mu),
-            mu,
+            map_point: m.projection.project(&ws.z.data),
+            mu: ws.z.data,
             sigma,
-            reconstruction,
+            reconstruction: to_pixels(&reconstruction.data),
         })
     }
 
@@ -317,13 +314,7 @@ impl Explorer {
             (Some(la), Some(lb)) => m.condition(2, None, Some(&[la, lb]))?,
             _ => m.condition(2, label_a.or(label_b), None)?,
         };
-        let mut ws = Workspace::default();
-        m.model.encode(&ends, condition.as_ref(), &mut ws);
-        let codes = if m.model.config.model.is_variational() {
-            &ws.mu
-        } else {
-            &ws.z
-        };
+        let codes = codes_of(&m.model, &ends, condition.as_ref());
         let frames = request.steps + 1;
         let path = interpolate(codes.row(0), codes.row(1), frames, request.slerp);
         // A CVAE's label is blended along the path as the code is.

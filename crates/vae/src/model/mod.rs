@@ -10,6 +10,8 @@ mod workspace;
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 pub use workspace::{DecoderActivations, EncoderActivations, Workspace};
 
+use std::borrow::Cow;
+
 use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
@@ -111,9 +113,17 @@ const ACTIVATION_BUDGET: usize = 64 << 20;
 /// The most images one such pass takes: large enough to amortise the products.
 pub const MAX_ROWS_PER_PASS: usize = 1024;
 
-/// Rows `start..end` of `m`, copied.
-pub(crate) fn rows_of(m: &Matrix, start: usize, end: usize) -> Matrix {
-    Matrix::from_vec(end - start, m.cols, m.data[start * m.cols..end * m.cols].to_vec())
+/// Rows `start..end` of `m`: `m` itself when that is all of it (a pass that holds every row
+/// copies nothing), else a copy.
+pub(crate) fn rows_of(m: &Matrix, start: usize, end: usize) -> Cow<'_, Matrix> {
+    if start == 0 && end == m.rows {
+        return Cow::Borrowed(m);
+    }
+    Cow::Owned(Matrix::from_vec(
+        end - start,
+        m.cols,
+        m.data[start * m.cols..end * m.cols].to_vec(),
+    ))
 }
 
 /// The last of `outputs`, or `input` when there are none (a body without hidden layers).
@@ -487,9 +497,8 @@ impl Model {
         let step = self.rows_per_pass();
         for start in (0..z.rows).step_by(step) {
             let end = (start + step).min(z.rows);
-            let rows = rows_of(z, start, end);
             let c = condition.map(|c| rows_of(c, start, end));
-            self.decode_logits(&rows, c.as_ref(), &mut acts, &mut logits);
+            self.decode_logits(&rows_of(z, start, end), c.as_deref(), &mut acts, &mut logits);
             sigmoid_into(&logits, &mut part);
             images.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
         }
