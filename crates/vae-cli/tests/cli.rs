@@ -647,7 +647,7 @@ fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact(
     assert!(
         vae(
             d,
-            &[&["train", "--epochs", "1", "--out", "reference"], &settings[..]].concat()
+            &[&["train", "--epochs", "1", "--out", "reference"], settings].concat()
         )
         .status
         .success()
@@ -672,7 +672,7 @@ fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact(
     };
     let out = vae(
         d,
-        &[&["train", "--epochs", "3", "--out", "small/run"], &settings[..]].concat(),
+        &[&["train", "--epochs", "3", "--out", "small/run"], settings].concat(),
     );
     assert!(!out.status.success());
     let err = stderr(&out);
