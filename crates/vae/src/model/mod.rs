@@ -173,34 +173,34 @@ macro_rules! walk_params {
         let m = $model;
         let mut out = Vec::new();
         for (i, c) in m.encoder.convs.$iter().enumerate() {
-            pair(&mut out, format!("encoder.conv{}", i + 1), $($ref_)+ c.weight, $($ref_)+ c.bias);
+            pair(&mut out, ParamPath::layer("encoder.conv", Some(i + 1)), $($ref_)+ c.weight, $($ref_)+ c.bias);
         }
         for (i, l) in m.encoder.layers.$iter().enumerate() {
-            pair(&mut out, format!("encoder.fc{}", i + 1), $($ref_)+ l.weight, $($ref_)+ l.bias);
+            pair(&mut out, ParamPath::layer("encoder.fc", Some(i + 1)), $($ref_)+ l.weight, $($ref_)+ l.bias);
         }
         if let Some(p) = $($ref_)+ m.encoder.fc1_label {
-            out.push(("encoder.fc1_label.weight".to_string(), p));
+            out.push((ParamPath::layer("encoder.fc1_label", None).field("weight"), p));
         }
         match $($ref_)+ m.encoder.head {
-            EncoderHead::Code { fc_z } => pair(&mut out, "encoder.fc_z".into(), $($ref_)+ fc_z.weight, $($ref_)+ fc_z.bias),
+            EncoderHead::Code { fc_z } => pair(&mut out, ParamPath::layer("encoder.fc_z", None), $($ref_)+ fc_z.weight, $($ref_)+ fc_z.bias),
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                pair(&mut out, "encoder.fc_mu".into(), $($ref_)+ fc_mu.weight, $($ref_)+ fc_mu.bias);
-                pair(&mut out, "encoder.fc_logvar".into(), $($ref_)+ fc_logvar.weight, $($ref_)+ fc_logvar.bias);
+                pair(&mut out, ParamPath::layer("encoder.fc_mu", None), $($ref_)+ fc_mu.weight, $($ref_)+ fc_mu.bias);
+                pair(&mut out, ParamPath::layer("encoder.fc_logvar", None), $($ref_)+ fc_logvar.weight, $($ref_)+ fc_logvar.bias);
             }
         }
         for (i, l) in m.decoder.layers.$iter().enumerate() {
-            pair(&mut out, format!("decoder.fc{}", i + 1), $($ref_)+ l.weight, $($ref_)+ l.bias);
+            pair(&mut out, ParamPath::layer("decoder.fc", Some(i + 1)), $($ref_)+ l.weight, $($ref_)+ l.bias);
         }
         if let Some(p) = $($ref_)+ m.decoder.fc1_label {
-            out.push(("decoder.fc1_label.weight".to_string(), p));
+            out.push((ParamPath::layer("decoder.fc1_label", None).field("weight"), p));
         }
         match $($ref_)+ m.decoder.output {
             DecoderOutput::Dense { fc_out } => {
-                pair(&mut out, "decoder.fc_out".into(), $($ref_)+ fc_out.weight, $($ref_)+ fc_out.bias)
+                pair(&mut out, ParamPath::layer("decoder.fc_out", None), $($ref_)+ fc_out.weight, $($ref_)+ fc_out.bias)
             }
             DecoderOutput::Deconv { deconvs } => {
                 for (i, d) in deconvs.$iter().enumerate() {
-                    pair(&mut out, format!("decoder.deconv{}", i + 1), $($ref_)+ d.weight, $($ref_)+ d.bias);
+                    pair(&mut out, ParamPath::layer("decoder.deconv", Some(i + 1)), $($ref_)+ d.weight, $($ref_)+ d.bias);
                 }
             }
         }
@@ -209,9 +209,43 @@ macro_rules! walk_params {
 }
 
 /// Appends a layer's `NAME.weight` and `NAME.bias`.
-fn pair<T>(out: &mut Vec<(String, T)>, name: String, weight: T, bias: T) {
-    out.push((format!("{name}.weight"), weight));
-    out.push((format!("{name}.bias"), bias));
+fn pair<T>(out: &mut Vec<(ParamPath, T)>, layer: ParamPath, weight: T, bias: T) {
+    out.push((layer.field("weight"), weight));
+    out.push((layer.field("bias"), bias));
+}
+
+/// A parameter's safetensors name (`encoder.fc1.weight`) in pieces: walking the parameters,
+/// which the optimizer does every step, then builds no string.
+#[derive(Clone, Copy, Debug)]
+struct ParamPath {
+    layer: &'static str,
+    /// The layer's number, 1-based, for stacks of layers (`fc1`, `fc2`, …).
+    index: Option<usize>,
+    field: &'static str,
+}
+
+impl ParamPath {
+    fn layer(layer: &'static str, index: Option<usize>) -> Self {
+        ParamPath {
+            layer,
+            index,
+            field: "",
+        }
+    }
+
+    fn field(self, field: &'static str) -> Self {
+        ParamPath { field, ..self }
+    }
+}
+
+impl std::fmt::Display for ParamPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.layer)?;
+        if let Some(i) = self.index {
+            write!(f, "{i}")?;
+        }
+        write!(f, ".{}", self.field)
+    }
 }
 
 /// Where a layer whose input may be the data puts its input gradient: nowhere when it is the
@@ -300,17 +334,20 @@ impl Model {
 
     /// Every parameter with its safetensors name (`encoder.fc1.weight`, …), in a fixed order.
     pub fn named_params(&self) -> Vec<(String, &Param)> {
-        walk_params!(self, iter, &)
+        let params: Vec<(ParamPath, &Param)> = walk_params!(self, iter, &);
+        params.into_iter().map(|(path, p)| (path.to_string(), p)).collect()
     }
 
     /// Every parameter with its name, mutably, in the order of [`Model::named_params`].
     pub fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
-        walk_params!(self, iter_mut, &mut)
+        let params: Vec<(ParamPath, &mut Param)> = walk_params!(self, iter_mut, &mut);
+        params.into_iter().map(|(path, p)| (path.to_string(), p)).collect()
     }
 
     /// Every parameter, mutably, in the order of [`Model::named_params`].
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.named_params_mut().into_iter().map(|(_, p)| p).collect()
+        let params: Vec<(ParamPath, &mut Param)> = walk_params!(self, iter_mut, &mut);
+        params.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Shapes of every parameter, in the order of [`Model::named_params`].
