@@ -33,7 +33,8 @@ pub struct DemoOptions {
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
-    /// Where the run folders go (`<runs>/ae-2`, `<runs>/vae-2`, …).
+    /// Where the run folders go (`<runs>/ae-2`, `<runs>/vae-2`, …), replacing an earlier
+    /// demo's.
     pub runs: PathBuf,
     /// Settings of the latent-space numbers.
     pub latent: LatentOptions,
@@ -162,6 +163,10 @@ pub fn run(
                 ..TrainConfig::default()
             },
         };
+        // The demo owns the folders it names: an earlier demo's run there is replaced.
+        if run.checkpoint().exists() || run.config().exists() {
+            std::fs::remove_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
+        }
         let _lock = run.lock()?;
         let mut trainer = Trainer::new(run.clone(), config)?;
         let outcome = trainer.train(data, stop, &mut |event| {

@@ -61,21 +61,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     ensure!(args.epochs != Some(0), "--epochs: must be at least 1");
     let data = super::load_dataset(&args.dataset)?;
     let runs = args.out.join("runs");
-    // The demo's own run folders from an earlier demo are replaced, nothing else.
-    let mut names: Vec<String> = args
-        .latent
-        .iter()
-        .flat_map(|latent| [format!("ae-{latent}"), format!("vae-{latent}")])
-        .collect();
-    let largest = args.latent.iter().max().copied().unwrap_or(2);
-    names.extend([format!("conv-vae-{largest}"), "cvae-2".to_string()]);
-    for name in names {
-        let dir = runs.join(name);
-        if dir.join("checkpoint.safetensors").exists() || dir.join("config.json").exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing the earlier demo run {}", dir.display()))?;
-        }
-    }
     let options = DemoOptions {
         latents: args.latent.clone(),
         hidden: args.hidden.clone(),

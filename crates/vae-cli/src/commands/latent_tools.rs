@@ -10,9 +10,8 @@ use vae::latent::{encode_codes, random_pairs};
 use vae::pictures;
 use vae::plot::encode_png_rgb;
 use vae::rng::seeded;
-use vae::run::write_atomic;
 
-use super::{LoadedRun, load_run, output_path};
+use super::{LoadedRun, load_run};
 
 #[derive(clap::Args)]
 pub struct InterpolateArgs {
@@ -65,10 +64,7 @@ pub fn interpolate_run(args: InterpolateArgs) -> Result<ExitCode> {
         }
     };
     let picture = pictures::interpolations(&model, test, &pairs, args.steps, args.slerp)?;
-    let out = output_path(&args.run, args.out, "interpolation.png");
-    write_atomic(&out, &encode_png(&picture)?)?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    super::write_picture(&args.run, args.out, "interpolation.png", &encode_png(&picture)?)
 }
 
 #[derive(clap::Args)]
@@ -132,10 +128,7 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
     // From a test image, a CVAE keeps that image's class unless another is asked for.
     let label = args.label.or(args.image.map(|i| data.test.labels[i]));
     let picture = pictures::traversals(&model, &base, &dims, args.range, args.steps, label)?;
-    let out = output_path(&args.run, args.out, "traversal.png");
-    write_atomic(&out, &encode_png(&picture)?)?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    super::write_picture(&args.run, args.out, "traversal.png", &encode_png(&picture)?)
 }
 
 #[derive(clap::Args)]
@@ -172,10 +165,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         model.config.latent
     );
     let picture = pictures::latent_map(&model, &test, &config.train.dataset, title)?;
-    let out = output_path(&args.run, args.out, "latent-map.png");
-    write_atomic(&out, &encode_png_rgb(&picture)?)?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    super::write_picture(&args.run, args.out, "latent-map.png", &encode_png_rgb(&picture)?)
 }
 
 #[derive(clap::Args)]
@@ -204,8 +194,5 @@ pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
         model.config.latent
     );
     let picture = pictures::manifold(&model, &data.test, args.grid, args.label)?;
-    let out = output_path(&args.run, args.out, "manifold.png");
-    write_atomic(&out, &encode_png(&picture)?)?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    super::write_picture(&args.run, args.out, "manifold.png", &encode_png(&picture)?)
 }

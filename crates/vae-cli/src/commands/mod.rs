@@ -12,6 +12,7 @@ pub mod serve;
 pub mod train;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,7 +21,7 @@ use vae::checkpoint::load_model;
 use vae::classifier::{Classifier, ClassifierTraining, default_dir};
 use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
 use vae::model::Model;
-use vae::run::{RunConfig, RunDir};
+use vae::run::{RunConfig, RunDir, write_atomic};
 
 use crate::progress;
 
@@ -79,8 +80,13 @@ pub fn load_dataset(spec: &str) -> Result<Dataset> {
 }
 
 /// `RUN/name`, or `out` when given.
-pub fn output_path(run: &Path, out: Option<PathBuf>, name: &str) -> PathBuf {
-    out.unwrap_or_else(|| run.join(name))
+/// Writes a command's picture atomically to `RUN/name` (or `out` when given) and prints
+/// where it went: the last step of every picture-drawing command.
+pub fn write_picture(run: &Path, out: Option<PathBuf>, name: &str, png: &[u8]) -> Result<ExitCode> {
+    let out = out.unwrap_or_else(|| run.join(name));
+    write_atomic(&out, png)?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sizes the engine's thread pool: `requested`, or every core.

@@ -8,7 +8,7 @@ use vae::checkpoint::load_model;
 use vae::image::encode_png;
 use vae::pictures;
 use vae::rng::seeded;
-use vae::run::{RunDir, write_atomic};
+use vae::run::RunDir;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,8 +53,5 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         pictures::prior_samples(&model, args.count.unwrap_or(64), args.temperature, args.label, &mut rng)?
     };
-    let out = super::output_path(&args.run, args.out, "sample.png");
-    write_atomic(&out, &encode_png(&picture)?)?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    super::write_picture(&args.run, args.out, "sample.png", &encode_png(&picture)?)
 }
