@@ -45,23 +45,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--batch-sizes: every size must be at least 1"
     );
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
-    let base = match args.arch {
-        super::train::ArchArg::Mlp => ModelConfig::mlp_vae(),
-        super::train::ArchArg::Conv => ModelConfig::conv_vae(),
-    };
     let model = ModelConfig {
-        hidden: if args.hidden.is_empty() {
-            base.hidden.clone()
-        } else {
-            args.hidden
-        },
-        channels: if args.channels.is_empty() {
-            base.channels.clone()
-        } else {
-            args.channels
-        },
         latent: args.latent,
-        ..base
+        ..args.arch.config(&args.channels, &args.hidden)
     };
     model.validate()?;
     let options = BenchOptions {

@@ -26,6 +26,22 @@ pub enum ArchArg {
     Conv,
 }
 
+impl ArchArg {
+    /// The classic model of this body, with `--channels` and `--hidden` where given.
+    pub fn config(self, channels: &[usize], hidden: &[usize]) -> ModelConfig {
+        let base = match self {
+            ArchArg::Mlp => ModelConfig::mlp_vae(),
+            ArchArg::Conv => ModelConfig::conv_vae(),
+        };
+        let or_default = |given: &[usize], default: Vec<usize>| if given.is_empty() { default } else { given.to_vec() };
+        ModelConfig {
+            channels: or_default(channels, base.channels.clone()),
+            hidden: or_default(hidden, base.hidden.clone()),
+            ..base
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ObjectiveArg {
     Elbo,
@@ -142,23 +158,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ModelArg::Vae => ModelKind::Vae,
                 ModelArg::Cvae => ModelKind::Cvae,
             };
-            let base = match args.arch {
-                ArchArg::Mlp => ModelConfig::mlp_vae(),
-                ArchArg::Conv => ModelConfig::conv_vae(),
-            };
+            let base = args.arch.config(&args.channels, &args.hidden);
             let model = ModelConfig {
                 model: kind,
                 image_height: MNIST_SIDE,
                 image_width: MNIST_SIDE,
-                channels: match args.arch {
-                    ArchArg::Conv if !args.channels.is_empty() => args.channels.clone(),
-                    _ => base.channels.clone(),
-                },
-                hidden: if args.hidden.is_empty() {
-                    base.hidden.clone()
-                } else {
-                    args.hidden.clone()
-                },
                 latent: args.latent,
                 recon: match args.recon {
                     ReconArg::Bce => Recon::Bce,
