@@ -134,11 +134,11 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
 }
 
 /// The adjoint of [`im2col`]: adds every row of `col` back onto the input positions it was
-/// gathered from (overlapping fields add up).
+/// gathered from (overlapping fields add up), onto what `dx` holds when `accumulate`.
 ///
 /// # Shapes
-/// `col`: (batch·Ho·Wo) x (k·k·C); `dx`: batch x (H·W·C) (reshaped, overwritten).
-pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
+/// `col`: (batch·Ho·Wo) x (k·k·C); `dx`: batch x (H·W·C) (reshaped unless accumulating).
+pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix, accumulate: bool) {
     let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
     assert_eq!(
         col.shape(),
@@ -146,12 +146,22 @@ pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix) {
         "col2im: patch matrix has the wrong shape"
     );
     let sources = g.tap_sources();
-    dx.reshape_for_overwrite(batch, g.in_size());
+    if accumulate {
+        assert_eq!(
+            dx.shape(),
+            (batch, g.in_size()),
+            "col2im: accumulator has the wrong shape"
+        );
+    } else {
+        dx.reshape_for_overwrite(batch, g.in_size());
+    }
     dx.data
         .par_chunks_mut(g.in_size())
         .zip(col.data.par_chunks(oh * ow * patch))
         .for_each(|(image, rows)| {
-            image.fill(0.0);
+            if !accumulate {
+                image.fill(0.0);
+            }
             for (values, &at) in rows.chunks_exact(c).zip(sources.iter().cycle()) {
                 if at != PADDING {
                     for (d, v) in image[at..at + c].iter_mut().zip(values) {
@@ -257,22 +267,14 @@ impl Conv2d {
                 *d += v;
             }
         }
-        let w = || to_patch_order(&self.weight.value, g.in_channels, g.taps());
-        match dx {
-            GradInput::Skip => {}
-            GradInput::Write(dx) => {
-                matmul_views(dcol, rows, Op::N, (&w()).into(), Op::N, false);
-                col2im(dcol, &g, batch, dx);
-            }
-            GradInput::Add(dx) => {
-                matmul_views(dcol, rows, Op::N, (&w()).into(), Op::N, false);
-                let mut add = Matrix::default();
-                col2im(dcol, &g, batch, &mut add);
-                for (d, a) in dx.data.iter_mut().zip(&add.data) {
-                    *d += a;
-                }
-            }
-        }
+        let (dx, accumulate) = match dx {
+            GradInput::Skip => return,
+            GradInput::Write(dx) => (dx, false),
+            GradInput::Add(dx) => (dx, true),
+        };
+        let w = to_patch_order(&self.weight.value, g.in_channels, g.taps());
+        matmul_views(dcol, rows, Op::N, (&w).into(), Op::N, false);
+        col2im(dcol, &g, batch, dx, accumulate);
     }
 }
 
@@ -388,7 +390,7 @@ impl ConvTranspose2d {
         let rows = MatView::new(x.rows * g.in_height * g.in_width, g.in_channels, &x.data);
         let w = to_patch_order(&self.weight.value, g.out_channels, g.kernel * g.kernel);
         matmul_views(cols, rows, Op::N, (&w).into(), Op::N, false);
-        col2im(cols, &g.adjoint(), x.rows, y);
+        col2im(cols, &g.adjoint(), x.rows, y, false);
         for pixel in y.data.chunks_exact_mut(g.out_channels) {
             for (v, b) in pixel.iter_mut().zip(&self.bias.value.data) {
                 *v += b;

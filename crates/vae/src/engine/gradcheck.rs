@@ -264,6 +264,12 @@ fn conv2d_gradients_match_finite_differences() {
         conv.forward(&x, &mut col, &mut y);
         assert_eq!(y.shape(), (2, g.out_size()));
         conv.backward(&col, &c, &mut dcol, GradInput::Write(&mut dx));
+        // Adding onto an input that feeds two layers gives the same gradient on top.
+        let mut both = Matrix::from_vec(dx.rows, dx.cols, vec![1.0; dx.data.len()]);
+        conv.backward(&col, &c, &mut dcol, GradInput::Add(&mut both));
+        for (sum, d) in both.data.iter().zip(&dx.data) {
+            assert!((sum - 1.0 - d).abs() < 1e-5, "GradInput::Add: {sum} vs 1 + {d}");
+        }
         let loss = |conv: &Conv2d, x: &Matrix| {
             let (mut col, mut y) = (Matrix::default(), Matrix::default());
             conv.forward(x, &mut col, &mut y);
