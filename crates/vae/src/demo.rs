@@ -15,7 +15,7 @@ use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::image::encode_png;
 use crate::latent::random_pairs;
-use crate::metrics::{Completeness, LatentOptions, LatentReport, completeness, latent_report};
+use crate::metrics::{Completeness, LatentOptions, LatentReport, Reference, latent_report};
 use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::plot::encode_png_rgb;
@@ -114,7 +114,8 @@ pub fn run(
     if options.latents.is_empty() {
         return Err(Error::config("latent", "the demo needs at least one latent size"));
     }
-    let real = completeness(classifier, &data.test.range_batch(0, data.test.len()));
+    // What every model is compared with: measured once.
+    let reference = Reference::new(classifier, data, options.latent.prior_samples);
 
     let mlp = |model: ModelKind, latent: usize| ModelConfig {
         model,
@@ -179,7 +180,7 @@ pub fn run(
             });
         }
         on_event(DemoEvent::Stage(format!("measuring {name}")));
-        models.push(look_at(&name, &trainer, &run, data, classifier, options)?);
+        models.push(look_at(&name, &trainer, &run, data, classifier, &reference, options)?);
     }
     Ok(DemoResult {
         dataset: data.name.clone(),
@@ -187,7 +188,7 @@ pub fn run(
         test_images: data.test.len(),
         options: options.clone(),
         classifier_accuracy: classifier.config.test_accuracy,
-        real,
+        real: reference.completeness_of_test_images.clone(),
         models,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -223,6 +224,7 @@ fn look_at(
     run: &RunDir,
     data: &Dataset,
     classifier: &Classifier,
+    reference: &Reference,
     options: &DemoOptions,
 ) -> Result<DemoModel> {
     let model = &trainer.model;
@@ -260,6 +262,6 @@ fn look_at(
         interpolations,
         latent_map,
         manifold,
-        report: latent_report(model, classifier, data, &options.latent)?,
+        report: latent_report(model, classifier, data, &options.latent, reference)?,
     })
 }

@@ -223,19 +223,45 @@ impl Default for LatentOptions {
     }
 }
 
-/// Measures a model's latent space on `data` with `classifier`.
+/// What every model's report is compared with on a dataset, the same for all of them: worked
+/// out once, not once per model.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub classifier_accuracy: f64,
+    pub completeness_of_test_images: Completeness,
+    /// Classifier features of the test images.
+    pub test_features: Matrix,
+    pub fid_floor: f64,
+}
+
+impl Reference {
+    /// The test images' numbers, and the FID floor from the first `prior_samples` training
+    /// images (as many as the prior samples each model is measured with).
+    pub fn new(classifier: &Classifier, data: &Dataset, prior_samples: usize) -> Self {
+        let test = data.test.range_batch(0, data.test.len());
+        let floor_train = data.train.range_batch(0, prior_samples.min(data.train.len()));
+        let test_features = classifier.features(&test);
+        Reference {
+            classifier_accuracy: classifier.accuracy(&data.test),
+            completeness_of_test_images: completeness(classifier, &test),
+            fid_floor: frechet_distance(&classifier.features(&floor_train), &test_features),
+            test_features,
+        }
+    }
+}
+
+/// Measures a model's latent space on `data` with `classifier`, against `reference` (made
+/// with the same classifier, data and prior sample count).
 pub fn latent_report(
     model: &Model,
     classifier: &Classifier,
     data: &Dataset,
     options: &LatentOptions,
+    reference: &Reference,
 ) -> Result<LatentReport> {
     let mut rng = seeded(options.seed);
     let condition = model.label_condition(options.prior_samples, None)?;
     let samples = model.sample_prior(options.prior_samples, 1.0, condition.as_ref(), &mut rng);
-    let test = data.test.range_batch(0, data.test.len());
-    let floor_train = data.train.range_batch(0, options.prior_samples.min(data.train.len()));
-    let test_features = classifier.features(&test);
     Ok(LatentReport {
         protocol: LatentProtocol {
             dataset: data.name.clone(),
@@ -243,13 +269,13 @@ pub fn latent_report(
             interpolation_pairs: options.pairs,
             interpolation_frames: options.frames,
             seed: options.seed,
-            classifier_accuracy: classifier.accuracy(&data.test),
+            classifier_accuracy: reference.classifier_accuracy,
         },
         completeness: completeness(classifier, &samples),
-        completeness_of_test_images: completeness(classifier, &test),
+        completeness_of_test_images: reference.completeness_of_test_images.clone(),
         continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng)?,
-        fid: frechet_distance(&classifier.features(&samples), &test_features),
-        fid_floor: frechet_distance(&classifier.features(&floor_train), &test_features),
+        fid: frechet_distance(&classifier.features(&samples), &reference.test_features),
+        fid_floor: reference.fid_floor,
     })
 }
 

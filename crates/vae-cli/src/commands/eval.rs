@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 use vae::checkpoint::load_model;
 use vae::eval::{evaluate, importance_weighted_nll};
-use vae::metrics::{LatentOptions, LatentReport, latent_report};
+use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
 use vae::rng::seeded;
 use vae::run::RunDir;
 use vae::train::LOSS_REDUCTION;
@@ -87,7 +87,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             frames: 11,
             seed: args.seed,
         };
-        Some(latent_report(&model, &classifier, &data, &options)?)
+        let reference = Reference::new(&classifier, &data, options.prior_samples);
+        Some(latent_report(&model, &classifier, &data, &options, &reference)?)
     } else {
         None
     };
