@@ -51,16 +51,11 @@ pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng:
         ));
     }
     let classes = model.config.classes;
-    let mut z = Matrix::standard_normal(per_class, model.config.latent, rng);
-    for v in &mut z.data {
-        *v *= temperature;
-    }
-    let mut codes = Matrix::zeros(0, model.config.latent);
-    let mut labels = Vec::new();
-    for class in 0..classes {
-        codes = codes.stacked(&z);
-        labels.extend(std::iter::repeat_n(class as u8, per_class));
-    }
+    let z = model.prior_codes(per_class, temperature, rng);
+    let codes = Matrix::from_vec(classes * per_class, z.cols, z.data.repeat(classes));
+    let labels: Vec<u8> = (0..classes)
+        .flat_map(|c| std::iter::repeat_n(c as u8, per_class))
+        .collect();
     let images = model.decode(&codes, model.condition(&labels)?.as_ref());
     Ok(tile_grid(&images, GridLayout::mnist(per_class)))
 }

@@ -334,7 +334,7 @@ impl Explorer {
             return Err(ApiError::Invalid(format!("n: 1 to {MAX_ROWS}, got {}", query.n)));
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
-        let codes = Matrix::standard_normal(query.n, m.model.config.latent, &mut rng);
+        let codes = m.model.prior_codes(query.n, 1.0, &mut rng);
         let condition = if m.model.config.model.is_conditional() {
             m.model
                 .label_condition(query.n, query.label)

@@ -556,11 +556,16 @@ impl Model {
     /// # Shapes
     /// Returns n x pixels, values in [0, 1].
     pub fn sample_prior(&self, n: usize, temperature: f32, condition: Option<&Matrix>, rng: &mut impl Rng) -> Matrix {
+        self.decode(&self.prior_codes(n, temperature, rng), condition)
+    }
+
+    /// `n` codes drawn from `N(0, T²·I)`.
+    pub fn prior_codes(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
         let mut z = Matrix::standard_normal(n, self.config.latent, rng);
         for v in &mut z.data {
             *v *= temperature;
         }
-        self.decode(&z, condition)
+        z
     }
 
     /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are
