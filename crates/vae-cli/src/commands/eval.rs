@@ -119,10 +119,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  reconstruction  {:10.3}", loss.reconstruction);
         println!("  KL              {:10.3}", loss.kl);
         if let Some(e) = iw {
-            println!(
-                "  -log p(x)       {:10.3}  (importance-weighted, K = {})",
-                e.nll, e.samples
-            );
+            // A CVAE's likelihood is of the image given its label.
+            let what = if model.config.model.is_conditional() {
+                "-log p(x|y)"
+            } else {
+                "-log p(x)  "
+            };
+            println!("  {what}     {:10.3}  (importance-weighted, K = {})", e.nll, e.samples);
         }
         println!("  ({LOSS_REDUCTION})");
         if let Some(r) = &latent {
