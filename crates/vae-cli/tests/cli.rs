@@ -1,51 +1,12 @@
 //! The `vae` binary, run for real in temporary folders: each test reads like a transcript of
 //! what a user types and sees.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// `vae ARGS` in `dir`, with its own data folder and the canonical mirrors.
-fn vae_command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vae"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("VAE_DATA_DIR", dir.join("data"))
-        .env_remove("VAE_MIRROR");
-    command
-}
-
-fn vae(dir: &Path, args: &[&str]) -> Output {
-    vae_command(dir, args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A failure with a one-line message that mentions `needle`.
-fn assert_refused(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "succeeded: {}", stderr(o));
-    let err = stderr(o);
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-}
-
-const SMALL: &[&str] = &[
-    "--hidden",
-    "64",
-    "--latent",
-    "4",
-    "--batch-size",
-    "256",
-    "--threads",
-    "2",
-];
+use support::{SMALL, assert_refused, stderr, stdout, vae, vae_command};
 
 #[test]
 fn train_then_eval_sample_and_reconstruct() {
@@ -153,18 +114,68 @@ fn bad_arguments_are_refused_before_any_work() {
     let d = dir.path();
     for (args, needle) in [
         (&["train", "--latent", "0"][..], "latent: must be at least 1"),
-        (&["train", "--batch-size", "0"], "batch-size: must be at least 1"),
-        (&["train", "--lr", "-1"], "lr: must be a finite number > 0"),
-        (&["train", "--epochs", "0"], "epochs: must be at least 1"),
+        (
+            &["train", "--batch-size", "0"],
+            "batch-size: must be between 1 and 1048576",
+        ),
+        (&["train", "--lr", "-1"], "lr: must be a number > 0 and at most 1"),
+        (&["train", "--epochs", "0"], "epochs: must be between 1 and 100000"),
         (
             &["train", "--hidden", "400,0"],
             "hidden: every layer needs at least 1 unit",
         ),
         (&["train", "--beta", "-2"], "beta: must be a finite number >= 0"),
-        (&["train", "--threads", "0"], "--threads: must be at least 1"),
+        (&["train", "--threads", "0"], "--threads: must be between 1 and 256"),
+        (&["train", "--free-bits", "-1"], "free-bits: must be between 0 and 1000"),
+        // Sizes past their documented caps, refused before memory or threads run out.
         (
-            &["train", "--free-bits", "-1"],
-            "free-bits: must be a finite number >= 0",
+            &["train", "--threads", "100000"],
+            "--threads: must be between 1 and 256",
+        ),
+        (
+            &["train", "--epochs", "1000000000"],
+            "epochs: must be between 1 and 100000",
+        ),
+        (
+            &["train", "--objective", "iwae", "--k", "10000"],
+            "batch-size x k: 1280000 images a step need",
+        ),
+        (
+            &["train", "--batch-size", "1000000"],
+            "batch-size: 1000000 images a step need",
+        ),
+        (
+            &["bench", "--seconds", "1e30"],
+            "seconds: must be a number > 0 and at most 3600",
+        ),
+        (
+            &["bench", "--batch-sizes", "100000000"],
+            "batch-sizes: must be between 1 and 1048576",
+        ),
+        (
+            &["bench", "--batch-sizes", "500000"],
+            "batch-sizes: 500000 images a step need",
+        ),
+        (
+            &["bench", "--threads", "100000"],
+            "--threads: must be between 1 and 256",
+        ),
+        // Flags that would change nothing are refused, not ignored.
+        (
+            &["train", "--k", "7"],
+            "--k: the number of importance samples applies to --objective iwae only",
+        ),
+        (
+            &["train", "--model", "ae", "--beta", "4"],
+            "--beta: an autoencoder has no KL term",
+        ),
+        (
+            &["train", "--model", "ae", "--kl-warmup", "2"],
+            "kl-warmup: an autoencoder has no KL term",
+        ),
+        (
+            &["train", "--model", "ae", "--free-bits", "1"],
+            "free-bits: an autoencoder has no KL term",
         ),
         (&["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
         (&["eval", "no-such-run"], "no-such-run: not a run folder"),

@@ -25,6 +25,41 @@ pub struct BenchOptions {
     pub seconds: f64,
 }
 
+/// Longest measurement: an hour says all a throughput figure can.
+pub const MAX_SECONDS: f64 = 3600.0;
+
+impl BenchOptions {
+    /// Refuses seconds outside (0, [`MAX_SECONDS`]] and batches that no training step of this
+    /// model may take (the cap of [`crate::run::RunConfig::validate`]).
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::error::Error;
+        self.model.validate()?;
+        if !(self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= MAX_SECONDS) {
+            return Err(Error::config(
+                "seconds",
+                format!("must be a number > 0 and at most {MAX_SECONDS}, got {}", self.seconds),
+            ));
+        }
+        if self.batch_sizes.is_empty() {
+            return Err(Error::config("batch-sizes", "name at least one"));
+        }
+        for &batch_size in &self.batch_sizes {
+            let config = crate::run::RunConfig {
+                model: self.model.clone(),
+                train: crate::run::TrainConfig {
+                    batch_size,
+                    ..Default::default()
+                },
+            };
+            config.validate().map_err(|e| match e {
+                Error::Config { problem, .. } => Error::config("batch-sizes", problem),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// One measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct Throughput {
@@ -98,7 +133,7 @@ pub fn run(
     on_result: &mut dyn FnMut(&Throughput),
 ) -> crate::Result<BenchReport> {
     let config = &options.model;
-    config.validate()?;
+    options.validate()?;
     let mut results = Vec::new();
     let mut record = |r: Throughput, results: &mut Vec<Throughput>| {
         on_result(&r);

@@ -16,9 +16,10 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::engine::{Adam, AdamConfig, Matrix, Param};
 use crate::error::{Error, Result};
+use crate::files::{read_limited, write_atomic};
 use crate::model::Model;
 use crate::rng::{RunRng, Stream, stream_rng};
-use crate::run::{RunDir, write_atomic};
+use crate::run::RunDir;
 
 const TRAIN_STATE_KEY: &str = "train_state";
 const FORMAT_KEY: &str = "format";
@@ -73,7 +74,8 @@ pub fn save_weights(path: &Path, params: &[(String, &Param)]) -> Result<()> {
 /// Loads every named parameter from the safetensors file at `path`, refusing missing,
 /// unexpected, mistyped, misshapen or non-finite tensors.
 pub fn load_weights(path: &Path, params: Vec<(String, &mut Param)>) -> Result<()> {
-    let bytes = read_file(path)?;
+    let values: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    let bytes = read_limited(path, size_limit(values))?;
     let st = parse(path, &bytes)?;
     let mut expected = HashSet::new();
     for (name, param) in params {
@@ -83,12 +85,13 @@ pub fn load_weights(path: &Path, params: Vec<(String, &mut Param)>) -> Result<()
     refuse_unexpected(path, &st, &expected)
 }
 
-/// Reads a whole file, refusing directories with a clear message.
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
-        return Err(checkpoint_error(path, "is a directory, expected a safetensors file"));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+/// Room for a safetensors header: tensor names and shapes, and a checkpoint's training state
+/// (its history grows ~300 bytes an epoch, up to [`crate::run::MAX_EPOCHS`]).
+const MAX_HEADER_BYTES: u64 = 64 << 20;
+
+/// The largest file that can hold `values` f32 values: anything larger is refused unread.
+fn size_limit(values: usize) -> u64 {
+    4 * values as u64 + MAX_HEADER_BYTES
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
@@ -180,6 +183,97 @@ pub struct TrainState {
     pub config: crate::run::RunConfig,
 }
 
+/// Largest per-image loss a run may record: beyond this a run has diverged (the trainer stops
+/// it) or the file was forged. A 1024x1024 image's squared error is at most ~1e6.
+pub const MAX_LOSS: f64 = 1e12;
+/// Fastest training a record may claim, in images per second.
+const MAX_IMAGES_PER_SEC: f64 = 1e9;
+/// How far below 0 a sum of non-negative terms may round.
+const ROUNDING: f64 = 1e-3;
+
+impl TrainState {
+    /// Refuses a restored state that no run can have written: a dead random generator
+    /// (xoshiro's all-zero state yields zeros forever, and the normal sampler would spin), or
+    /// sums and records that are not finite, negative where they cannot be, or inconsistent.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let bad = |problem: String| Err(checkpoint_error(path, format!("invalid training state: {problem}")));
+        let rng = serde_json::to_value(&self.noise_rng).expect("a generator serialises");
+        if rng["s"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|v| v.as_u64() == Some(0)))
+        {
+            return bad("the noise generator's state is all zeros".into());
+        }
+        if self.history.len() != self.epochs_done {
+            return bad(format!(
+                "{} epochs done but {} in the history",
+                self.epochs_done,
+                self.history.len()
+            ));
+        }
+        let p = &self.partial;
+        if !(p.loss_sum.is_finite() && p.loss_sum.abs() <= MAX_LOSS * p.images as f64) {
+            return bad(format!("the epoch's loss sum {} is out of range", p.loss_sum));
+        }
+        if !(p.seconds.is_finite() && p.seconds >= 0.0) {
+            return bad(format!("the epoch's seconds {} are out of range", p.seconds));
+        }
+        let elbo = self.config.train.objective == crate::run::TrainObjective::Elbo;
+        for (i, m) in self.history.iter().enumerate() {
+            let loss_ok =
+                |v: f64, non_negative: bool| v.is_finite() && v.abs() <= MAX_LOSS && (!non_negative || v >= -ROUNDING);
+            let problem = if m.epoch != i + 1 {
+                Some(format!("is numbered {}", m.epoch))
+            } else if !loss_ok(m.train_loss, elbo) {
+                Some(format!("train_loss {} is out of range", m.train_loss))
+            } else if !(loss_ok(m.test_loss, true) && loss_ok(m.test_recon, true) && loss_ok(m.test_kl, true)) {
+                Some("a test loss is negative, non-finite or beyond 1e12".into())
+            } else if !(m.seconds.is_finite() && m.seconds >= 0.0) {
+                Some(format!("seconds {} are out of range", m.seconds))
+            } else if !(m.images_per_sec.is_finite() && (0.0..=MAX_IMAGES_PER_SEC).contains(&m.images_per_sec)) {
+                Some(format!("images_per_sec {} is out of range", m.images_per_sec))
+            } else if !(m.beta.is_finite() && m.beta >= 0.0 && m.free_bits.is_finite() && m.free_bits >= 0.0) {
+                Some("beta or free_bits is negative or non-finite".into())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return bad(format!("epoch {} of the history: {problem}", i + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a state that does not fit the data it is resumed on: `train_len` images in
+    /// batches of `batch_size` (the batch it stopped at, the images counted so far, and one
+    /// optimizer step per batch).
+    pub fn check_against(&self, path: &Path, train_len: usize, batch_size: usize) -> Result<()> {
+        let batches = train_len.div_ceil(batch_size);
+        let bad = |problem: String| Err(checkpoint_error(path, problem));
+        if self.next_batch >= batches.max(1) {
+            return bad(format!(
+                "stopped at batch {} of an epoch of {batches}: not this dataset's checkpoint",
+                self.next_batch
+            ));
+        }
+        let seen = (self.next_batch * batch_size).min(train_len);
+        if self.partial.images != seen {
+            return bad(format!(
+                "invalid training state: {} images counted in an epoch stopped after {seen}",
+                self.partial.images
+            ));
+        }
+        let steps = (self.epochs_done * batches + self.next_batch) as u64;
+        if self.adam_step != steps {
+            return bad(format!(
+                "invalid training state: {} optimizer steps where {} epochs and {} batches make {steps}",
+                self.adam_step, self.epochs_done, self.next_batch
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Writes weights, optimizer moments and training state to `path`, atomically.
 pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainState) -> Result<()> {
     let params = model.named_params();
@@ -200,7 +294,9 @@ pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainSta
 /// Reads a checkpoint written by [`save_checkpoint`] for a model of `model`'s architecture,
 /// loading weights into `model`; returns the optimizer and the training state.
 pub fn load_checkpoint(path: &Path, model: &mut Model, adam_config: AdamConfig) -> Result<(Adam, TrainState)> {
-    let bytes = read_file(path)?;
+    // Weights and Adam's two moments.
+    let values: usize = model.named_params().iter().map(|(_, p)| p.value.data.len()).sum();
+    let bytes = read_limited(path, size_limit(3 * values))?;
     let st = parse(path, &bytes)?;
     let mut expected = load_params(path, &st, model)?;
     let mut adam = Adam::new(adam_config, &model.param_shapes());
@@ -209,6 +305,11 @@ pub fn load_checkpoint(path: &Path, model: &mut Model, adam_config: AdamConfig) 
         for (kind, target) in [("m", m), ("v", v)] {
             let key = format!("optimizer.{kind}.{name}");
             load_tensor(path, &st, &key, target)?;
+            // The second moment is a running mean of squares: a negative one is forged, and
+            // its square root would turn the weights to NaN on the first step.
+            if kind == "v" && target.data.iter().any(|&x| x < 0.0) {
+                return Err(checkpoint_error(path, format!("tensor {key} holds a negative value")));
+            }
             expected.insert(key);
         }
     }

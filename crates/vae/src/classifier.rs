@@ -17,8 +17,8 @@ use crate::engine::activation::{relu_backward, relu_forward};
 use crate::engine::loss::{softmax_cross_entropy, softmax_into};
 use crate::engine::{Adam, AdamConfig, Conv2d, ConvGeometry, GradInput, Linear, Matrix, Param};
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::rng::{RunRng, Stream, permutation, stream_rng};
-use crate::run::write_atomic;
 
 /// Classes of MNIST and Fashion-MNIST.
 pub const CLASSES: usize = 10;
@@ -252,7 +252,7 @@ impl Classifier {
     /// Reads a classifier saved by [`Classifier::save`].
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = crate::files::read_text_limited(&path, crate::files::MAX_CONFIG_BYTES)?;
         let config: ClassifierConfig = serde_json::from_str(&text).map_err(|e| Error::Run {
             path: path.clone(),
             problem: format!("invalid classifier config: {e}"),

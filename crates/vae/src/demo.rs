@@ -168,7 +168,7 @@ pub fn run(
         if run.checkpoint().exists() || run.config().exists() {
             std::fs::remove_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
         }
-        let _lock = run.lock()?;
+        let _lock = run.create_and_lock()?;
         let mut trainer = Trainer::new(run.clone(), config)?;
         let outcome = trainer.train(data, stop, &mut |event| {
             on_event(DemoEvent::Train { model: &name, event })

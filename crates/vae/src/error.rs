@@ -60,6 +60,10 @@ pub enum Error {
 
     #[error("{path}: {problem}")]
     Run { path: PathBuf, problem: String },
+
+    /// A file of the wrong kind (a FIFO, a device, a link where none may be) or size.
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
 }
 
 /// The library's result type.

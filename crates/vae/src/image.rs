@@ -29,6 +29,10 @@ pub struct GridLayout {
     pub scale: usize,
 }
 
+/// Most pixels of one picture (a 16k x 8k grey grid, 128 MiB): past this a grid is refused
+/// before any image is decoded for it.
+pub const MAX_PICTURE_PIXELS: usize = 1 << 27;
+
 impl GridLayout {
     /// 28x28 tiles, doubled in size.
     pub fn mnist(columns: usize) -> Self {
@@ -36,6 +40,35 @@ impl GridLayout {
             tile: (28, 28),
             columns: columns.max(1),
             scale: 2,
+        }
+    }
+
+    /// Width and height of the grid of `count` tiles, or `None` past `usize`.
+    pub fn size(&self, count: usize) -> Option<(usize, usize)> {
+        let (th, tw) = self.tile;
+        let count = count.max(1);
+        let columns = self.columns.max(1).min(count);
+        let rows = count.div_ceil(columns);
+        let s = self.scale.max(1);
+        let width = columns.checked_mul(tw.checked_mul(s)? + GAP)? + GAP;
+        let height = rows.checked_mul(th.checked_mul(s)? + GAP)? + GAP;
+        width.checked_mul(height)?;
+        Some((width, height))
+    }
+
+    /// Refuses a grid of `count` tiles larger than [`MAX_PICTURE_PIXELS`], up front.
+    pub fn ensure_fits(&self, count: usize) -> Result<()> {
+        match self.size(count) {
+            Some((w, h)) if w * h <= MAX_PICTURE_PIXELS => Ok(()),
+            size => Err(Error::config(
+                "picture",
+                format!(
+                    "{count} images make a picture of {}, more than the {MAX_PICTURE_PIXELS} pixels one may have: ask for fewer",
+                    size.map_or("more pixels than can be counted".to_string(), |(w, h)| format!(
+                        "{w}x{h} pixels"
+                    ))
+                ),
+            )),
         }
     }
 }

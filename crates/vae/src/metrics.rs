@@ -212,6 +212,34 @@ pub struct LatentOptions {
     pub seed: u64,
 }
 
+/// Most prior samples a latent report decodes: they, and their classifier features, are held
+/// at once (100,000 decoded digits are ~300 MB).
+pub const MAX_PRIOR_SAMPLES: usize = 100_000;
+/// Most interpolation paths a latent report walks.
+pub const MAX_PAIRS: usize = 100_000;
+/// Most frames along one path.
+pub const MAX_FRAMES: usize = 1_000;
+
+impl LatentOptions {
+    /// Refuses counts outside their ranges (the FID needs two samples at least).
+    pub fn validate(&self) -> Result<()> {
+        let ranges = [
+            ("samples", self.prior_samples, 2, MAX_PRIOR_SAMPLES),
+            ("pairs", self.pairs, 1, MAX_PAIRS),
+            ("frames", self.frames, 2, MAX_FRAMES),
+        ];
+        for (field, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(crate::error::Error::config(
+                    field,
+                    format!("must be between {low} and {high}, got {value}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for LatentOptions {
     fn default() -> Self {
         LatentOptions {
@@ -259,6 +287,7 @@ pub fn latent_report(
     options: &LatentOptions,
     reference: &Reference,
 ) -> Result<LatentReport> {
+    options.validate()?;
     let mut rng = seeded(options.seed);
     let condition = model.label_condition(options.prior_samples, None)?;
     let samples = model.sample_prior(options.prior_samples, 1.0, condition.as_ref(), &mut rng);

@@ -18,6 +18,7 @@ use crate::plot::{RgbImage, Scatter, scatter_plot};
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
 /// CVAE only).
 pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<GrayImage> {
+    GridLayout::mnist(8).ensure_fits(2 * inputs.rows)?;
     let condition = model.condition(labels)?;
     Ok(comparison_grid(
         inputs,
@@ -36,6 +37,7 @@ pub fn prior_samples(
     rng: &mut impl Rng,
 ) -> Result<GrayImage> {
     let columns = (n as f64).sqrt().ceil() as usize;
+    GridLayout::mnist(columns).ensure_fits(n)?;
     let condition = model.label_condition(n, label)?;
     let images = model.sample_prior(n, temperature, condition.as_ref(), rng);
     Ok(tile_grid(&images, GridLayout::mnist(columns)))
@@ -51,6 +53,7 @@ pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng:
         ));
     }
     let classes = model.config.classes;
+    GridLayout::mnist(per_class).ensure_fits(classes.saturating_mul(per_class))?;
     let z = model.prior_codes(per_class, temperature, rng);
     let codes = Matrix::from_vec(classes * per_class, z.cols, z.data.repeat(classes));
     let labels: Vec<u8> = (0..classes)
@@ -71,6 +74,8 @@ pub fn interpolations(
     steps: usize,
     slerp: bool,
 ) -> Result<GrayImage> {
+    let frames = steps.saturating_add(3);
+    GridLayout::mnist(frames).ensure_fits(pairs.len().saturating_mul(frames))?;
     let mut rows = Matrix::zeros(0, model.config.pixels());
     for &(i, j) in pairs {
         let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
@@ -96,6 +101,7 @@ pub fn traversals(
     steps: usize,
     label: Option<u8>,
 ) -> Result<GrayImage> {
+    GridLayout::mnist(steps).ensure_fits(dims.len().saturating_mul(steps))?;
     let mut codes = Matrix::zeros(0, model.config.latent);
     for &k in dims {
         codes = codes.stacked(&traverse(base, k, range, steps));

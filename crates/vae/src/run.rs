@@ -11,39 +11,31 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::Binarize;
+use crate::engine::MAX_THREADS;
 use crate::error::{Error, Result};
-use crate::model::{MNIST_SIDE, ModelConfig};
+use crate::files::{MAX_CONFIG_BYTES, open_own_file, read_text_limited, write_atomic};
+use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
 
-/// Writes `bytes` to `path` so that `path` holds either its old content or the new, never a
-/// mix: write `path.tmp`, flush it to disk, rename over `path`, then sync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Makes the rename itself durable; not all file systems allow opening a directory.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
+/// Most epochs a run may plan: its history rides in every checkpoint.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest training batch (before the activation cap of [`RunConfig::validate`]).
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// Most importance samples per image under `objective: iwae`.
+pub const MAX_K: usize = 100_000;
+/// Largest learning rate: Adam's steps are about this size, and more than 1 only diverges.
+pub const MAX_LR: f32 = 1.0;
+/// Largest free-bits floor per latent dimension, in nats.
+pub const MAX_FREE_BITS: f32 = 1000.0;
+/// Activation values one training step may hold: batch x k x the model's activations per
+/// image ([`ModelConfig::activations_per_image`]). 2^29 values are 2 GiB of activations, about
+/// 3 GiB of process memory with gradients and workspace (measured on the conv model at its
+/// largest batch, 9,104); the classic MLP takes steps of up to ~120,000 images.
+pub const MAX_STEP_ACTIVATIONS: usize = 1 << 29;
 
 /// How a run trains: every setting that is not the model itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,14 +106,26 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Refuses settings no run can have.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(Error::config("epochs", "must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::config("batch-size", "must be at least 1"));
-        }
-        if self.objective == TrainObjective::Iwae && self.k == 0 {
-            return Err(Error::config("k", "must be at least 1"));
+        let in_range = |field: &str, value: usize, low: usize, high: usize| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    field,
+                    format!("must be between {low} and {high}, got {value}"),
+                ))
+            }
+        };
+        in_range("epochs", self.epochs, 1, MAX_EPOCHS)?;
+        in_range("batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
+        in_range("threads", self.threads, 1, MAX_THREADS)?;
+        in_range("kl-warmup", self.kl_warmup, 0, MAX_EPOCHS)?;
+        match self.objective {
+            TrainObjective::Iwae => in_range("k", self.k, 1, MAX_K)?,
+            TrainObjective::Elbo if self.k != 1 => {
+                return Err(Error::config("k", "applies to --objective iwae only"));
+            }
+            TrainObjective::Elbo => {}
         }
         if self.objective == TrainObjective::Iwae && self.free_bits > 0.0 {
             return Err(Error::config(
@@ -129,16 +133,16 @@ impl TrainConfig {
                 "applies to the ELBO only, not to --objective iwae",
             ));
         }
-        if !(self.free_bits.is_finite() && self.free_bits >= 0.0) {
+        if !(self.free_bits.is_finite() && (0.0..=MAX_FREE_BITS).contains(&self.free_bits)) {
             return Err(Error::config(
                 "free-bits",
-                format!("must be a finite number >= 0, got {}", self.free_bits),
+                format!("must be between 0 and {MAX_FREE_BITS}, got {}", self.free_bits),
             ));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= MAX_LR) {
             return Err(Error::config(
                 "lr",
-                format!("must be a finite number > 0, got {}", self.lr),
+                format!("must be a number > 0 and at most {MAX_LR}, got {}", self.lr),
             ));
         }
         Ok(())
@@ -151,6 +155,56 @@ pub struct RunConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
 }
+
+impl RunConfig {
+    /// Refuses a model and training that cannot go together: settings that would be silently
+    /// ignored, and steps too large for memory.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()?;
+        let (model, train) = (&self.model, &self.train);
+        if model.model == ModelKind::Ae {
+            // The autoencoder has no KL term: these would change nothing.
+            if model.beta != 1.0 {
+                return Err(Error::config(
+                    "beta",
+                    "an autoencoder has no KL term to weigh (vae and cvae do)",
+                ));
+            }
+            if train.kl_warmup > 0 {
+                return Err(Error::config("kl-warmup", "an autoencoder has no KL term to warm up"));
+            }
+            if train.free_bits > 0.0 {
+                return Err(Error::config("free-bits", "an autoencoder has no KL term to floor"));
+            }
+        }
+        if train.objective == TrainObjective::Iwae && !model.model.is_variational() {
+            return Err(Error::config(
+                "objective",
+                "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
+            ));
+        }
+        let rows = train.batch_size.saturating_mul(train.k.max(1));
+        let values = rows.saturating_mul(model.activations_per_image());
+        if values > MAX_STEP_ACTIVATIONS {
+            let most = MAX_STEP_ACTIVATIONS / model.activations_per_image().max(1);
+            let what = match train.objective {
+                TrainObjective::Iwae => "batch-size x k",
+                TrainObjective::Elbo => "batch-size",
+            };
+            return Err(Error::config(
+                what,
+                format!(
+                    "{rows} images a step need {values} activation values, more than the {MAX_STEP_ACTIVATIONS} a step may hold: at most {most} for this model"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The lock a trainer holds on its run folder.
+const LOCK_FILE: &str = ".lock";
 
 /// The paths of a run folder.
 #[derive(Clone, Debug)]
@@ -182,7 +236,7 @@ impl RunDir {
         self.root.join("reconstructions.png")
     }
     fn lock_file(&self) -> PathBuf {
-        self.root.join(".lock")
+        self.root.join(LOCK_FILE)
     }
 
     /// Reads `config.json`.
@@ -194,7 +248,7 @@ impl RunDir {
                 problem: "not a run folder (no such directory)".into(),
             });
         }
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = read_text_limited(&path, MAX_CONFIG_BYTES)?;
         let config: RunConfig = serde_json::from_str(&text).map_err(|e| Error::Run {
             path: path.clone(),
             problem: format!("invalid config: {e}"),
@@ -209,7 +263,7 @@ impl RunDir {
                 ),
             });
         }
-        config.model.validate().map_err(|e| Error::Run {
+        config.validate().map_err(|e| Error::Run {
             path: path.clone(),
             problem: e.to_string(),
         })?;
@@ -222,18 +276,73 @@ impl RunDir {
         write_atomic(&self.config(), format!("{json}\n").as_bytes())
     }
 
-    /// Takes the folder's lock, creating the folder if needed. Held until the guard drops;
-    /// the operating system releases it if the process dies, so a killed run leaves no stale
-    /// lock behind.
-    pub fn lock(&self) -> Result<RunLock> {
+    /// Whether the folder already holds a run (its `config.json`).
+    pub fn holds_run(&self) -> bool {
+        fs::symlink_metadata(self.config()).is_ok()
+    }
+
+    /// Refuses to start a new run here unless the folder is absent or empty (a lock file
+    /// left by a run killed at its very start does not count): a new run never mixes its
+    /// files into a user's, nor replaces a trained one.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        let mut others = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            if entry.file_name() != LOCK_FILE {
+                others += 1;
+            }
+        }
+        if self.holds_run() {
+            return Err(Error::Run {
+                path: self.root.clone(),
+                problem: "already holds a run; pass --resume to continue it, or choose another --out".into(),
+            });
+        }
+        if others > 0 {
+            return Err(Error::Run {
+                path: self.root.clone(),
+                problem: format!(
+                    "is not empty ({others} entries) and holds no run: a new run needs a new or empty folder (choose another --out)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates the folder of a new run and takes its lock.
+    pub fn create_and_lock(&self) -> Result<RunLock> {
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        self.take_lock()
+    }
+
+    /// Takes the lock of an existing run folder: one that holds a `config.json`. Nothing is
+    /// created in a folder that is not a run (`--resume typo` leaves no `typo/`).
+    pub fn lock(&self) -> Result<RunLock> {
+        if !self.root.is_dir() {
+            return Err(Error::Run {
+                path: self.root.clone(),
+                problem: "not a run folder (no such directory)".into(),
+            });
+        }
+        if !self.holds_run() {
+            return Err(Error::Run {
+                path: self.root.clone(),
+                problem: "not a run folder (no config.json)".into(),
+            });
+        }
+        self.take_lock()
+    }
+
+    /// Held until the guard drops; the operating system releases it if the process dies, so
+    /// a killed run leaves no stale lock behind.
+    fn take_lock(&self) -> Result<RunLock> {
         let path = self.lock_file();
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = open_own_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(RunLock { _file: file }),
             Err(fs::TryLockError::WouldBlock) => Err(Error::Run {

@@ -14,16 +14,17 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_model};
+use crate::checkpoint::{MAX_LOSS, TrainState, load_checkpoint, save_checkpoint, save_model};
 use crate::data::{Binarize, Dataset, Split};
 use crate::engine::{Adam, AdamConfig, Matrix};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
+use crate::files::write_atomic;
 use crate::image::encode_png;
 use crate::model::{Model, Objective, Workspace};
 use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
-use crate::run::{RunConfig, RunDir, TrainObjective, write_atomic};
+use crate::run::{RunConfig, RunDir, TrainObjective};
 
 /// How every loss in this tool is reduced, written into each metrics line.
 pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimensions, averaged over images";
@@ -113,22 +114,16 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh run in `run` (its folder should be locked by the caller).
+    /// A fresh run in `run` (its folder should be locked by the caller), which must be absent
+    /// or empty: see [`RunDir::ensure_fresh`].
     pub fn new(run: RunDir, config: RunConfig) -> Result<Self> {
-        config.model.validate()?;
-        config.train.validate()?;
-        if config.train.objective == TrainObjective::Iwae && !config.model.model.is_variational() {
-            return Err(Error::config(
-                "objective",
-                "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
-            ));
-        }
-        if run.checkpoint().exists() {
-            return Err(Error::Run {
-                path: run.root.clone(),
-                problem: "already holds a run; pass --resume to continue it, or choose another --out".into(),
-            });
-        }
+        config.validate()?;
+        run.ensure_fresh()?;
+        Trainer::start(run, config)
+    }
+
+    /// Writes the config and builds the untrained model and optimizer.
+    fn start(run: RunDir, config: RunConfig) -> Result<Self> {
         let model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
         let adam = Adam::new(adam_config(&config), &model.param_shapes());
         let state = TrainState {
@@ -152,15 +147,28 @@ impl Trainer {
 
     /// Reopens a run from its checkpoint. `epochs`, when given, replaces the planned number of
     /// epochs (to train a finished run further).
+    ///
+    /// Never destroys what the folder holds: a run whose checkpoint is gone but whose model
+    /// or metrics remain is refused, not retrained from scratch over them.
     pub fn resume(run: RunDir, epochs: Option<usize>) -> Result<Self> {
         let mut config = run.read_config()?;
         if !run.checkpoint().exists() {
+            if let Some(kept) = [run.model(), run.metrics()].into_iter().find(|p| p.exists()) {
+                return Err(Error::Run {
+                    path: run.checkpoint(),
+                    problem: format!(
+                        "is missing, so the run cannot continue; {} is kept as it is (start a new run with another --out to train again)",
+                        kept.display()
+                    ),
+                });
+            }
             // Stopped before its first checkpoint (killed in the first batches): nothing was
-            // learnt yet, so resuming is starting afresh from the saved config.
+            // learnt or written yet, so resuming is starting afresh from the saved config.
             if let Some(epochs) = epochs {
                 config.train.epochs = epochs;
             }
-            return Trainer::new(run, config);
+            config.validate()?;
+            return Trainer::start(run, config);
         }
         let mut model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
         let (adam, state) = load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
@@ -177,16 +185,7 @@ impl Trainer {
                 "differs from the configuration the checkpoint was trained with; restore it, or start a new run".into(),
             ));
         }
-        if state.history.len() != state.epochs_done {
-            return Err(Error::Checkpoint {
-                path: run.checkpoint(),
-                problem: format!(
-                    "inconsistent state: {} epochs done but {} in the history",
-                    state.epochs_done,
-                    state.history.len()
-                ),
-            });
-        }
+        state.check(&run.checkpoint())?;
         if let Some(epochs) = epochs {
             let started = state.epochs_done + usize::from(state.next_batch > 0);
             if epochs < started.max(1) {
@@ -197,7 +196,7 @@ impl Trainer {
             }
             config.train.epochs = epochs;
         }
-        config.train.validate()?;
+        config.validate()?;
         run.write_config(&config)?;
         // A crash between the checkpoint and the files derived from it leaves those behind:
         // the checkpoint is the truth.
@@ -229,15 +228,8 @@ impl Trainer {
         self.model.check_labels(&test.labels, "test labels")?;
         let batch_size = self.config.train.batch_size;
         let batches = train.len().div_ceil(batch_size);
-        if self.state.next_batch >= batches.max(1) {
-            return Err(Error::Checkpoint {
-                path: self.run.checkpoint(),
-                problem: format!(
-                    "stopped at batch {} of an epoch of {batches}: not this dataset's checkpoint",
-                    self.state.next_batch
-                ),
-            });
-        }
+        self.state
+            .check_against(&self.run.checkpoint(), train.len(), batch_size)?;
         on_event(TrainEvent::Started {
             epoch: self.state.epochs_done,
             batch: self.state.next_batch,
@@ -264,7 +256,9 @@ impl Trainer {
                 let loss =
                     self.model
                         .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, objective);
-                if !loss.total.is_finite() {
+                // Past MAX_LOSS the run has diverged as surely as at infinity, and no record
+                // may hold such a loss (a resume refuses it).
+                if !(loss.total.is_finite() && loss.total.abs() <= MAX_LOSS) {
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
                         batch: batch + 1,

@@ -39,22 +39,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let threads = super::set_threads(args.threads)?;
-    anyhow::ensure!(args.seconds > 0.0 && args.seconds.is_finite(), "--seconds: must be > 0");
-    anyhow::ensure!(
-        !args.batch_sizes.contains(&0),
-        "--batch-sizes: every size must be at least 1"
-    );
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
     let model = ModelConfig {
         latent: args.latent,
         ..args.arch.config(&args.channels, &args.hidden)
     };
-    model.validate()?;
     let options = BenchOptions {
         model,
         batch_sizes: args.batch_sizes,
         seconds: args.seconds,
     };
+    // Before the banner: a refused size prints nothing else.
+    options.validate()?;
     if !args.json {
         let sizes: Vec<String> = options
             .model

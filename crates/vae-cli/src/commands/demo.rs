@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use vae::demo::{DemoEvent, DemoOptions, default_epochs};
+use vae::files::write_atomic;
 use vae::metrics::LatentOptions;
 use vae::report::render_html;
-use vae::run::write_atomic;
 
 use crate::progress;
 

@@ -78,15 +78,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None
     };
     let latent = if args.latent {
-        anyhow::ensure!(args.samples >= 2, "--samples: must be at least 2");
-        anyhow::ensure!(args.pairs >= 1, "--pairs: must be at least 1");
-        let classifier = super::classifier_for(&data, args.classifier.clone())?;
         let options = LatentOptions {
             prior_samples: args.samples,
             pairs: args.pairs,
             frames: 11,
             seed: args.seed,
         };
+        // Before a classifier is trained for it.
+        options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+        let classifier = super::classifier_for(&data, args.classifier.clone())?;
         let reference = Reference::new(&classifier, &data, options.prior_samples);
         Some(latent_report(&model, &classifier, &data, &options, &reference)?)
     } else {

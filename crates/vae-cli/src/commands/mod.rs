@@ -20,8 +20,9 @@ use anyhow::{Context, Result};
 use vae::checkpoint::load_model;
 use vae::classifier::{Classifier, ClassifierTraining, default_dir};
 use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
+use vae::files::{write_atomic, write_output};
 use vae::model::Model;
-use vae::run::{RunConfig, RunDir, write_atomic};
+use vae::run::{RunConfig, RunDir};
 
 use crate::progress;
 
@@ -79,22 +80,35 @@ pub fn load_dataset(spec: &str) -> Result<Dataset> {
     catalog::load(&spec, &dirs).with_context(|| format!("loading dataset {spec}"))
 }
 
-/// `RUN/name`, or `out` when given.
-/// Writes a command's picture atomically to `RUN/name` (or `out` when given) and prints
-/// where it went: the last step of every picture-drawing command.
+/// Writes a command's picture atomically to `RUN/name`, or to `out` when given (there a
+/// character device or a FIFO, such as `/dev/null`, takes a plain write), and prints where it
+/// went: the last step of every picture-drawing command.
 pub fn write_picture(run: &Path, out: Option<PathBuf>, name: &str, png: &[u8]) -> Result<ExitCode> {
-    let out = out.unwrap_or_else(|| run.join(name));
-    write_atomic(&out, png)?;
+    let out = match out {
+        Some(out) => {
+            write_output(&out, png)?;
+            out
+        }
+        None => {
+            let out = run.join(name);
+            write_atomic(&out, png)?;
+            out
+        }
+    };
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// Sizes the engine's thread pool: `requested`, or every core.
 pub fn set_threads(requested: Option<usize>) -> Result<usize> {
+    let most = vae::engine::MAX_THREADS;
     let n = match requested {
-        Some(0) => anyhow::bail!("--threads: must be at least 1"),
+        Some(n) if !(1..=most).contains(&n) => anyhow::bail!("--threads: must be between 1 and {most}, got {n}"),
         Some(n) => n,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(most),
     };
     vae::engine::set_threads(n);
     Ok(vae::engine::threads())

@@ -1,6 +1,14 @@
 //! `vae serve RUN [RUN...]`: the latent explorer in the browser. The HTTP layer only: the page
 //! and every API answer come from `vae::explore`; requests run on blocking threads so that a
 //! slow decode never holds up the async ones that accept connections.
+//!
+//! What a client can hold is bounded: at most `--max-connections` connections at once (more
+//! wait, unaccepted, in the kernel's queue), each closed once it has sent no complete request
+//! head for `--idle-timeout` seconds (idle keep-alive and slow headers alike), bodies capped
+//! in size and time. On loopback the server answers only requests addressed to a loopback
+//! name (`Host: localhost`, `127.0.0.1`, `[::1]`), so a web page elsewhere cannot reach it by
+//! DNS rebinding, and the API reads only bodies sent as `application/json`, which a
+//! cross-site form cannot send.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,12 +20,16 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use vae::explore::{ExploredModel, Explorer, PAGE};
+use vae::files::{MAX_METRICS_BYTES, read_text_limited};
 use vae::run::RunDir;
 
 use super::{LoadedRun, load_run};
@@ -28,11 +40,17 @@ const MAX_BODY: usize = 1 << 20;
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bounds of `--max-connections` and `--idle-timeout`.
+const MAX_CONNECTIONS: usize = 4096;
+const MAX_IDLE_SECONDS: u64 = 3600;
+
 /// The explorer and a bound on the requests computing at once: more would only queue inside
 /// the engine, each holding its buffers, while the bound makes them wait without memory.
 struct App {
     explorer: Explorer,
     computing: Semaphore,
+    /// Whether only loopback host names are answered (the server listens on loopback).
+    loopback_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -49,10 +67,28 @@ pub struct Args {
     /// Threads of the engine (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Connections served at once (1 to 4096); more wait until one closes. The default
+    /// leaves the process's file descriptors ample headroom.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a connection may go without sending a complete request head (1 to 3600): idle
+    /// keep-alive connections and slow clients are closed after it.
+    #[arg(long, default_value_t = 20)]
+    idle_timeout: u64,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     super::set_threads(args.threads)?;
+    anyhow::ensure!(
+        (1..=MAX_CONNECTIONS).contains(&args.max_connections),
+        "--max-connections: must be between 1 and {MAX_CONNECTIONS}, got {}",
+        args.max_connections
+    );
+    anyhow::ensure!(
+        (1..=MAX_IDLE_SECONDS).contains(&args.idle_timeout),
+        "--idle-timeout: must be between 1 and {MAX_IDLE_SECONDS} seconds, got {}",
+        args.idle_timeout
+    );
     let mut models = Vec::new();
     for path in &args.runs {
         let LoadedRun { config, model, data } = load_run(path, None)?;
@@ -63,7 +99,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .unwrap_or_else(|| path.display().to_string());
         // Epochs trained, one line each in metrics.jsonl (an interrupted run has fewer than
         // its config asks for).
-        let epochs = std::fs::read_to_string(RunDir::new(path).metrics())
+        let epochs = read_text_limited(&RunDir::new(path).metrics(), MAX_METRICS_BYTES)
             .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
             .unwrap_or(config.train.epochs);
         let explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
@@ -73,16 +109,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let app = Arc::new(App {
         explorer: Explorer::new(models)?,
         computing: Semaphore::new(2 * vae::engine::threads()),
+        loopback_only: args.host.is_loopback(),
     });
+    let limits = Limits {
+        connections: args.max_connections,
+        idle: Duration::from_secs(args.idle_timeout),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the server's runtime")?;
-    runtime.block_on(serve(app, SocketAddr::new(args.host, args.port)))?;
+    runtime.block_on(serve(app, SocketAddr::new(args.host, args.port), limits))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(app: Arc<App>, addr: SocketAddr) -> Result<()> {
+/// What one client may hold.
+struct Limits {
+    connections: usize,
+    idle: Duration,
+}
+
+async fn serve(app: Arc<App>, addr: SocketAddr, limits: Limits) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--host/--port: cannot listen on {addr}"))?;
@@ -95,14 +142,88 @@ async fn serve(app: Arc<App>, addr: SocketAddr) -> Result<()> {
         .route("/", get(page))
         .route("/favicon.ico", get(no_icon))
         .fallback(api)
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")?;
+    // Connections are served on tasks of their own; Ctrl-C ends the loop, and dropping the
+    // runtime then closes them.
+    tokio::spawn(accept_connections(listener, router, limits));
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+/// Accepts while fewer than `limits.connections` are open, and serves each over HTTP/1.1
+/// with the idle timeout.
+async fn accept_connections(listener: tokio::net::TcpListener, router: Router, limits: Limits) {
+    let open = Arc::new(Semaphore::new(limits.connections));
+    loop {
+        let Ok(permit) = open.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, or a connection reset before it was accepted: wait a moment
+            // rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let idle = limits.idle;
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // The head timer also runs while a kept-alive connection waits for its next
+            // request, so it closes idle connections as well as slow ones.
+            http.timer(TokioTimer::new()).header_read_timeout(idle).keep_alive(true);
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Refuses requests addressed to another host (on loopback) and API bodies that are not JSON.
+async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Next) -> Response {
+    let headers = request.headers();
+    if app.loopback_only {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !is_loopback_name(host) {
+            return answer(
+                403,
+                json!({ "error": format!("Host {host:?}: this explorer answers only to localhost, 127.0.0.1 and [::1] (start it with --host to serve other names)") }),
+            );
+        }
+    }
+    if request.method() == Method::POST {
+        let media = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if media.as_deref() != Some("application/json") {
+            return answer(
+                415,
+                json!({ "error": "request body: must be sent as Content-Type: application/json" }),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a Host header names this machine's loopback: `localhost` or a loopback address,
+/// with or without a port.
+fn is_loopback_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:8080
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn page() -> Html<&'static str> {

@@ -100,14 +100,9 @@ pub struct Args {
     /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
     #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
     recon: ReconArg,
-    /// Weight of the KL term (1: the plain VAE).
-    #[arg(
-        long,
-        default_value_t = 1.0,
-        conflicts_with = "resume",
-        allow_negative_numbers = true
-    )]
-    beta: f32,
+    /// Weight of the KL term of a vae or cvae (default 1: the plain VAE).
+    #[arg(long, conflicts_with = "resume", allow_negative_numbers = true)]
+    beta: Option<f32>,
     /// Seed of every random choice: same seed, same numbers.
     #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
@@ -131,9 +126,9 @@ pub struct Args {
     /// What a VAE is trained on: the ELBO, or the importance-weighted bound with --k samples.
     #[arg(long, value_enum, default_value = "elbo", conflicts_with = "resume")]
     objective: ObjectiveArg,
-    /// Importance samples per image for --objective iwae.
-    #[arg(long, default_value_t = 5, conflicts_with = "resume")]
-    k: usize,
+    /// Importance samples per image for --objective iwae (default 5).
+    #[arg(long, conflicts_with = "resume")]
+    k: Option<usize>,
     /// Binarize pixels: drawn afresh each batch (dynamic, the protocol of published MNIST
     /// likelihoods), drawn once (static), or kept grey (none).
     #[arg(long, value_enum, default_value = "none", conflicts_with = "resume")]
@@ -147,6 +142,7 @@ pub struct Args {
 }
 
 const DEFAULT_EPOCHS: usize = 10;
+const DEFAULT_K: usize = 5;
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let threads = super::set_threads(args.threads)?;
@@ -168,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ReconArg::Bce => Recon::Bce,
                     ReconArg::Mse => Recon::Mse,
                 },
-                beta: args.beta,
+                beta: args.beta.unwrap_or(1.0),
                 // The classes of a CVAE are those of its dataset, known once it is loaded;
                 // validation before that counts the ten of every dataset this tool names.
                 classes: if kind.is_conditional() { 10 } else { 0 },
@@ -177,6 +173,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             anyhow::ensure!(
                 matches!(args.arch, ArchArg::Conv) || args.channels.is_empty(),
                 "--channels: only a conv body has channels (add --arch conv)"
+            );
+            // A flag that would change nothing is refused, not ignored.
+            anyhow::ensure!(
+                args.beta.is_none() || kind.is_variational(),
+                "--beta: an autoencoder has no KL term to weigh (use --model vae or cvae)"
+            );
+            anyhow::ensure!(
+                args.k.is_none() || matches!(args.objective, ObjectiveArg::Iwae),
+                "--k: the number of importance samples applies to --objective iwae only"
             );
             // A directory is kept as an absolute path, so the run can be resumed and
             // evaluated from anywhere.
@@ -201,10 +206,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ObjectiveArg::Elbo => TrainObjective::Elbo,
                     ObjectiveArg::Iwae => TrainObjective::Iwae,
                 },
-                k: if matches!(args.objective, ObjectiveArg::Iwae) {
-                    args.k
-                } else {
-                    1
+                k: match args.objective {
+                    ObjectiveArg::Iwae => args.k.unwrap_or(DEFAULT_K),
+                    ObjectiveArg::Elbo => 1,
                 },
                 binarize: match args.binarize {
                     BinarizeArg::None => Binarize::None,
@@ -213,8 +217,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 },
             };
             // Refuse bad settings before any work (or download) starts.
-            model.validate()?;
-            train.validate()?;
+            let config = RunConfig { model, train };
+            config.validate()?;
             let dataset_word = args
                 .dataset
                 .trim_end_matches('/')
@@ -225,8 +229,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let out = args
                 .out
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{dataset_word}", model.model.name())));
-            (RunDir::new(out), Some(RunConfig { model, train }))
+                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{dataset_word}", config.model.model.name())));
+            let run = RunDir::new(out);
+            // A folder that holds a run, or the user's own files, is refused before any work.
+            run.ensure_fresh()?;
+            (run, Some(config))
         }
     };
     // Held for the whole run: a second trainer on the same folder is refused. A new run's
@@ -243,7 +250,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if config.model.model.is_conditional() {
                 config.model.classes = data.classes();
             }
-            let lock = run.lock()?;
+            let lock = run.create_and_lock()?;
             (lock, Trainer::new(run.clone(), config)?, data)
         }
     };

@@ -1,8 +1,54 @@
-//! `vae serve` started for a test or a benchmark, and stopped when it is dropped.
+//! What the binary's tests share: `vae ARGS` run in a folder of its own and read like a
+//! transcript, and `vae serve` started for a test or a benchmark, stopped when dropped.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// `vae ARGS` in `dir`, with its own data folder and the canonical mirrors.
+pub fn vae_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vae"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("VAE_DATA_DIR", dir.join("data"))
+        .env_remove("VAE_MIRROR");
+    command
+}
+
+pub fn vae(dir: &Path, args: &[&str]) -> Output {
+    vae_command(dir, args).output().expect("the binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A failure with a one-line message that mentions `needle`.
+pub fn assert_refused(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "succeeded: {}", stderr(o));
+    let err = stderr(o);
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+}
+
+/// A small model that trains an epoch of the built-in sample in about a second.
+pub const SMALL: &[&str] = &[
+    "--hidden",
+    "64",
+    "--latent",
+    "4",
+    "--batch-size",
+    "256",
+    "--threads",
+    "2",
+];
 
 /// Kills the process when dropped, however the test ends.
 pub struct Killed(pub Child);
@@ -16,11 +62,17 @@ impl Drop for Killed {
 
 /// `vae serve RUNS... --port 0` in `dir`: the server and the URL it printed.
 pub fn serve(dir: &Path, runs: &[String]) -> (Killed, String) {
+    serve_with(dir, runs, &[])
+}
+
+/// [`serve`] with more flags.
+pub fn serve_with(dir: &Path, runs: &[String], flags: &[&str]) -> (Killed, String) {
     let mut server = Killed(
         Command::new(env!("CARGO_BIN_EXE_vae"))
             .arg("serve")
             .args(runs)
             .args(["--port", "0", "--threads", "2"])
+            .args(flags)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

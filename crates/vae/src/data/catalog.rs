@@ -125,12 +125,14 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
-/// `dir/stem.gz` or `dir/stem`, whichever exists (gzip first, as distributed).
+/// `dir/stem.gz` or `dir/stem`, whichever exists (gzip first, as distributed). Whatever
+/// exists counts: a FIFO or a device there is then refused by name when it is opened, not
+/// passed over as if missing.
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()]
         .into_iter()
         .map(|name| dir.join(name))
-        .find(|p| p.is_file())
+        .find(|p| p.exists())
 }
 
 /// Whether `dir` holds all four files.

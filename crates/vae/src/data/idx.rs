@@ -7,7 +7,6 @@
 //! bytes are decompressed than the header allows (plus one, to notice trailing data), so a
 //! gzip bomb cannot fill memory.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -47,11 +46,9 @@ impl Images {
 
 /// Opens `path`, transparently decompressing gzip.
 fn open(path: &Path) -> Result<Box<dyn Read>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(invalid(path, "is a directory, expected an IDX file"));
-    }
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    // A FIFO or a device (a link to /dev/zero) is refused by its type, before any read.
+    let (file, _) = crate::files::open_regular(path)?;
+    let mut file = BufReader::new(file);
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());

@@ -29,4 +29,4 @@ pub use conv::{Conv2d, ConvGeometry, ConvTranspose2d, ConvTransposeGeometry};
 pub use linear::{GradInput, Linear, Param};
 pub use loss::Recon;
 pub use matrix::Matrix;
-pub use parallel::{set_threads, threads};
+pub use parallel::{MAX_THREADS, set_threads, threads};

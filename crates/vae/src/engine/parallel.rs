@@ -11,10 +11,14 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Rows per parallel chunk: large enough that a chunk outweighs rayon's scheduling cost.
 pub const ROWS_PER_CHUNK: usize = 16;
 
+/// The most threads the engine starts: more than any machine this tool targets has cores,
+/// few enough that a typo (`--threads 100000`) cannot exhaust the process's threads.
+pub const MAX_THREADS: usize = 256;
+
 /// Sets the number of threads for matrix products and element-wise work. The first call also
 /// sizes rayon's global pool; later calls can only lower the number used.
 pub fn set_threads(n: usize) {
-    let n = n.max(1);
+    let n = n.clamp(1, MAX_THREADS);
     // An error only means the global pool already exists, which is fine: we then use at most
     // as many threads as it has.
     let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();

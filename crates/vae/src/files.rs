@@ -1,0 +1,189 @@
+//! Reading and writing files that someone else may have planted: the one place where the tool
+//! touches the file system for its own files, so that every command keeps the same promises.
+//!
+//! - **Reads** take regular files only, and only up to a size the caller states: a run folder
+//!   whose `config.json` is a FIFO, or whose weights are a link to `/dev/zero`, is refused by
+//!   its file type before a byte is read, and a file larger than its cap by its size.
+//! - **Writes** are atomic: the bytes go to a new temporary file in the target's own folder,
+//!   created exclusively under an unpredictable name (so a planted `x.tmp` link is never
+//!   followed), synced, then renamed over the target. Only a regular file (or nothing) is
+//!   replaced: a symbolic link, a device node, a FIFO, a socket or a folder at the target is
+//!   refused, so nothing outside a run folder is ever overwritten through it and no device
+//!   node is replaced by a PNG.
+//! - [`write_output`], for a path the user names (`--out`), also writes into a character
+//!   device or a FIFO (`--out /dev/null`, a pipe to a viewer): a plain write, nothing
+//!   replaced.
+
+use std::fs::{self, File, Metadata};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Largest JSON configuration read (`config.json`): real ones are under a kilobyte.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest `metrics.jsonl` read: a line is ~300 bytes, so this is far more epochs than
+/// [`crate::run::MAX_EPOCHS`].
+pub const MAX_METRICS_BYTES: u64 = 64 << 20;
+
+fn file_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// What a file system entry is, in words, for messages.
+fn kind_of(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` (following links) for reading, refusing anything but a regular file, and
+/// returns it with its size. The open does not block on a FIFO: the type is checked on the
+/// opened handle, so nothing can be swapped in between the check and the read.
+pub fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(file_error(
+            path,
+            format!("is {}, expected a regular file", kind_of(&meta)),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads the whole regular file at `path`, refusing one larger than `limit` bytes before
+/// reading it (and stopping at the limit should it grow while being read).
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let (file, len) = open_regular(path)?;
+    if len > limit {
+        return Err(too_large(path, len, limit));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(path, bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`], as UTF-8 text.
+pub fn read_text_limited(path: &Path, limit: u64) -> Result<String> {
+    String::from_utf8(read_limited(path, limit)?).map_err(|_| file_error(path, "is not UTF-8 text"))
+}
+
+fn too_large(path: &Path, len: u64, limit: u64) -> Error {
+    file_error(
+        path,
+        format!("holds {len} bytes, more than the {limit} this file may hold"),
+    )
+}
+
+/// Refuses to replace anything at `path` but a regular file (nothing there is fine).
+fn ensure_replaceable(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) => Err(file_error(
+            path,
+            format!("is {}: refusing to replace it with a regular file", kind_of(&meta)),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Writes `bytes` to `path` so that `path` holds either its old content or the new, never a
+/// mix, and never anything but a regular file: see the module's notes.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    ensure_replaceable(path)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| file_error(path, "names no file"))?
+        .to_string_lossy();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        // What `File::create` would give (the umask still applies), not tempfile's 0600: a
+        // run folder stays as readable as it was.
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    // On any error below, dropping `tmp` deletes the temporary file.
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    // Makes the rename itself durable; not all file systems allow opening a directory.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a path the user named: into a character device or a FIFO as a plain
+/// write (`/dev/null`, a pipe), anywhere else as [`write_atomic`] does.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    let stream = fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo());
+    if !stream {
+        return write_atomic(path, bytes);
+    }
+    let mut file = File::options().write(true).open(path).map_err(|e| Error::io(path, e))?;
+    // A stream takes what it is given: check its type on the opened handle too.
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !(meta.file_type().is_char_device() || meta.file_type().is_fifo()) {
+        return Err(file_error(path, "changed while being opened"));
+    }
+    file.write_all(bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Opens (creating it if needed) a small file the tool keeps for itself, such as a lock,
+/// without following a symbolic link planted in its place.
+pub fn open_own_file(path: &Path) -> Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => file_error(path, "is a symbolic link: refusing to open it"),
+            _ => Error::io(path, e),
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(file_error(
+            path,
+            format!("is {}, expected a regular file", kind_of(&meta)),
+        ));
+    }
+    Ok(file)
+}
