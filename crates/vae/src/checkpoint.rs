@@ -191,6 +191,15 @@ const MAX_IMAGES_PER_SEC: f64 = 1e9;
 /// How far below 0 a sum of non-negative terms may round.
 const ROUNDING: f64 = 1e-3;
 
+/// A number for a message: plain when moderate, in exponent form when huge or tiny.
+fn shown(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 impl TrainState {
     /// Refuses a restored state that no run can have written: a dead random generator
     /// (xoshiro's all-zero state yields zeros forever, and the normal sampler would spin), or
@@ -213,10 +222,10 @@ impl TrainState {
         }
         let p = &self.partial;
         if !(p.loss_sum.is_finite() && p.loss_sum.abs() <= MAX_LOSS * p.images as f64) {
-            return bad(format!("the epoch's loss sum {} is out of range", p.loss_sum));
+            return bad(format!("the epoch's loss sum {} is out of range", shown(p.loss_sum)));
         }
         if !(p.seconds.is_finite() && p.seconds >= 0.0) {
-            return bad(format!("the epoch's seconds {} are out of range", p.seconds));
+            return bad(format!("the epoch's seconds {} are out of range", shown(p.seconds)));
         }
         let elbo = self.config.train.objective == crate::run::TrainObjective::Elbo;
         for (i, m) in self.history.iter().enumerate() {
@@ -225,13 +234,13 @@ impl TrainState {
             let problem = if m.epoch != i + 1 {
                 Some(format!("is numbered {}", m.epoch))
             } else if !loss_ok(m.train_loss, elbo) {
-                Some(format!("train_loss {} is out of range", m.train_loss))
+                Some(format!("train_loss {} is out of range", shown(m.train_loss)))
             } else if !(loss_ok(m.test_loss, true) && loss_ok(m.test_recon, true) && loss_ok(m.test_kl, true)) {
                 Some("a test loss is negative, non-finite or beyond 1e12".into())
             } else if !(m.seconds.is_finite() && m.seconds >= 0.0) {
-                Some(format!("seconds {} are out of range", m.seconds))
+                Some(format!("seconds {} are out of range", shown(m.seconds)))
             } else if !(m.images_per_sec.is_finite() && (0.0..=MAX_IMAGES_PER_SEC).contains(&m.images_per_sec)) {
-                Some(format!("images_per_sec {} is out of range", m.images_per_sec))
+                Some(format!("images_per_sec {} is out of range", shown(m.images_per_sec)))
             } else if !(m.beta.is_finite() && m.beta >= 0.0 && m.free_bits.is_finite() && m.free_bits >= 0.0) {
                 Some("beta or free_bits is negative or non-finite".into())
             } else {

@@ -187,3 +187,57 @@ pub fn open_own_file(path: &Path) -> Result<File> {
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_leaves_the_file_alone_in_its_folder_and_as_readable_as_create_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.json"], "a temporary file was left behind");
+        // The umask of a test run is the user's; File::create would give the same.
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&plain));
+    }
+
+    #[test]
+    fn reads_stop_at_their_cap_and_at_anything_but_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, [0xffu8; 100]).unwrap();
+        assert_eq!(read_limited(&path, 100).unwrap().len(), 100);
+        let error = read_limited(&path, 99).unwrap_err().to_string();
+        assert!(error.contains("holds 100 bytes, more than the 99"), "{error}");
+        let error = read_limited(dir.path(), 99).unwrap_err().to_string();
+        assert!(error.contains("is a directory, expected a regular file"), "{error}");
+        let error = read_text_limited(&path, 100).map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains("is not UTF-8 text"), "{error}");
+    }
+
+    #[test]
+    fn a_lock_file_is_never_opened_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, "precious").unwrap();
+        let link = dir.path().join(".lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let error = open_own_file(&link).unwrap_err().to_string();
+        assert!(error.contains("is a symbolic link: refusing to open it"), "{error}");
+        // A dangling link is not followed into creating its target either.
+        let dangling = dir.path().join(".lock2");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(open_own_file(&dangling).is_err());
+        assert!(!dir.path().join("nowhere").exists());
+    }
+}

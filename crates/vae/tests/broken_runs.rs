@@ -158,3 +158,67 @@ fn a_checkpoint_that_is_not_one_is_refused_on_resume() {
     let error = Trainer::resume(run.clone(), Some(2)).err().unwrap();
     assert_one_line_naming(error, "checkpoint.safetensors", "not a valid safetensors file");
 }
+
+/// The checkpoint of `run` with its training state (the metadata's JSON) edited by `edit`.
+fn forge_state(run: &RunDir, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(run.checkpoint()).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&metadata.metadata().as_ref().unwrap()["train_state"]).unwrap();
+    edit(&mut state);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, TensorView)> = st.tensors();
+    let meta = HashMap::from([("train_state".to_string(), state.to_string())]);
+    std::fs::write(run.checkpoint(), safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+}
+
+/// Resumes and trains `run` on `data` in a thread: a hang (a resume that spins) fails the test
+/// after `limit` instead of holding it forever.
+fn resume_within(run: &RunDir, data: vae::data::Dataset, limit: std::time::Duration) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let run = run.clone();
+    std::thread::spawn(move || {
+        let result =
+            Trainer::resume(run, Some(2)).and_then(|mut t| t.train(&data, &AtomicBool::new(false), &mut |_| {}));
+        let _ = tx.send(result.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    rx.recv_timeout(limit).expect("resume still running: it hangs")
+}
+
+#[test]
+fn forged_training_states_are_refused_on_resume() {
+    let data = common::small_sample(300, 50);
+    let limit = std::time::Duration::from_secs(30);
+    let cases: [(&str, fn(&mut serde_json::Value)); 6] = [
+        // xoshiro's all-zero state draws zeros forever: the normal sampler would never return.
+        ("the noise generator's state is all zeros", |s| {
+            s["noise_rng"]["s"] = serde_json::json!([0, 0, 0, 0])
+        }),
+        ("train_loss -1e289 is out of range", |s| {
+            s["history"][0]["train_loss"] = (-1e289).into()
+        }),
+        ("seconds -5 are out of range", |s| {
+            s["history"][0]["seconds"] = (-5.0).into()
+        }),
+        ("images_per_sec 1e27 is out of range", |s| {
+            s["history"][0]["images_per_sec"] = 1e27.into()
+        }),
+        ("a test loss is negative", |s| {
+            s["history"][0]["test_kl"] = (-3.0).into()
+        }),
+        ("17 optimizer steps where 1 epochs and 0 batches make 3", |s| {
+            s["adam_step"] = 17.into()
+        }),
+    ];
+    for (needle, edit) in cases {
+        let (_dir, run) = trained_run();
+        forge_state(&run, edit);
+        let error = resume_within(&run, data.clone(), limit).expect_err(needle);
+        assert!(error.contains("checkpoint.safetensors"), "{error}");
+        assert!(error.contains(needle), "expected '{needle}' in: {error}");
+    }
+    // The unforged checkpoint resumes (the edits above are what was refused).
+    let (_dir, run) = trained_run();
+    forge_state(&run, |_| {});
+    resume_within(&run, data, limit).unwrap();
+}
