@@ -260,6 +260,23 @@ fn run_files_that_are_not_regular_or_too_large_are_refused_unread() {
 }
 
 #[test]
+fn a_config_asking_for_a_million_threads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trained(d);
+    let config = std::fs::read_to_string(d.join("run/config.json")).unwrap();
+    assert!(config.contains("\"threads\": 2"), "{config}");
+    std::fs::write(
+        d.join("run/config.json"),
+        config.replace("\"threads\": 2", "\"threads\": 1000000"),
+    )
+    .unwrap();
+    for args in [&["train", "--resume", "run", "--epochs", "2"][..], &["sample", "run"]] {
+        assert_refused(&vae(d, args), "threads: must be between 1 and 256, got 1000000");
+    }
+}
+
+#[test]
 fn sizes_past_their_caps_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

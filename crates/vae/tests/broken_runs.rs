@@ -189,7 +189,8 @@ fn resume_within(run: &RunDir, data: vae::data::Dataset, limit: std::time::Durat
 fn forged_training_states_are_refused_on_resume() {
     let data = common::small_sample(300, 50);
     let limit = std::time::Duration::from_secs(30);
-    let cases: [(&str, fn(&mut serde_json::Value)); 6] = [
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 6] = [
         // xoshiro's all-zero state draws zeros forever: the normal sampler would never return.
         ("the noise generator's state is all zeros", |s| {
             s["noise_rng"]["s"] = serde_json::json!([0, 0, 0, 0])
