@@ -572,7 +572,7 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
     while !d.join("killed/config.json").exists() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let mut done_kills = 0;
+    let (mut done_kills, mut resumed_mid_run) = (0, 0);
     let mut attempt = 0;
     loop {
         let delay = delays_ms[attempt % delays_ms.len()];
@@ -588,6 +588,8 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
                 panic!("the run finished after {done_kills} of {kills} kills; lengthen it");
             }
             None if done_kills < kills => {
+                // The resume after this kill continues from a checkpoint, not from scratch.
+                resumed_mid_run += usize::from(d.join("killed/checkpoint.safetensors").exists());
                 child.kill().unwrap();
                 child.wait().unwrap();
                 done_kills += 1;
@@ -621,6 +623,11 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
     };
     assert_eq!(losses("killed"), losses("straight"));
     assert_eq!(losses("killed").len(), 4 + kills);
+    // Kills that all landed before the first checkpoint would prove nothing about resuming.
+    assert!(
+        resumed_mid_run >= kills.div_ceil(2),
+        "only {resumed_mid_run} of {kills} kills came after a checkpoint"
+    );
 }
 
 /// A tmpfs of a given size mounted for the test's life (root only: the test skips elsewhere).
@@ -678,7 +685,7 @@ fn a_full_disk_stops_training_with_a_clear_error_and_the_last_checkpoint_intact(
     // Room for one epoch's files and half a checkpoint more: the second checkpoint cannot fit.
     let room = after_one_epoch + size("checkpoint.safetensors") / 2 + 64 * 1024;
     let Some(disk) = SmallDisk::mount(&d.join("small"), room) else {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        support::skip_without_root("mounting a tmpfs");
         return;
     };
     let out = vae(
@@ -716,7 +723,7 @@ fn a_read_only_run_folder_gives_a_clear_error_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let Some(disk) = SmallDisk::mount(&d.join("disk"), 64 << 20) else {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        support::skip_without_root("mounting a tmpfs");
         return;
     };
     assert!(
@@ -751,4 +758,95 @@ fn an_output_folder_that_cannot_exist_is_refused() {
         &[&["train", "--epochs", "1", "--out", "plain-file/run"], SMALL].concat(),
     );
     assert_refused(&out, "plain-file/run");
+}
+
+#[test]
+fn bench_reports_training_and_evaluation_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "bench",
+        "--seconds",
+        "0.2",
+        "--batch-sizes",
+        "64",
+        "--threads",
+        "1",
+        "--json",
+    ];
+    let out = vae(d, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let what: Vec<&str> = lines.iter().map(|l| l["what"].as_str().unwrap()).collect();
+    assert!(what.contains(&"train") && what.contains(&"eval"), "{what:?}");
+    for l in &lines {
+        assert_eq!(l["framework"], "vae");
+        assert_eq!(l["threads"], 1);
+        assert!(l["images_per_sec"].as_f64().unwrap() > 100.0, "{l}");
+        assert!(l["gflops"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    let train = lines.iter().find(|l| l["what"] == "train").unwrap();
+    assert_eq!(train["batch_size"], 64);
+}
+
+#[test]
+fn training_flags_reach_the_run_and_eval_scores_it_as_it_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flags = [
+        "--epochs",
+        "1",
+        "--objective",
+        "iwae",
+        "--k",
+        "3",
+        "--kl-warmup",
+        "2",
+        "--binarize",
+        "dynamic",
+        "--out",
+        "run",
+    ];
+    let out = vae(d, &[&["train"], &flags[..], SMALL].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/config.json")).unwrap()).unwrap();
+    let train = &config["train"];
+    assert_eq!(
+        (
+            &train["objective"],
+            &train["k"],
+            &train["kl_warmup"],
+            &train["binarize"]
+        ),
+        (&"iwae".into(), &3.into(), &2.into(), &"dynamic".into())
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(d.join("run/metrics.jsonl")).unwrap().trim()).unwrap();
+    // Halfway through a two-epoch warm-up, β is half its target.
+    assert!((metrics["beta"].as_f64().unwrap() - 0.5).abs() < 1e-6, "{metrics}");
+    // vae eval scores the binarized test split the run was evaluated on: its loss is the
+    // epoch's test loss up to the sampling noise of another seed.
+    let out = vae(d, &["eval", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let (eval, trained) = (
+        report["test_loss"].as_f64().unwrap(),
+        metrics["test_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (eval - trained).abs() < 0.01 * trained,
+        "eval {eval} vs the epoch's {trained}"
+    );
+    // Told the run kept grey pixels, the same evaluation (same seed) scores other pixels. The
+    // two losses are close on MNIST, so only this comparison shows the binarization applied.
+    let text = std::fs::read_to_string(d.join("run/config.json")).unwrap();
+    std::fs::write(d.join("run/config.json"), text.replace("\"dynamic\"", "\"none\"")).unwrap();
+    let out = vae(d, &["eval", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let grey: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_ne!(
+        grey["test_loss"], report["test_loss"],
+        "the binarized run was scored on grey pixels"
+    );
 }

@@ -54,7 +54,7 @@ fn is_root() -> bool {
 /// caller skips what needs it, saying so).
 fn mknod_char(path: &Path, major: u32, minor: u32) -> Option<()> {
     if !is_root() {
-        eprintln!("skipped: making device nodes needs root");
+        support::skip_without_root("making device nodes");
         return None;
     }
     let ok = Command::new("mknod")

@@ -87,6 +87,42 @@ pub struct Continuity {
     pub back_and_forth_share: f64,
 }
 
+/// The distance between each pair of consecutive frames of a path (one image per row) over
+/// the distance between its end frames; `None` when the ends coincide (nothing to compare).
+pub fn step_ratios(frames: &Matrix) -> Option<Vec<f64>> {
+    let span = distance(frames.row(0), frames.row(frames.rows - 1));
+    if span < 1e-6 {
+        return None;
+    }
+    Some(
+        (0..frames.rows - 1)
+            .map(|k| distance(frames.row(k), frames.row(k + 1)) / span)
+            .collect(),
+    )
+}
+
+/// How the predicted labels along a path change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelFlips {
+    /// Consecutive frames whose labels differ.
+    pub changes: usize,
+    /// Whether some label is left and later comes back.
+    pub comes_back: bool,
+}
+
+/// The label changes along a path of predicted `labels`.
+pub fn label_flips(labels: &[usize]) -> LabelFlips {
+    let changes = labels.windows(2).filter(|w| w[0] != w[1]).count();
+    let mut distinct = labels.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    LabelFlips {
+        changes,
+        // Runs of equal labels outnumber distinct labels exactly when some label comes back.
+        comes_back: changes + 1 > distinct.len(),
+    }
+}
+
 /// Continuity along `pairs` straight paths of `frames` frames between random pairs of test
 /// images' codes.
 pub fn continuity(
@@ -107,25 +143,16 @@ pub fn continuity(
         let codes = encode_codes(model, &x, &[yi, yj])?;
         let path = interpolate(codes.row(0), codes.row(1), frames, false);
         let images = model.decode(&path, blended_condition(model, yi, yj, frames)?.as_ref());
-        let span = distance(images.row(0), images.row(frames - 1));
-        if span < 1e-6 {
+        let Some(ratios) = step_ratios(&images) else {
             continue;
-        }
+        };
         used += 1;
-        for k in 0..frames - 1 {
-            steps.push(distance(images.row(k), images.row(k + 1)) / span);
-        }
+        steps.extend(ratios);
         let probs = classifier.probabilities(&images);
         let labels: Vec<usize> = (0..frames).map(|r| argmax(probs.row(r))).collect();
-        let path_changes = labels.windows(2).filter(|w| w[0] != w[1]).count();
-        changes += path_changes;
-        let mut distinct = labels.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        // Runs of equal labels outnumber distinct labels exactly when some label comes back.
-        if path_changes + 1 > distinct.len() {
-            back_and_forth += 1;
-        }
+        let flips = label_flips(&labels);
+        changes += flips.changes;
+        back_and_forth += usize::from(flips.comes_back);
     }
     steps.sort_by(f64::total_cmp);
     let p95 = steps

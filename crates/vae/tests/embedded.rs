@@ -41,7 +41,7 @@ fn fashion_mnist_is_found_where_debian_installs_it() {
     use vae::data::{DataDirs, DatasetName, DatasetSpec, Location, catalog};
     let system = std::path::PathBuf::from("/usr/share/datasets");
     if !system.join("fashion-mnist").is_dir() {
-        eprintln!("skipped: the package dataset-fashion-mnist is not installed");
+        common::skip_without_data("the package dataset-fashion-mnist is not installed");
         return;
     }
     let user = tempfile::tempdir().unwrap();

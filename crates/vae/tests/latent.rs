@@ -135,3 +135,107 @@ fn the_classifier_finds_real_digits_complete_and_noise_not() {
     let x = data.test.range_batch(0, 20);
     assert_eq!(loaded.probabilities(&x), classifier.probabilities(&x));
 }
+
+/// Four points `mean ± u`, `mean ± w`: their covariance (normalised by n - 1 = 3) is exactly
+/// `(2uuᵀ + 2wwᵀ) / 3`.
+fn cross(mean: [f64; 2], u: [f64; 2], w: [f64; 2]) -> Matrix {
+    let mut data = Vec::new();
+    for (d, s) in [(u, 1.0), (u, -1.0), (w, 1.0), (w, -1.0)] {
+        data.extend([(mean[0] + s * d[0]) as f32, (mean[1] + s * d[1]) as f32]);
+    }
+    Matrix::from_vec(4, 2, data)
+}
+
+#[test]
+fn frechet_distance_of_covariances_that_do_not_commute_is_known() {
+    // A = diag(4, 1) around 0; B = [[5, 4], [4, 5]] (eigenvalues 9 and 1 along the
+    // diagonals) around (1, 2). For 2x2 matrices Tr((AB)^½) = sqrt(Tr(AB) + 2·sqrt(det A·det B))
+    // = sqrt(25 + 2·6), so the distance is |(1, 2)|² + Tr A + Tr B - 2·sqrt(37)
+    // = 5 + 5 + 10 - 2·sqrt(37) = 7.8345…; the matrix square root must be right to get it.
+    let k = (1.5f64).sqrt();
+    let a = cross([0.0, 0.0], [2.0 * k, 0.0], [0.0, k]);
+    let h = 1.0 / 2f64.sqrt();
+    let b = cross([1.0, 2.0], [3.0 * k * h, 3.0 * k * h], [k * h, -k * h]);
+    let expected = 20.0 - 2.0 * 37f64.sqrt();
+    let d = frechet_distance(&a, &b);
+    assert!((d - expected).abs() < 1e-4, "{d} vs {expected}");
+    assert!((frechet_distance(&b, &a) - expected).abs() < 1e-4);
+}
+
+#[test]
+fn the_pca_projection_of_planar_codes_keeps_their_distances() {
+    // Codes on a plane of R^3 (spanned by two orthonormal vectors, off the origin): the two
+    // principal components span that plane, so projecting onto them is an isometry there and
+    // keeps all the variance.
+    let (a, b) = (
+        [1.0, 2.0, 2.0].map(|v: f64| v / 3.0),
+        [2.0, 1.0, -2.0].map(|v: f64| v / 3.0),
+    );
+    let mut rng = seeded(4);
+    let coords = Matrix::standard_normal(200, 2, &mut rng);
+    let mut codes = Matrix::zeros(200, 3);
+    for r in 0..200 {
+        let (s, t) = (3.0 * coords.row(r)[0] as f64, coords.row(r)[1] as f64);
+        for c in 0..3 {
+            codes.row_mut(r)[c] = (0.5 + s * a[c] + t * b[c]) as f32;
+        }
+    }
+    let projection = project_2d(&codes);
+    let explained = projection.pca_explained.expect("3-D codes are projected");
+    assert!((explained - 1.0).abs() < 1e-6, "{explained}");
+    let distance = |m: &Matrix, i: usize, j: usize| {
+        m.row(i)
+            .iter()
+            .zip(m.row(j))
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    for (i, j) in [(0, 1), (2, 3), (5, 150), (17, 199), (42, 43)] {
+        let (before, after) = (distance(&codes, i, j), distance(&projection.points, i, j));
+        assert!((before - after).abs() < 1e-4, "pair {i}, {j}: {before} vs {after}");
+    }
+}
+
+#[test]
+fn continuity_steps_and_label_flips_on_paths_with_known_answers() {
+    use vae::metrics::{LabelFlips, label_flips, step_ratios};
+    // Frames evenly spaced along a line: every step is a tenth of the span.
+    let even = Matrix::from_vec(11, 2, (0..11).flat_map(|k| [k as f32, 2.0 * k as f32]).collect());
+    for r in step_ratios(&even).unwrap() {
+        assert!((r - 0.1).abs() < 1e-6, "{r}");
+    }
+    // Three frames that go out to 3 and come back to 1: steps of 3 and 2 over a span of 1.
+    let detour = Matrix::from_vec(3, 1, vec![0.0, 3.0, 1.0]);
+    assert_eq!(step_ratios(&detour).unwrap(), vec![3.0, 2.0]);
+    // Ends that coincide give nothing to compare.
+    assert_eq!(step_ratios(&Matrix::from_vec(3, 1, vec![1.0, 5.0, 1.0])), None);
+
+    let flips = |labels: &[usize], changes, comes_back| {
+        assert_eq!(label_flips(labels), LabelFlips { changes, comes_back }, "{labels:?}");
+    };
+    flips(&[3, 3, 3], 0, false);
+    flips(&[1, 1, 7, 7, 7], 1, false);
+    flips(&[1, 2, 3], 2, false);
+    flips(&[1, 2, 1], 2, true);
+    flips(&[4, 4, 9, 4, 4, 9], 3, true);
+}
+
+#[test]
+fn sampling_temperature_scales_the_prior_codes() {
+    let model = vae::model::Model::new(
+        vae::model::ModelConfig {
+            hidden: vec![8],
+            latent: 4,
+            ..vae::model::ModelConfig::mlp_vae()
+        },
+        &mut seeded(0),
+    )
+    .unwrap();
+    let one = model.prior_codes(50, 1.0, &mut seeded(6));
+    let cool = model.prior_codes(50, 0.25, &mut seeded(6));
+    for (a, b) in one.data.iter().zip(&cool.data) {
+        assert!((0.25 * a - b).abs() < 1e-6, "{a} at T = 1, {b} at T = 0.25");
+    }
+    assert!(model.prior_codes(5, 0.0, &mut seeded(6)).data.iter().all(|&v| v == 0.0));
+}

@@ -143,3 +143,42 @@ fn a_cvae_refuses_labels_beyond_its_classes() {
         "{error}"
     );
 }
+
+/// A VAE whose encoder outputs the prior for every image (μ = 0, logvar = 0) and whose decoder
+/// ignores the code (its first layer's weights are zero): every importance weight is then
+/// `p(x|z) p(z) / q(z|x) = p(x)`, so the estimate of -log p(x) is the reconstruction term
+/// exactly, for every K. Dropping the `- ln K` of the average, or a chunk of samples, shows.
+#[test]
+fn the_importance_weighted_estimate_is_exact_where_the_posterior_is_the_prior() {
+    let data = common::small_sample(10, 20);
+    for recon in [vae::engine::Recon::Bce, vae::engine::Recon::Mse] {
+        let config = ModelConfig {
+            hidden: vec![16],
+            latent: 3,
+            recon,
+            ..ModelConfig::mlp_vae()
+        };
+        let mut model = vae::model::Model::new(config, &mut seeded(1)).unwrap();
+        for (name, param) in model.named_params_mut() {
+            if name.starts_with("encoder.fc_mu")
+                || name.starts_with("encoder.fc_logvar")
+                || name == "decoder.fc1.weight"
+            {
+                param.value.data.fill(0.0);
+            }
+        }
+        let loss = evaluate(&model, &data.test, &mut seeded(2)).unwrap();
+        assert!(loss.kl.abs() < 1e-9, "KL of the prior against itself: {}", loss.kl);
+        // -log p(x) = recon - offset (the Gaussian constant of the squared error; 0 for BCE).
+        let expected = loss.reconstruction - recon.log_likelihood_offset(784);
+        // K = 5000 spans three chunks of samples per image.
+        for k in [1, 50, 5000] {
+            let estimate = importance_weighted_nll(&model, &data.test, k, &mut seeded(3), &mut |_| {}).unwrap();
+            assert!(
+                (estimate.nll - expected).abs() < 1e-3,
+                "{recon:?}, K = {k}: {} vs {expected}",
+                estimate.nll
+            );
+        }
+    }
+}

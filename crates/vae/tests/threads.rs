@@ -1,5 +1,8 @@
-//! The thread count changes nothing but speed: a run on one thread and on two agree to the
-//! bit. (Alone in its own test binary, since the thread count is process-wide.)
+//! The thread count changes nothing but speed: a run on one thread and on three agree to the
+//! bit. Each runs in a rayon pool of its own size, so the element-wise work, im2col and the
+//! conv weight gradients really run on one thread in one case and three in the other (the
+//! global pool, once built, cannot shrink). Alone in its own test binary, since the engine's
+//! thread count is process-wide.
 
 mod common;
 
@@ -11,7 +14,7 @@ use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
 
 #[test]
-fn one_thread_and_two_threads_give_identical_runs() {
+fn one_thread_and_three_threads_give_identical_runs() {
     let data = common::small_sample(600, 100);
     let mlp = ModelConfig {
         hidden: vec![96],
@@ -43,12 +46,18 @@ fn check(data: &vae::data::Dataset, model: ModelConfig) {
         },
     };
     let mut results = Vec::new();
-    for threads in [2, 1] {
-        vae::engine::set_threads(threads);
-        let dir = tempfile::tempdir().unwrap();
-        let mut trainer = Trainer::new(RunDir::new(dir.path()), config.clone()).unwrap();
-        trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
-        results.push((param_values(&trainer.model), trainer.state.history[0].test_loss));
+    for threads in [3, 1] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let result = pool.install(|| {
+            vae::engine::set_threads(threads);
+            assert_eq!(vae::engine::threads(), threads);
+            assert_eq!(rayon::current_num_threads(), threads);
+            let dir = tempfile::tempdir().unwrap();
+            let mut trainer = Trainer::new(RunDir::new(dir.path()), config.clone()).unwrap();
+            trainer.train(data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+            (param_values(&trainer.model), trainer.state.history[0].test_loss)
+        });
+        results.push(result);
     }
     assert_eq!(results[0], results[1]);
 }

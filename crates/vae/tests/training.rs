@@ -311,3 +311,90 @@ fn the_importance_weighted_bound_is_tighter_than_the_elbo() {
     let ae = train(&RunDir::new(ae_dir.path()), config(ModelKind::Ae, 1), &data.clone());
     assert!(importance_weighted_nll(&ae.model, &data.test, 5, &mut seeded(0), &mut |_| {}).is_err());
 }
+
+/// Parameters and first-epoch training loss of a one-epoch run of `config` on `data`.
+fn one_epoch(config: RunConfig, data: &vae::data::Dataset) -> (Vec<(String, Vec<f32>)>, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = train(&RunDir::new(dir.path()), config, data);
+    (param_values(&trainer.model), trainer.state.history[0].train_loss)
+}
+
+#[test]
+fn the_training_objective_and_the_binarization_reach_the_updates() {
+    let data = common::small_sample(640, 50);
+    let elbo = one_epoch(config(ModelKind::Vae, 1), &data);
+    let mut iwae = config(ModelKind::Vae, 1);
+    iwae.train.objective = TrainObjective::Iwae;
+    iwae.train.k = 5;
+    let iwae = one_epoch(iwae, &data);
+    // A trainer that ignored the objective would reproduce the ELBO run to the bit.
+    assert_ne!(elbo.0, iwae.0, "IWAE trained the same parameters as the ELBO");
+    assert_ne!(elbo.1, iwae.1);
+    // The IW bound of a batch is at most its ELBO: the first epoch's objective is lower.
+    assert!(iwae.1 < elbo.1, "IWAE train loss {} vs ELBO {}", iwae.1, elbo.1);
+
+    let mut runs = Vec::new();
+    for binarize in [Binarize::None, Binarize::Static, Binarize::Dynamic] {
+        let mut c = config(ModelKind::Vae, 1);
+        c.train.binarize = binarize;
+        runs.push(one_epoch(c, &data).0);
+    }
+    assert_ne!(runs[0], runs[1], "static binarization trained on grey pixels");
+    assert_ne!(runs[1], runs[2], "dynamic binarization trained on the static draws");
+    assert_ne!(runs[0], runs[2], "dynamic binarization trained on grey pixels");
+}
+
+#[test]
+fn a_binarized_batch_is_binary_with_the_grey_level_as_its_mean() {
+    let data = common::small_sample(1, 1);
+    let image = data.train.range_batch(0, 1);
+    let draws = 4_000;
+    let mut x = vae::engine::Matrix::from_vec(draws, image.cols, image.data.repeat(draws));
+    vae::data::Split::binarize_batch(&mut x, &mut vae::rng::stream_rng(0, vae::rng::Stream::Binarize));
+    assert!(x.data.iter().all(|&v| v == 0.0 || v == 1.0), "a pixel is not 0 or 1");
+    for (p, &grey) in image.data.iter().enumerate() {
+        let mean = (0..draws).map(|r| x.data[r * image.cols + p] as f64).sum::<f64>() / draws as f64;
+        // Binomial standard deviation at most 0.5 / sqrt(4000) = 0.008: 5 of them.
+        assert!((mean - grey as f64).abs() < 0.04, "pixel {p}: mean {mean}, grey {grey}");
+    }
+}
+
+#[test]
+fn a_finished_run_trained_further_ends_where_a_longer_run_does() {
+    // A resume that re-initialised the weights, or lost Adam's moments, would train on from
+    // elsewhere; for every kind of body and model the parameters must match to the bit.
+    let data = common::small_sample(300, 50);
+    let conv = ModelConfig {
+        channels: vec![4, 8],
+        hidden: vec![16],
+        latent: 3,
+        ..ModelConfig::conv_vae()
+    };
+    let cvae = ModelConfig {
+        classes: 10,
+        ..config(ModelKind::Cvae, 1).model
+    };
+    for model in [config(ModelKind::Vae, 1).model, conv, cvae] {
+        let mut c = config(ModelKind::Vae, 2);
+        c.model = model;
+        let straight_dir = tempfile::tempdir().unwrap();
+        let straight = train(&RunDir::new(straight_dir.path()), c.clone(), &data);
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        c.train.epochs = 1;
+        train(&run, c, &data);
+        let mut further = Trainer::resume(run, Some(2)).unwrap();
+        assert_eq!((further.state.epochs_done, further.state.next_batch), (1, 0));
+        further.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        assert_eq!(
+            param_values(&further.model),
+            param_values(&straight.model),
+            "{:?} {:?}",
+            further.config.model.model,
+            further.config.model.arch
+        );
+        let losses =
+            |t: &Trainer| -> Vec<(f64, f64)> { t.state.history.iter().map(|m| (m.train_loss, m.test_loss)).collect() };
+        assert_eq!(losses(&further), losses(&straight));
+    }
+}

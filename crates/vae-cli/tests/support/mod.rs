@@ -38,6 +38,15 @@ pub fn assert_refused(o: &Output, needle: &str) {
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
 }
 
+/// Says a test skipped because it needs root, or fails it where `VAE_REQUIRE_ROOT=1` (CI,
+/// which runs as root) forbids skipping.
+pub fn skip_without_root(what: &str) {
+    if std::env::var("VAE_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
+        panic!("{what} needs root, and VAE_REQUIRE_ROOT=1 forbids skipping");
+    }
+    eprintln!("skipped: {what} needs root");
+}
+
 /// A small model that trains an epoch of the built-in sample in about a second.
 pub const SMALL: &[&str] = &[
     "--hidden",

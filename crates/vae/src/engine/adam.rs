@@ -136,4 +136,30 @@ mod tests {
         }
         assert_eq!(adam.step, 1);
     }
+
+    #[test]
+    fn three_steps_match_the_formula_computed_by_hand() {
+        // Expected values: the update of the doc comment evaluated step by step in double
+        // precision (Python, math.sqrt), lr 0.1, PyTorch's β₁ 0.9, β₂ 0.999, ε 1e-8. After one
+        // step bias correction makes every move lr·sign(g); the second and third steps tell
+        // the moments apart (swapping β₁ and β₂ gives 0.89471, -0.35666 after three).
+        let mut p = Param::new(Matrix::from_vec(1, 2, vec![1.0, -0.5]));
+        let config = AdamConfig {
+            lr: 0.1,
+            ..AdamConfig::default()
+        };
+        let mut adam = Adam::new(config, &[(1, 2)]);
+        let steps = [
+            ([0.5, -2.0], [0.900000002, -0.4000000005]),
+            ([-1.0, 0.25], [0.9366103542405654, -0.34274654332895554]),
+            ([2.0, 3.0], [0.8946447927181046, -0.37112377589765777]),
+        ];
+        for (t, (grad, expected)) in steps.into_iter().enumerate() {
+            p.grad = Matrix::from_vec(1, 2, grad.to_vec());
+            adam.update(&mut [&mut p]);
+            for (v, e) in p.value.data.iter().zip(expected) {
+                assert!((*v as f64 - e).abs() < 2e-6, "step {}: {v} vs {e}", t + 1);
+            }
+        }
+    }
 }

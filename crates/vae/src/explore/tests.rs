@@ -266,3 +266,48 @@ fn an_explorer_needs_distinct_runs() {
     let error = Explorer::new(twice.collect()).err().unwrap().to_string();
     assert!(error.contains("two runs are named ae-2"), "{error}");
 }
+
+#[test]
+fn decode_and_encode_answer_what_the_library_computes_for_a_conv_cvae() {
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let config = ModelConfig {
+        model: ModelKind::Cvae,
+        channels: vec![4, 8],
+        hidden: vec![16],
+        latent: 3,
+        classes: 10,
+        ..ModelConfig::conv_vae()
+    };
+    let model = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(3)).unwrap();
+    let explored = ExploredModel::new("conv-cvae".into(), model, "mnist-sample".into(), 1, data.test.take(50)).unwrap();
+    let e = Explorer::new(vec![explored]).unwrap();
+    let model = &e.models()[0].model;
+
+    let z = [[0.5f32, -1.0, 2.0], [0.0, 0.0, 0.0]];
+    let labels = [3u8, 8];
+    let (status, decoded) = post(
+        &e,
+        "/api/decode",
+        json!({"model": "conv-cvae", "z": z, "labels": labels}),
+    );
+    assert_eq!(status, 200, "{decoded}");
+    let codes = Matrix::from_vec(2, 3, z.concat());
+    let images = model.decode(&codes, model.condition(&labels).unwrap().as_ref());
+    for r in 0..2 {
+        assert_eq!(decoded["images"][r], json!(to_pixels(images.row(r))), "image {r}");
+    }
+
+    let x = data.test.range_batch(0, 1);
+    let (status, encoded) = post(
+        &e,
+        "/api/encode",
+        json!({"model": "conv-cvae", "image": x.data, "label": 7}),
+    );
+    assert_eq!(status, 200, "{encoded}");
+    let mu = crate::latent::encode_codes(model, &x, &[7]).unwrap();
+    let answered: Vec<f32> = serde_json::from_value(encoded["mu"].clone()).unwrap();
+    assert_eq!(answered, mu.data);
+    let condition = model.condition(&[7]).unwrap();
+    let reconstruction = model.reconstruct(&x, condition.as_ref());
+    assert_eq!(encoded["reconstruction"], json!(to_pixels(&reconstruction.data)));
+}

@@ -300,6 +300,9 @@ fn the_conv_body_is_the_keras_example_by_default() {
     assert_eq!(shape("decoder.deconv1.weight"), (64, 32 * 9));
     assert_eq!(shape("decoder.deconv2.weight"), (32, 9));
     let counted: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    // By hand: conv1 32·9+32, conv2 64·288+64, fc1 3136·256+256, fc_mu and fc_logvar 256·20+20
+    // each, decoder fc1 20·256+256, fc2 256·3136+3136, deconv1 64·32·9+32, deconv2 32·9+1.
+    assert_eq!(counted, 1_662_249);
     assert_eq!(m.config.parameters(), counted as u64);
     let deconvs = m.config.decoder_deconvs();
     assert_eq!(

@@ -15,6 +15,15 @@ use vae::data::{DataDirs, Dataset, DatasetName, DatasetSpec, catalog};
 use vae::run::{RunConfig, RunDir};
 use vae::train::{Outcome, Trainer};
 
+/// Says a test skipped because `why`, or fails it where `VAE_REQUIRE_DATA=1` (CI, which
+/// has every data set) forbids skipping.
+pub fn skip_without_data(why: &str) {
+    if std::env::var("VAE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("{why}, and VAE_REQUIRE_DATA=1 forbids skipping");
+    }
+    eprintln!("skipped: {why}");
+}
+
 /// `../shared/data/mnist` beside the checkout: canonical MNIST files, for the tests that
 /// compare against them. `None` (and the test says it skipped) where it is absent.
 pub fn shared_mnist() -> Option<PathBuf> {
@@ -22,7 +31,7 @@ pub fn shared_mnist() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipped: {} is absent", dir.display());
+        skip_without_data(&format!("{} is absent", dir.display()));
         None
     }
 }
