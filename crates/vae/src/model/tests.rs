@@ -102,6 +102,12 @@ fn check_config(config: ModelConfig, objective: Objective) {
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
     let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
     let step = 1e-2f32;
+    // Measured worst errors: 1.6e-3 for MLP bodies, 1.7e-2 for conv bodies, whose f32
+    // forward sums thousands of products per output and so rounds the loss differences more.
+    let tolerance = match m.config.arch {
+        crate::model::Arch::Mlp => 4e-3,
+        crate::model::Arch::Conv => 2.5e-2,
+    };
     let (mut checked, mut skipped) = (0, 0);
     for (p, (name, grads)) in names.iter().zip(&analytic).enumerate() {
         for (i, &a) in grads.iter().enumerate() {
@@ -120,7 +126,7 @@ fn check_config(config: ModelConfig, objective: Objective) {
             let a = a as f64;
             let error = (a - numeric).abs() / (a.abs() + numeric.abs()).max(1e-2);
             assert!(
-                error < 3e-2,
+                error < tolerance,
                 "{label} {name}[{i}]: analytic {a}, finite difference {numeric}"
             );
         }
