@@ -379,4 +379,21 @@ fn the_server_closes_idle_connections_bounds_them_and_answers_only_to_loopback_n
     };
     assert_eq!(status_of(&addr, &post("text/plain")), 415);
     assert_eq!(status_of(&addr, &post("application/json; charset=utf-8")), 200);
+
+    // A body declared larger than 1 MiB is refused before it is read; one that never
+    // arrives in full times out with the idle timeout.
+    let large = format!(
+        "POST /api/decode HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&addr, &large), 413);
+    let start = Instant::now();
+    let partial = format!(
+        "POST /api/decode HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"model\""
+    );
+    assert_eq!(status_of(&addr, &partial), 408);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "timed out only after {:?}",
+        start.elapsed()
+    );
 }

@@ -433,3 +433,43 @@ pub fn default_dir(data_dir: &Path, dataset: &str) -> PathBuf {
         .collect();
     data_dir.join("classifiers").join(word.trim_matches('_'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifting_moves_each_image_by_at_most_max_and_fills_with_black() {
+        // One lit pixel at row 3, column 4 of a 7x7 image, 400 times.
+        let (h, w, max) = (7usize, 7usize, 2i64);
+        let mut image = vec![0.0f32; h * w];
+        image[3 * w + 4] = 1.0;
+        let mut x = Matrix::from_vec(400, h * w, image.repeat(400));
+        let mut rng = stream_rng(1, Stream::TrainNoise);
+        shift_batch(&mut x, (h, w), max as usize, &mut rng);
+        let mut offsets = std::collections::HashSet::new();
+        for r in 0..x.rows {
+            let lit: Vec<usize> = (0..h * w).filter(|&i| x.row(r)[i] != 0.0).collect();
+            assert_eq!(lit.len(), 1, "row {r}: the pixel must move, not spread or vanish");
+            let (y, c) = ((lit[0] / w) as i64, (lit[0] % w) as i64);
+            let (dy, dx) = (y - 3, c - 4);
+            assert!(dy.abs() <= max && dx.abs() <= max, "row {r}: moved by ({dy}, {dx})");
+            offsets.insert((dy, dx));
+        }
+        assert_eq!(offsets.len(), 25, "every offset of up to 2 in each direction comes up");
+
+        // A pixel in the corner leaves the image when moved away: black comes in.
+        let mut corner = vec![0.0f32; h * w];
+        corner[0] = 1.0;
+        let mut x = Matrix::from_vec(200, h * w, corner.repeat(200));
+        shift_batch(&mut x, (h, w), 2, &mut rng);
+        let emptied = (0..x.rows).filter(|&r| x.row(r).iter().all(|&v| v == 0.0)).count();
+        // The pixel stays only for non-negative offsets in both directions: 9 of 25.
+        assert!((100..=150).contains(&emptied), "{emptied} of 200 rows lost the pixel");
+
+        let before = Matrix::from_vec(1, h * w, image.clone());
+        let mut same = before.clone();
+        shift_batch(&mut same, (h, w), 0, &mut rng);
+        assert_eq!(same, before);
+    }
+}

@@ -37,8 +37,6 @@ use super::{LoadedRun, load_run};
 /// Largest request body read: far above any valid request (a 784-pixel image is ~6 KB of
 /// JSON), far below what would strain memory.
 const MAX_BODY: usize = 1 << 20;
-/// How long a client may take to send its body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds of `--max-connections` and `--idle-timeout`.
 const MAX_CONNECTIONS: usize = 4096;
@@ -51,6 +49,8 @@ struct App {
     computing: Semaphore,
     /// Whether only loopback host names are answered (the server listens on loopback).
     loopback_only: bool,
+    /// How long a client may take to send a body: the idle timeout, as for a request head.
+    body_timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -71,8 +71,9 @@ pub struct Args {
     /// leaves the process's file descriptors ample headroom.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
-    /// Seconds a connection may go without sending a complete request head (1 to 3600): idle
-    /// keep-alive connections and slow clients are closed after it.
+    /// Seconds a connection may go without sending a complete request head, and a request
+    /// may take to send its body (1 to 3600): idle keep-alive connections and slow clients
+    /// are closed after it.
     #[arg(long, default_value_t = 20)]
     idle_timeout: u64,
 }
@@ -110,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         explorer: Explorer::new(models)?,
         computing: Semaphore::new(2 * vae::engine::threads()),
         loopback_only: args.host.is_loopback(),
+        body_timeout: Duration::from_secs(args.idle_timeout),
     });
     let limits = Limits {
         connections: args.max_connections,
@@ -243,8 +245,11 @@ async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: Hea
     if declared.is_some_and(|n| n > MAX_BODY) {
         return too_large();
     }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
-        Err(_) => return answer(408, json!({ "error": "request body: not received within 10 s" })),
+    let bytes = match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => {
+            let error = format!("request body: not received within {} s", app.body_timeout.as_secs());
+            return answer(408, json!({ "error": error }));
+        }
         // Without a declared length, a body cut off at the cap is too large; any other
         // failure is the client's connection.
         Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
