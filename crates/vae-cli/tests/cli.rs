@@ -523,6 +523,36 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     assert_eq!(numbers["models"][3]["model"], "cvae");
     assert!(html.contains(r#"id="cvae-samples""#));
     assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
+    // The numbers are those of the runs and of the protocol asked for.
+    for m in numbers["models"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        let metrics = std::fs::read_to_string(d.join("demo/runs").join(name).join("metrics.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+        assert_eq!(m["final"], last, "{name}: report.json's final epoch is not the run's");
+        let space = &m["latent_space"];
+        assert_eq!(space["protocol"]["prior_samples"], 200, "{name}");
+        assert_eq!(space["protocol"]["interpolation_pairs"], 5, "{name}");
+        let completeness = &space["completeness"];
+        assert_eq!(completeness["images"], 200, "{name}");
+        let histogram: Vec<f64> = completeness["label_histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(histogram.iter().sum::<f64>(), 200.0, "{name}");
+        // The entropy printed is the histogram's, in bits.
+        let entropy: f64 = histogram
+            .iter()
+            .filter(|&&c| c > 0.0)
+            .map(|&c| -(c / 200.0) * (c / 200.0).log2())
+            .sum();
+        let printed = completeness["label_entropy_bits"].as_f64().unwrap();
+        assert!((entropy - printed).abs() < 1e-4, "{name}: {entropy} vs {printed}");
+        let share = completeness["confident_share"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{name}: {share}");
+        assert!(space["continuity"]["pairs"].as_u64().unwrap() <= 5, "{name}");
+    }
     // A second demo into the same folder replaces its own runs instead of refusing.
     let out = vae(d, &[&args[..], &["--no-extras"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
