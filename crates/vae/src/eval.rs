@@ -39,6 +39,43 @@ pub fn evaluate(model: &Model, split: &Split, rng: &mut impl Rng) -> Result<Loss
     })
 }
 
+/// `log((1/n) Σ exp(v_i))` of values given one at a time, in constant memory and without
+/// overflow: the running maximum `m` and the scaled sum `Σ exp(v_i - m)`, rescaled whenever
+/// a new maximum arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct LogMeanExp {
+    max: f64,
+    sum: f64,
+    count: usize,
+}
+
+impl Default for LogMeanExp {
+    fn default() -> Self {
+        LogMeanExp {
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl LogMeanExp {
+    pub fn add(&mut self, v: f64) {
+        if v > self.max {
+            self.sum = self.sum * (self.max - v).exp() + 1.0;
+            self.max = v;
+        } else {
+            self.sum += (v - self.max).exp();
+        }
+        self.count += 1;
+    }
+
+    /// The log-mean-exp of the values so far (-inf for none).
+    pub fn value(&self) -> f64 {
+        self.max + self.sum.ln() - (self.count as f64).ln()
+    }
+}
+
 /// The importance-weighted estimate of the negative log-likelihood.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct IwEstimate {
@@ -92,9 +129,8 @@ pub fn importance_weighted_nll(
         let labels = split.labels_of(images);
         let image_condition = model.condition(&labels)?;
         model.encode(&x, image_condition.as_ref(), &mut ws);
-        // Per image: the running max of log w and Σ exp(log w - max).
-        let mut max = vec![f64::NEG_INFINITY; images.len()];
-        let mut sum = vec![0.0f64; images.len()];
+        // Per image, the log-mean-exp of its weights, streamed.
+        let mut weights = vec![LogMeanExp::default(); images.len()];
         let mut done = 0;
         while done < samples {
             let k = per_chunk.min(samples - done);
@@ -127,20 +163,11 @@ pub fn importance_weighted_nll(
                         .map(|((&z, &e), &lv)| (z * z - e * e - lv) as f64)
                         .sum::<f64>();
                 let log_w = -(ws.recon_rows[r] as f64) + offset + prior_ratio;
-                let i = r / k;
-                if log_w > max[i] {
-                    sum[i] = sum[i] * (max[i] - log_w).exp() + 1.0;
-                    max[i] = log_w;
-                } else {
-                    sum[i] += (log_w - max[i]).exp();
-                }
+                weights[r / k].add(log_w);
             }
             done += k;
         }
-        for i in 0..images.len() {
-            let log_px = max[i] + sum[i].ln() - (samples as f64).ln();
-            total -= log_px;
-        }
+        total -= weights.iter().map(LogMeanExp::value).sum::<f64>();
         on_progress(images[images.len() - 1] + 1);
     }
     Ok(IwEstimate {
@@ -148,4 +175,36 @@ pub fn importance_weighted_nll(
         samples,
         images: split.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogMeanExp;
+
+    #[test]
+    fn the_streamed_log_mean_exp_is_the_direct_one_in_any_order() {
+        // Values spread over 1,000 nats: exp() of them directly would underflow, so the
+        // reference shifts by the known maximum.
+        let values: Vec<f64> = (0..200)
+            .map(|i| -1000.0 + ((i * 37) % 200) as f64 * 5.0 + (i as f64).sin())
+            .collect();
+        let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let direct = max + (values.iter().map(|v| (v - max).exp()).sum::<f64>() / values.len() as f64).ln();
+        for order in [values.clone(), values.iter().rev().cloned().collect::<Vec<_>>()] {
+            let mut streamed = LogMeanExp::default();
+            for v in order {
+                streamed.add(v);
+            }
+            assert!(
+                (streamed.value() - direct).abs() < 1e-9,
+                "{} vs {direct}",
+                streamed.value()
+            );
+        }
+        // Two values by hand: log((e^0 + e^-ln 3)/2) = log(2/3).
+        let mut two = LogMeanExp::default();
+        two.add(-(3f64.ln()));
+        two.add(0.0);
+        assert!((two.value() - (2.0f64 / 3.0).ln()).abs() < 1e-12);
+    }
 }

@@ -173,12 +173,36 @@ fn the_importance_weighted_estimate_is_exact_where_the_posterior_is_the_prior() 
         let expected = loss.reconstruction - recon.log_likelihood_offset(784);
         // K = 5000 spans three chunks of samples per image.
         for k in [1, 50, 5000] {
-            let estimate = importance_weighted_nll(&model, &data.test, k, &mut seeded(3), &mut |_| {}).unwrap();
+            let mut done = 0;
+            let estimate = importance_weighted_nll(&model, &data.test, k, &mut seeded(3), &mut |n| done = n).unwrap();
+            assert_eq!(done, data.test.len(), "the progress reported at the end");
             assert!(
                 (estimate.nll - expected).abs() < 1e-3,
                 "{recon:?}, K = {k}: {} vs {expected}",
                 estimate.nll
             );
         }
+    }
+}
+
+#[test]
+fn the_test_loss_weighs_the_kl_term_by_beta() {
+    let data = common::small_sample(10, 30);
+    for beta in [0.5f32, 1.0, 4.0] {
+        let config = ModelConfig {
+            hidden: vec![16],
+            latent: 3,
+            beta,
+            ..ModelConfig::mlp_vae()
+        };
+        let model = vae::model::Model::new(config, &mut seeded(1)).unwrap();
+        let loss = evaluate(&model, &data.test, &mut seeded(2)).unwrap();
+        assert!(loss.kl > 0.0, "an untrained encoder's posterior is not the prior");
+        let expected = loss.reconstruction + beta as f64 * loss.kl;
+        assert!(
+            (loss.total - expected).abs() < 1e-9,
+            "beta {beta}: {} vs {expected}",
+            loss.total
+        );
     }
 }

@@ -162,4 +162,16 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn epsilon_keeps_the_step_of_a_vanishing_gradient_small() {
+        // After one step the move is lr·g / (|g| + ε): for g = 1e-10, far below ε = 1e-8,
+        // that is 1e-3 · 1e-10 / 1.01e-8 = 9.9e-6 against the gradient, not lr.
+        let mut p = Param::new(Matrix::from_vec(1, 1, vec![1.0]));
+        p.grad = Matrix::from_vec(1, 1, vec![1e-10]);
+        let mut adam = Adam::new(AdamConfig::default(), &[(1, 1)]);
+        adam.update(&mut [&mut p]);
+        let moved = 1.0 - p.value.data[0] as f64;
+        assert!((moved - 9.9e-6).abs() < 3e-7, "moved by {moved}");
+    }
 }
