@@ -81,7 +81,7 @@ impl LogMeanExp {
 pub struct IwEstimate {
     /// Mean over images of `-log p̂(x)`, in nats per image.
     pub nll: f64,
-    /// Samples per image.
+    /// Samples per image: as many as were averaged (the K asked for).
     pub samples: usize,
     pub images: usize,
 }
@@ -122,7 +122,7 @@ pub fn importance_weighted_nll(
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
     let mut condition = Matrix::default();
-    let mut total = 0.0f64;
+    let (mut total, mut averaged) = (0.0f64, samples);
     let indices: Vec<usize> = (0..split.len()).collect();
     for images in indices.chunks(group) {
         split.batch_into(images, &mut x);
@@ -168,11 +168,12 @@ pub fn importance_weighted_nll(
             done += k;
         }
         total -= weights.iter().map(LogMeanExp::value).sum::<f64>();
+        averaged = weights[0].count;
         on_progress(images[images.len() - 1] + 1);
     }
     Ok(IwEstimate {
         nll: total / split.len().max(1) as f64,
-        samples,
+        samples: averaged,
         images: split.len(),
     })
 }

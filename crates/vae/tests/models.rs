@@ -176,6 +176,7 @@ fn the_importance_weighted_estimate_is_exact_where_the_posterior_is_the_prior() 
             let mut done = 0;
             let estimate = importance_weighted_nll(&model, &data.test, k, &mut seeded(3), &mut |n| done = n).unwrap();
             assert_eq!(done, data.test.len(), "the progress reported at the end");
+            assert_eq!(estimate.samples, k, "samples averaged per image");
             assert!(
                 (estimate.nll - expected).abs() < 1e-3,
                 "{recon:?}, K = {k}: {} vs {expected}",
