@@ -30,7 +30,7 @@ pub const MAX_SECONDS: f64 = 3600.0;
 
 impl BenchOptions {
     /// Refuses seconds outside (0, [`MAX_SECONDS`]] and batches that no training step of this
-    /// model may take (the cap of [`crate::run::RunConfig::validate`]).
+    /// model may take (the caps training has).
     pub fn validate(&self) -> crate::Result<()> {
         use crate::error::Error;
         self.model.validate()?;
@@ -44,17 +44,8 @@ impl BenchOptions {
             return Err(Error::config("batch-sizes", "name at least one"));
         }
         for &batch_size in &self.batch_sizes {
-            let config = crate::run::RunConfig {
-                model: self.model.clone(),
-                train: crate::run::TrainConfig {
-                    batch_size,
-                    ..Default::default()
-                },
-            };
-            config.validate().map_err(|e| match e {
-                Error::Config { problem, .. } => Error::config("batch-sizes", problem),
-                other => other,
-            })?;
+            crate::error::ensure_in_range("batch-sizes", batch_size, 1..=crate::run::MAX_BATCH_SIZE)?;
+            self.model.ensure_step_fits("batch-sizes", batch_size)?;
         }
         Ok(())
     }

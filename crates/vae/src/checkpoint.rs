@@ -304,7 +304,7 @@ pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &TrainSta
 /// loading weights into `model`; returns the optimizer and the training state.
 pub fn load_checkpoint(path: &Path, model: &mut Model, adam_config: AdamConfig) -> Result<(Adam, TrainState)> {
     // Weights and Adam's two moments.
-    let values: usize = model.named_params().iter().map(|(_, p)| p.value.data.len()).sum();
+    let values: usize = model.param_shapes().iter().map(|(r, c)| r * c).sum();
     let bytes = read_limited(path, size_limit(3 * values))?;
     let st = parse(path, &bytes)?;
     let mut expected = load_params(path, &st, model)?;

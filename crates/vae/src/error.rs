@@ -86,3 +86,17 @@ impl Error {
         }
     }
 }
+
+/// Refuses a count outside `range`, naming `field`: the one wording of every documented cap.
+pub fn ensure_in_range<T>(field: &str, value: T, range: std::ops::RangeInclusive<T>) -> Result<()>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(Error::config(
+        field,
+        format!("must be between {} and {}, got {value}", range.start(), range.end()),
+    ))
+}

@@ -78,12 +78,11 @@ impl GridLayout {
 pub fn tile_grid(images: &Matrix, layout: GridLayout) -> GrayImage {
     let (th, tw) = layout.tile;
     assert_eq!(images.cols, th * tw, "tile_grid: rows must hold {th}x{tw} images");
-    let count = images.rows.max(1);
-    let columns = layout.columns.min(count);
-    let rows = count.div_ceil(columns);
+    let columns = layout.columns.max(1).min(images.rows.max(1));
     let s = layout.scale.max(1);
-    let width = columns * (tw * s + GAP) + GAP;
-    let height = rows * (th * s + GAP) + GAP;
+    let (width, height) = layout
+        .size(images.rows)
+        .expect("tile_grid: a grid of images held in memory has a size that fits in usize");
     let mut pixels = vec![GAP_GREY; width * height];
     for i in 0..images.rows {
         let (gy, gx) = (i / columns, i % columns);

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::classifier::{CLASSES, Classifier, argmax};
 use crate::data::Dataset;
 use crate::engine::Matrix;
-use crate::error::Result;
+use crate::error::{Result, ensure_in_range};
 use crate::latent::{blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs};
 use crate::model::Model;
 use crate::rng::{RunRng, seeded};
@@ -250,20 +250,9 @@ pub const MAX_FRAMES: usize = 1_000;
 impl LatentOptions {
     /// Refuses counts outside their ranges (the FID needs two samples at least).
     pub fn validate(&self) -> Result<()> {
-        let ranges = [
-            ("samples", self.prior_samples, 2, MAX_PRIOR_SAMPLES),
-            ("pairs", self.pairs, 1, MAX_PAIRS),
-            ("frames", self.frames, 2, MAX_FRAMES),
-        ];
-        for (field, value, low, high) in ranges {
-            if !(low..=high).contains(&value) {
-                return Err(crate::error::Error::config(
-                    field,
-                    format!("must be between {low} and {high}, got {value}"),
-                ));
-            }
-        }
-        Ok(())
+        ensure_in_range("samples", self.prior_samples, 2..=MAX_PRIOR_SAMPLES)?;
+        ensure_in_range("pairs", self.pairs, 1..=MAX_PAIRS)?;
+        ensure_in_range("frames", self.frames, 2..=MAX_FRAMES)
     }
 }
 

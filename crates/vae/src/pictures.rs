@@ -36,11 +36,11 @@ pub fn prior_samples(
     label: Option<u8>,
     rng: &mut impl Rng,
 ) -> Result<GrayImage> {
-    let columns = (n as f64).sqrt().ceil() as usize;
-    GridLayout::mnist(columns).ensure_fits(n)?;
+    let layout = GridLayout::mnist((n as f64).sqrt().ceil() as usize);
+    layout.ensure_fits(n)?;
     let condition = model.label_condition(n, label)?;
     let images = model.sample_prior(n, temperature, condition.as_ref(), rng);
-    Ok(tile_grid(&images, GridLayout::mnist(columns)))
+    Ok(tile_grid(&images, layout))
 }
 
 /// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
@@ -53,14 +53,15 @@ pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng:
         ));
     }
     let classes = model.config.classes;
-    GridLayout::mnist(per_class).ensure_fits(classes.saturating_mul(per_class))?;
+    let layout = GridLayout::mnist(per_class);
+    layout.ensure_fits(classes.saturating_mul(per_class))?;
     let z = model.prior_codes(per_class, temperature, rng);
     let codes = Matrix::from_vec(classes * per_class, z.cols, z.data.repeat(classes));
     let labels: Vec<u8> = (0..classes)
         .flat_map(|c| std::iter::repeat_n(c as u8, per_class))
         .collect();
     let images = model.decode(&codes, model.condition(&labels)?.as_ref());
-    Ok(tile_grid(&images, GridLayout::mnist(per_class)))
+    Ok(tile_grid(&images, layout))
 }
 
 /// One row per pair of test images: the first image, the decoded path between their codes
@@ -74,8 +75,10 @@ pub fn interpolations(
     steps: usize,
     slerp: bool,
 ) -> Result<GrayImage> {
+    // A row: the first image, steps + 1 frames, the second image.
     let frames = steps.saturating_add(3);
-    GridLayout::mnist(frames).ensure_fits(pairs.len().saturating_mul(frames))?;
+    let layout = GridLayout::mnist(frames);
+    layout.ensure_fits(pairs.len().saturating_mul(frames))?;
     let mut rows = Matrix::zeros(0, model.config.pixels());
     for &(i, j) in pairs {
         let (xi, xj) = (test.range_batch(i, i + 1), test.range_batch(j, j + 1));
@@ -88,7 +91,7 @@ pub fn interpolations(
             .stacked(&model.decode(&path, condition.as_ref()))
             .stacked(&xj);
     }
-    Ok(tile_grid(&rows, GridLayout::mnist(steps + 3)))
+    Ok(tile_grid(&rows, layout))
 }
 
 /// One row per dimension in `dims`: that dimension of `base` run over `± range` in `steps`
@@ -101,16 +104,14 @@ pub fn traversals(
     steps: usize,
     label: Option<u8>,
 ) -> Result<GrayImage> {
-    GridLayout::mnist(steps).ensure_fits(dims.len().saturating_mul(steps))?;
+    let layout = GridLayout::mnist(steps);
+    layout.ensure_fits(dims.len().saturating_mul(steps))?;
     let mut codes = Matrix::zeros(0, model.config.latent);
     for &k in dims {
         codes = codes.stacked(&traverse(base, k, range, steps));
     }
     let condition = model.label_condition(codes.rows, label)?;
-    Ok(tile_grid(
-        &model.decode(&codes, condition.as_ref()),
-        GridLayout::mnist(steps),
-    ))
+    Ok(tile_grid(&model.decode(&codes, condition.as_ref()), layout))
 }
 
 /// The scatter of the test split's codes (posterior means for a VAE) coloured by label,

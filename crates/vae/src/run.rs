@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Binarize;
 use crate::engine::MAX_THREADS;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ensure_in_range};
 use crate::files::{MAX_CONFIG_BYTES, open_own_file, read_text_limited, write_atomic};
 use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
 
@@ -31,11 +31,6 @@ pub const MAX_K: usize = 100_000;
 pub const MAX_LR: f32 = 1.0;
 /// Largest free-bits floor per latent dimension, in nats.
 pub const MAX_FREE_BITS: f32 = 1000.0;
-/// Activation values one training step may hold: batch x k x the model's activations per
-/// image ([`ModelConfig::activations_per_image`]). 2^29 values are 2 GiB of activations, about
-/// 3 GiB of process memory with gradients and workspace (measured on the conv model at its
-/// largest batch, 9,104); the classic MLP takes steps of up to ~120,000 images.
-pub const MAX_STEP_ACTIVATIONS: usize = 1 << 29;
 
 /// How a run trains: every setting that is not the model itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,22 +101,12 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Refuses settings no run can have.
     pub fn validate(&self) -> Result<()> {
-        let in_range = |field: &str, value: usize, low: usize, high: usize| {
-            if (low..=high).contains(&value) {
-                Ok(())
-            } else {
-                Err(Error::config(
-                    field,
-                    format!("must be between {low} and {high}, got {value}"),
-                ))
-            }
-        };
-        in_range("epochs", self.epochs, 1, MAX_EPOCHS)?;
-        in_range("batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
-        in_range("threads", self.threads, 1, MAX_THREADS)?;
-        in_range("kl-warmup", self.kl_warmup, 0, MAX_EPOCHS)?;
+        ensure_in_range("epochs", self.epochs, 1..=MAX_EPOCHS)?;
+        ensure_in_range("batch-size", self.batch_size, 1..=MAX_BATCH_SIZE)?;
+        ensure_in_range("threads", self.threads, 1..=MAX_THREADS)?;
+        ensure_in_range("kl-warmup", self.kl_warmup, 0..=MAX_EPOCHS)?;
         match self.objective {
-            TrainObjective::Iwae => in_range("k", self.k, 1, MAX_K)?,
+            TrainObjective::Iwae => ensure_in_range("k", self.k, 1..=MAX_K)?,
             TrainObjective::Elbo if self.k != 1 => {
                 return Err(Error::config("k", "applies to --objective iwae only"));
             }
@@ -184,22 +169,11 @@ impl RunConfig {
                 "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
             ));
         }
-        let rows = train.batch_size.saturating_mul(train.k.max(1));
-        let values = rows.saturating_mul(model.activations_per_image());
-        if values > MAX_STEP_ACTIVATIONS {
-            let most = MAX_STEP_ACTIVATIONS / model.activations_per_image().max(1);
-            let what = match train.objective {
-                TrainObjective::Iwae => "batch-size x k",
-                TrainObjective::Elbo => "batch-size",
-            };
-            return Err(Error::config(
-                what,
-                format!(
-                    "{rows} images a step need {values} activation values, more than the {MAX_STEP_ACTIVATIONS} a step may hold: at most {most} for this model"
-                ),
-            ));
-        }
-        Ok(())
+        let field = match train.objective {
+            TrainObjective::Iwae => "batch-size x k",
+            TrainObjective::Elbo => "batch-size",
+        };
+        model.ensure_step_fits(field, train.batch_size.saturating_mul(train.k.max(1)))
     }
 }
 
@@ -242,12 +216,7 @@ impl RunDir {
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<RunConfig> {
         let path = self.config();
-        if !self.root.is_dir() {
-            return Err(Error::Run {
-                path: self.root.clone(),
-                problem: "not a run folder (no such directory)".into(),
-            });
-        }
+        self.ensure_folder()?;
         let text = read_text_limited(&path, MAX_CONFIG_BYTES)?;
         let config: RunConfig = serde_json::from_str(&text).map_err(|e| Error::Run {
             path: path.clone(),
@@ -276,6 +245,17 @@ impl RunDir {
         write_atomic(&self.config(), format!("{json}\n").as_bytes())
     }
 
+    /// Refuses a run folder that is not a directory at all.
+    fn ensure_folder(&self) -> Result<()> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        Err(Error::Run {
+            path: self.root.clone(),
+            problem: "not a run folder (no such directory)".into(),
+        })
+    }
+
     /// Whether the folder already holds a run (its `config.json`).
     pub fn holds_run(&self) -> bool {
         fs::symlink_metadata(self.config()).is_ok()
@@ -285,6 +265,12 @@ impl RunDir {
     /// left by a run killed at its very start does not count): a new run never mixes its
     /// files into a user's, nor replaces a trained one.
     pub fn ensure_fresh(&self) -> Result<()> {
+        if self.holds_run() {
+            return Err(Error::Run {
+                path: self.root.clone(),
+                problem: "already holds a run; pass --resume to continue it, or choose another --out".into(),
+            });
+        }
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -293,15 +279,7 @@ impl RunDir {
         let mut others = 0;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&self.root, e))?;
-            if entry.file_name() != LOCK_FILE {
-                others += 1;
-            }
-        }
-        if self.holds_run() {
-            return Err(Error::Run {
-                path: self.root.clone(),
-                problem: "already holds a run; pass --resume to continue it, or choose another --out".into(),
-            });
+            others += usize::from(entry.file_name() != LOCK_FILE);
         }
         if others > 0 {
             return Err(Error::Run {
@@ -323,12 +301,7 @@ impl RunDir {
     /// Takes the lock of an existing run folder: one that holds a `config.json`. Nothing is
     /// created in a folder that is not a run (`--resume typo` leaves no `typo/`).
     pub fn lock(&self) -> Result<RunLock> {
-        if !self.root.is_dir() {
-            return Err(Error::Run {
-                path: self.root.clone(),
-                problem: "not a run folder (no such directory)".into(),
-            });
-        }
+        self.ensure_folder()?;
         if !self.holds_run() {
             return Err(Error::Run {
                 path: self.root.clone(),

@@ -46,11 +46,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
             out,
         } => {
             super::set_threads(threads)?;
-            let most = vae::run::MAX_EPOCHS;
-            anyhow::ensure!(
-                epochs.is_none_or(|e| (1..=most).contains(&e)),
-                "--epochs: must be between 1 and {most}"
-            );
+            if let Some(e) = epochs {
+                vae::error::ensure_in_range("--epochs", e, 1..=vae::run::MAX_EPOCHS)?;
+            }
             let data = super::load_dataset(&dataset)?;
             let out = out.unwrap_or_else(|| default_dir(&DataDirs::from_env().user, &dataset));
             let options = ClassifierTraining {

@@ -103,8 +103,10 @@ pub fn write_picture(run: &Path, out: Option<PathBuf>, name: &str, png: &[u8]) -
 pub fn set_threads(requested: Option<usize>) -> Result<usize> {
     let most = vae::engine::MAX_THREADS;
     let n = match requested {
-        Some(n) if !(1..=most).contains(&n) => anyhow::bail!("--threads: must be between 1 and {most}, got {n}"),
-        Some(n) => n,
+        Some(n) => {
+            vae::error::ensure_in_range("--threads", n, 1..=most)?;
+            n
+        }
         None => std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)

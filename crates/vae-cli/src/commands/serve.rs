@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::sync::Semaphore;
+use vae::error::ensure_in_range;
 use vae::explore::{ExploredModel, Explorer, PAGE};
 use vae::files::{MAX_METRICS_BYTES, read_text_limited};
 use vae::run::RunDir;
@@ -49,8 +50,9 @@ struct App {
     computing: Semaphore,
     /// Whether only loopback host names are answered (the server listens on loopback).
     loopback_only: bool,
-    /// How long a client may take to send a body: the idle timeout, as for a request head.
-    body_timeout: Duration,
+    /// How long a connection may wait for a whole request head, or a request for its whole
+    /// body (`--idle-timeout`).
+    idle_timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -80,16 +82,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     super::set_threads(args.threads)?;
-    anyhow::ensure!(
-        (1..=MAX_CONNECTIONS).contains(&args.max_connections),
-        "--max-connections: must be between 1 and {MAX_CONNECTIONS}, got {}",
-        args.max_connections
-    );
-    anyhow::ensure!(
-        (1..=MAX_IDLE_SECONDS).contains(&args.idle_timeout),
-        "--idle-timeout: must be between 1 and {MAX_IDLE_SECONDS} seconds, got {}",
-        args.idle_timeout
-    );
+    ensure_in_range("--max-connections", args.max_connections, 1..=MAX_CONNECTIONS)?;
+    ensure_in_range("--idle-timeout", args.idle_timeout, 1..=MAX_IDLE_SECONDS)?;
     let mut models = Vec::new();
     for path in &args.runs {
         let LoadedRun { config, model, data } = load_run(path, None)?;
@@ -111,27 +105,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         explorer: Explorer::new(models)?,
         computing: Semaphore::new(2 * vae::engine::threads()),
         loopback_only: args.host.is_loopback(),
-        body_timeout: Duration::from_secs(args.idle_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
     });
-    let limits = Limits {
-        connections: args.max_connections,
-        idle: Duration::from_secs(args.idle_timeout),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the server's runtime")?;
-    runtime.block_on(serve(app, SocketAddr::new(args.host, args.port), limits))?;
+    runtime.block_on(serve(app, SocketAddr::new(args.host, args.port), args.max_connections))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// What one client may hold.
-struct Limits {
-    connections: usize,
-    idle: Duration,
-}
-
-async fn serve(app: Arc<App>, addr: SocketAddr, limits: Limits) -> Result<()> {
+async fn serve(app: Arc<App>, addr: SocketAddr, max_connections: usize) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--host/--port: cannot listen on {addr}"))?;
@@ -140,6 +124,7 @@ async fn serve(app: Arc<App>, addr: SocketAddr, limits: Limits) -> Result<()> {
     // The URL goes to stdout on its own line, so scripts and tests can read it.
     println!("http://{bound}/");
     eprintln!("serving {} (Ctrl-C stops)", names.join(", "));
+    let idle = app.idle_timeout;
     let router = Router::new()
         .route("/", get(page))
         .route("/favicon.ico", get(no_icon))
@@ -148,15 +133,15 @@ async fn serve(app: Arc<App>, addr: SocketAddr, limits: Limits) -> Result<()> {
         .with_state(app);
     // Connections are served on tasks of their own; Ctrl-C ends the loop, and dropping the
     // runtime then closes them.
-    tokio::spawn(accept_connections(listener, router, limits));
+    tokio::spawn(accept_connections(listener, router, max_connections, idle));
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     Ok(())
 }
 
-/// Accepts while fewer than `limits.connections` are open, and serves each over HTTP/1.1
-/// with the idle timeout.
-async fn accept_connections(listener: tokio::net::TcpListener, router: Router, limits: Limits) {
-    let open = Arc::new(Semaphore::new(limits.connections));
+/// Accepts while fewer than `max_connections` are open, and serves each over HTTP/1.1 with
+/// the idle timeout.
+async fn accept_connections(listener: tokio::net::TcpListener, router: Router, max_connections: usize, idle: Duration) {
+    let open = Arc::new(Semaphore::new(max_connections));
     loop {
         let Ok(permit) = open.clone().acquire_owned().await else {
             return;
@@ -171,7 +156,6 @@ async fn accept_connections(listener: tokio::net::TcpListener, router: Router, l
             }
         };
         let service = TowerToHyperService::new(router.clone());
-        let idle = limits.idle;
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             // The head timer also runs while a kept-alive connection waits for its next
@@ -245,9 +229,9 @@ async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: Hea
     if declared.is_some_and(|n| n > MAX_BODY) {
         return too_large();
     }
-    let bytes = match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+    let bytes = match tokio::time::timeout(app.idle_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
         Err(_) => {
-            let error = format!("request body: not received within {} s", app.body_timeout.as_secs());
+            let error = format!("request body: not received within {} s", app.idle_timeout.as_secs());
             return answer(408, json!({ "error": error }));
         }
         // Without a declared length, a body cut off at the cap is too large; any other

@@ -108,6 +108,12 @@ pub const MAX_CLASSES: usize = 256;
 /// The most convolutions a conv body may have, and channels per convolution.
 pub const MAX_CONV_LAYERS: usize = 6;
 pub const MAX_CHANNELS: usize = 1024;
+/// Activation values one training step may hold: rows x [`ModelConfig::activations_per_image`],
+/// the rows being the batch (times k under the importance-weighted bound). 2^29 values are
+/// 2 GiB of activations, about 3 GiB of process memory with gradients and workspace (measured
+/// on the conv model at its largest batch, 9,104); the classic MLP takes steps of up to
+/// ~120,000 images.
+pub const MAX_STEP_ACTIVATIONS: usize = 1 << 29;
 
 impl ModelConfig {
     /// The classic MLP VAE of the PyTorch example: 784-400-20, Bernoulli likelihood.
@@ -250,6 +256,23 @@ impl ModelConfig {
         let dense: usize = self.layer_shapes().iter().map(|&(i, o)| i + o).sum();
         // The decoder mirrors the encoder's maps and patches.
         2 * convs + dense + self.pixels()
+    }
+
+    /// Refuses a training step of `rows` images whose activations would pass
+    /// [`MAX_STEP_ACTIVATIONS`], naming `field` (the flag that sets the rows).
+    pub fn ensure_step_fits(&self, field: &str, rows: usize) -> Result<()> {
+        let per_image = self.activations_per_image().max(1);
+        let values = rows.saturating_mul(per_image);
+        if values <= MAX_STEP_ACTIVATIONS {
+            return Ok(());
+        }
+        Err(Error::config(
+            field,
+            format!(
+                "{rows} images a step need {values} activation values, more than the {MAX_STEP_ACTIVATIONS} a step may hold: at most {} for this model",
+                MAX_STEP_ACTIVATIONS / per_image
+            ),
+        ))
     }
 
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).
