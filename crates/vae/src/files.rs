@@ -65,6 +65,13 @@ pub fn open_regular(path: &Path) -> Result<(File, u64)> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
+    let len = ensure_regular(path, &file)?;
+    Ok((file, len))
+}
+
+/// Refuses an opened `file` that is not a regular file (checked on the handle, so nothing can
+/// be swapped in after the check); returns its size.
+fn ensure_regular(path: &Path, file: &File) -> Result<u64> {
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Err(file_error(
@@ -72,7 +79,12 @@ pub fn open_regular(path: &Path) -> Result<(File, u64)> {
             format!("is {}, expected a regular file", kind_of(&meta)),
         ));
     }
-    Ok((file, meta.len()))
+    Ok(meta.len())
+}
+
+/// A character device or a FIFO: what takes a plain write rather than a replacement.
+fn is_stream(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() || meta.file_type().is_fifo()
 }
 
 /// Reads the whole regular file at `path`, refusing one larger than `limit` bytes before
@@ -151,14 +163,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes `bytes` to a path the user named: into a character device or a FIFO as a plain
 /// write (`/dev/null`, a pipe), anywhere else as [`write_atomic`] does.
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
-    let stream = fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo());
-    if !stream {
+    if !fs::metadata(path).is_ok_and(|m| is_stream(&m)) {
         return write_atomic(path, bytes);
     }
     let mut file = File::options().write(true).open(path).map_err(|e| Error::io(path, e))?;
     // A stream takes what it is given: check its type on the opened handle too.
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !(meta.file_type().is_char_device() || meta.file_type().is_fifo()) {
+    if !file.metadata().is_ok_and(|m| is_stream(&m)) {
         return Err(file_error(path, "changed while being opened"));
     }
     file.write_all(bytes).map_err(|e| Error::io(path, e))
@@ -178,13 +188,7 @@ pub fn open_own_file(path: &Path) -> Result<File> {
             Some(libc::ELOOP) => file_error(path, "is a symbolic link: refusing to open it"),
             _ => Error::io(path, e),
         })?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(file_error(
-            path,
-            format!("is {}, expected a regular file", kind_of(&meta)),
-        ));
-    }
+    ensure_regular(path, &file)?;
     Ok(file)
 }
 
