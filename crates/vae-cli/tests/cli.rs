@@ -469,21 +469,17 @@ fn eval_measures_the_latent_space_with_a_classifier() {
     let latent = &report["latent"];
     assert_eq!(latent["protocol"]["prior_samples"], 400);
     assert_eq!(latent["protocol"]["interpolation_pairs"], 20);
-    for key in ["confident_share", "label_entropy_bits"] {
-        let v = latent["completeness"][key].as_f64().unwrap();
-        assert!((0.0..=3.33).contains(&v), "{key} = {v}");
-    }
-    assert!(
-        latent["completeness_of_test_images"]["confident_share"]
-            .as_f64()
-            .unwrap()
-            > 0.5
-    );
+    // The numbers themselves are checked on a model with known answers (tests/latent.rs in
+    // the library); here, that the run, the classifier and the counts reach them.
+    let histogram: Vec<u64> = serde_json::from_value(latent["completeness"]["label_histogram"].clone()).unwrap();
+    assert_eq!(histogram.iter().sum::<u64>(), 400, "every prior sample is labelled");
+    let test_images = &latent["completeness_of_test_images"];
+    assert_eq!(test_images["images"], 1000);
+    assert!(test_images["confident_share"].as_f64().unwrap() > 0.5, "{test_images}");
     assert!(latent["fid"].as_f64().unwrap() > latent["fid_floor"].as_f64().unwrap());
-    assert!(
-        latent["continuity"]["mean_step"].as_f64().unwrap()
-            >= latent["continuity"]["even_step"].as_f64().unwrap() - 1e-9
-    );
+    // A trained VAE decodes two different test digits to different images: every path counts.
+    assert_eq!(latent["continuity"]["pairs"], 20);
+    assert_eq!(latent["continuity"]["even_step"], 0.1);
 }
 
 #[test]

@@ -126,6 +126,55 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
 }
 
 #[test]
+fn a_tensor_no_parameter_claims_is_refused() {
+    let (_dir, run) = trained_run();
+    let original = std::fs::read(run.model()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&original).unwrap();
+    let mut tensors = st.tensors();
+    let one = 1f32.to_le_bytes();
+    tensors.push((
+        "encoder.fc9.weight".into(),
+        TensorView::new(Dtype::F32, vec![1], &one).unwrap(),
+    ));
+    let bytes = safetensors::serialize(tensors, None::<HashMap<String, String>>).unwrap();
+    std::fs::write(run.model(), bytes).unwrap();
+    assert_one_line_naming(
+        load_model(&run).unwrap_err(),
+        "model.safetensors",
+        "unexpected tensor encoder.fc9.weight",
+    );
+}
+
+/// Weights hold 4 bytes per parameter and a checkpoint three times that (Adam's two moments),
+/// each with up to 64 MiB of header: one byte more is refused unread, the limit itself is read
+/// (and found not to be safetensors: the files are sparse zeros).
+#[test]
+fn weights_and_checkpoints_are_refused_one_byte_past_what_the_model_can_fill() {
+    let (_dir, run) = trained_run();
+    let values: u64 = load_model(&run)
+        .unwrap()
+        .param_shapes()
+        .iter()
+        .map(|&(r, c)| (r * c) as u64)
+        .sum();
+    assert_eq!(values, 784 * 16 + 16 + 2 * (16 * 3 + 3) + 3 * 16 + 16 + 16 * 784 + 784);
+    let header = 64u64 << 20;
+    let load = |which: &str| match which {
+        "model" => load_model(&run).map(|_| ()).unwrap_err(),
+        _ => Trainer::resume(run.clone(), Some(2)).map(|_| ()).unwrap_err(),
+    };
+    for (which, path, copies) in [("model", run.model(), 1), ("checkpoint", run.checkpoint(), 3)] {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let limit = 4 * copies * values + header;
+        std::fs::File::create(&path).unwrap().set_len(limit + 1).unwrap();
+        let needle = format!("holds {} bytes, more than the {limit}", limit + 1);
+        assert_one_line_naming(load(which), &name, &needle);
+        std::fs::File::create(&path).unwrap().set_len(limit).unwrap();
+        assert_one_line_naming(load(which), &name, "not a valid safetensors file");
+    }
+}
+
+#[test]
 fn directories_and_missing_files_where_files_belong_are_refused() {
     let (_dir, run) = trained_run();
     std::fs::remove_file(run.model()).unwrap();
@@ -190,7 +239,7 @@ fn forged_training_states_are_refused_on_resume() {
     let data = common::small_sample(300, 50);
     let limit = std::time::Duration::from_secs(30);
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(&str, Edit); 6] = [
+    let cases: [(&str, Edit); 11] = [
         // xoshiro's all-zero state draws zeros forever: the normal sampler would never return.
         ("the noise generator's state is all zeros", |s| {
             s["noise_rng"]["s"] = serde_json::json!([0, 0, 0, 0])
@@ -209,6 +258,23 @@ fn forged_training_states_are_refused_on_resume() {
         }),
         ("17 optimizer steps where 1 epochs and 0 batches make 3", |s| {
             s["adam_step"] = 17.into()
+        }),
+        // At an epoch's end the partial sums are empty: no images can sum to a loss.
+        ("the epoch's loss sum 1 is out of range", |s| {
+            s["partial"]["loss_sum"] = 1.0.into()
+        }),
+        ("the epoch's seconds -1 are out of range", |s| {
+            s["partial"]["seconds"] = (-1.0).into()
+        }),
+        // The negative ELBO is a sum of non-negative terms (the IW bound need not be).
+        ("train_loss -5 is out of range", |s| {
+            s["history"][0]["train_loss"] = (-5.0).into()
+        }),
+        ("beta or free_bits is negative", |s| {
+            s["history"][0]["beta"] = (-1.0).into()
+        }),
+        ("beta or free_bits is negative", |s| {
+            s["history"][0]["free_bits"] = (-1.0).into()
         }),
     ];
     for (needle, edit) in cases {

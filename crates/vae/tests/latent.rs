@@ -239,3 +239,107 @@ fn sampling_temperature_scales_the_prior_codes() {
     }
     assert!(model.prior_codes(5, 0.0, &mut seeded(6)).data.iter().all(|&v| v == 0.0));
 }
+
+/// A VAE whose decoder ignores the code (every decoder weight zero) and whose output bias is
+/// the logit of one test digit: every prior sample decodes to that digit. The report's numbers
+/// are then known from the classifier's answer on that one image: one class takes every
+/// sample (entropy 0), the confident share is that image's, the FID is the squared distance
+/// of its features from the test mean plus the trace of the test features' covariance (the
+/// samples' covariance is zero), and no interpolation path has two distinct ends.
+#[test]
+fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
+    use vae::classifier::{Classifier, ClassifierConfig, argmax};
+    use vae::metrics::{CONFIDENCE, LatentOptions, Reference, latent_report};
+    use vae::model::{Model, ModelConfig};
+
+    let data = common::small_sample(300, 200);
+    let classifier_config = ClassifierConfig {
+        image_height: 28,
+        image_width: 28,
+        channels: vec![4],
+        hidden: vec![12],
+        classes: 10,
+        dataset: "mnist-sample".into(),
+        epochs: 0,
+        seed: 5,
+        test_accuracy: 0.0,
+    };
+    // Untrained but fixed: the numbers below follow from what it answers, whatever that is.
+    let classifier = Classifier::new(classifier_config, &mut seeded(5)).unwrap();
+    let digit = data.test.range_batch(3, 4);
+    let mut model = Model::new(
+        ModelConfig {
+            hidden: vec![8],
+            latent: 2,
+            ..ModelConfig::mlp_vae()
+        },
+        &mut seeded(6),
+    )
+    .unwrap();
+    for (name, param) in model.named_params_mut() {
+        if name.starts_with("decoder.") && name.ends_with(".weight") {
+            param.value.data.fill(0.0);
+        }
+        if name == "decoder.fc_out.bias" {
+            for (b, &p) in param.value.data.iter_mut().zip(&digit.data) {
+                let p = p.clamp(1e-3, 1.0 - 1e-3);
+                *b = (p / (1.0 - p)).ln();
+            }
+        }
+    }
+    let drawn = model.decode(&Matrix::zeros(1, 2), None);
+    let close = drawn.data.iter().zip(&digit.data).all(|(a, b)| (a - b).abs() < 2e-3);
+    assert!(close, "the model draws test digit 3");
+
+    let options = LatentOptions {
+        prior_samples: 50,
+        pairs: 7,
+        frames: 5,
+        seed: 9,
+    };
+    let reference = Reference::new(&classifier, &data, options.prior_samples);
+    let report = latent_report(&model, &classifier, &data, &options, &reference).unwrap();
+
+    let probabilities = classifier.probabilities(&drawn);
+    let class = argmax(probabilities.row(0));
+    let mut histogram = vec![0; 10];
+    histogram[class] = 50;
+    assert_eq!(report.completeness.images, 50);
+    assert_eq!(report.completeness.label_histogram, histogram);
+    assert_eq!(report.completeness.label_entropy_bits, 0.0);
+    let confident = f64::from(u8::from(probabilities.row(0)[class] >= CONFIDENCE));
+    assert_eq!(report.completeness.confident_share, confident);
+
+    // The FID by its definition, in f64 from the features.
+    let features = classifier.features(&data.test.range_batch(0, data.test.len()));
+    let (n, d) = (features.rows, features.cols);
+    let mean: Vec<f64> = (0..d)
+        .map(|j| (0..n).map(|r| f64::from(features.row(r)[j])).sum::<f64>() / n as f64)
+        .collect();
+    let trace: f64 = (0..d)
+        .map(|j| {
+            let squares: f64 = (0..n).map(|r| (f64::from(features.row(r)[j]) - mean[j]).powi(2)).sum();
+            squares / (n - 1) as f64
+        })
+        .sum();
+    let sample_features = classifier.features(&drawn);
+    let shift: f64 = (0..d)
+        .map(|j| (f64::from(sample_features.row(0)[j]) - mean[j]).powi(2))
+        .sum();
+    let expected = shift + trace;
+    assert!(
+        (report.fid - expected).abs() < 1e-3 * expected,
+        "FID {} vs {expected} (shift {shift}, trace {trace})",
+        report.fid
+    );
+    assert!(trace > 0.0 && shift > 0.0, "both terms count");
+    assert_eq!(report.fid_floor, reference.fid_floor);
+    assert_eq!(report.completeness_of_test_images.images, 200);
+
+    // Every path is one image repeated: no path has ends to compare.
+    assert_eq!(report.continuity.pairs, 0);
+    assert_eq!(report.continuity.frames, 5);
+    assert_eq!(report.continuity.even_step, 0.25);
+    assert_eq!(report.protocol.interpolation_pairs, 7);
+    assert_eq!(report.protocol.seed, 9);
+}

@@ -139,3 +139,25 @@ pub fn reparameterize_iw_backward(
         dlogvar.data[i] = dzi * eps.data[i] * 0.5 * std.data[i] - 0.5 * s;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kl_of_each_dimension_is_known_and_sums_to_the_kl_of_each_row() {
+        // Two rows: μ = (1, 0), logvar = (0, ln 2) and μ = (0, 2), logvar = (0, 0).
+        // KL = -½ (1 + logvar - μ² - e^logvar) per value: 0.5, ½(1 - ln 2) and 0, 2.
+        let mu = Matrix::from_vec(2, 2, vec![1.0, 0.0, 0.0, 2.0]);
+        let logvar = Matrix::from_vec(2, 2, vec![0.0, 2f32.ln(), 0.0, 0.0]);
+        let per_dim = kl_per_dimension(&mu, &logvar);
+        let expected = [0.25, (0.5 * (1.0 - 2f64.ln()) + 2.0) / 2.0];
+        for (got, want) in per_dim.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{per_dim:?} vs {expected:?}");
+        }
+        let mut rows = [0.0f32; 2];
+        kl_divergence(&mu, &logvar, &mut rows);
+        let row_mean = (rows[0] + rows[1]) as f64 / 2.0;
+        assert!((per_dim.iter().sum::<f64>() - row_mean).abs() < 1e-6, "{rows:?}");
+    }
+}

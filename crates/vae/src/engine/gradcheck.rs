@@ -112,7 +112,7 @@ fn check_reconstruction(recon: Recon) {
         recon.loss(&Matrix::from_vec(3, 7, s.to_vec()), &target, &mut rows, None);
         scale as f64 * rows.iter().map(|&r| r as f64).sum::<f64>()
     };
-    assert_gradient(recon.name(), &logits.data, &grad.data, loss);
+    assert_gradient(&format!("{recon:?}"), &logits.data, &grad.data, loss);
     // The fused pass and the forward-only pass agree on the loss itself.
     let mut forward_only = vec![0.0; 3];
     recon.loss(&logits, &target, &mut forward_only, None);

@@ -21,14 +21,6 @@ pub enum Recon {
 }
 
 impl Recon {
-    /// The word used on the command line and in `config.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Recon::Bce => "bce",
-            Recon::Mse => "mse",
-        }
-    }
-
     /// `log p(x | z) + loss(x, s)` for an image of `pixels` pixels: the constant that turns
     /// this loss into a negative log-likelihood.
     ///
@@ -212,6 +204,49 @@ pub fn softmax_into(logits: &Matrix, probs: &mut Matrix) {
         }
         for o in out.iter_mut() {
             *o /= sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `loss - offset` is the negative log-likelihood: for the squared error, that of a
+    /// Gaussian with variance ½ per pixel, written out from its density.
+    #[test]
+    fn the_squared_error_less_its_offset_is_a_gaussian_negative_log_likelihood() {
+        let logits = Matrix::from_vec(1, 3, vec![-1.0, 0.5, 2.0]);
+        let target = Matrix::from_vec(1, 3, vec![0.0, 0.9, 0.4]);
+        let mut row = [0.0f32];
+        Recon::Mse.loss(&logits, &target, &mut row, None);
+        let variance = 0.5f64;
+        let nll: f64 = (0..3)
+            .map(|i| {
+                let mean = 1.0 / (1.0 + (-logits.data[i] as f64).exp());
+                let d = target.data[i] as f64 - mean;
+                0.5 * (2.0 * std::f64::consts::PI * variance).ln() + d * d / (2.0 * variance)
+            })
+            .sum();
+        let offset = Recon::Mse.log_likelihood_offset(3);
+        assert!(
+            (row[0] as f64 - offset - nll).abs() < 1e-6,
+            "{} vs {nll}",
+            row[0] as f64 - offset
+        );
+        assert_eq!(Recon::Bce.log_likelihood_offset(3), 0.0);
+    }
+
+    /// Logits 1000 apart: exponentials taken without subtracting the maximum overflow.
+    #[test]
+    fn softmax_is_known_and_finite_for_huge_logits() {
+        let logits = Matrix::from_vec(2, 3, vec![0.0, 2f32.ln(), 0.0, 1000.0, 1000.0 + 3f32.ln(), -1000.0]);
+        let mut probs = Matrix::default();
+        softmax_into(&logits, &mut probs);
+        let expected = [0.25, 0.5, 0.25, 0.25, 0.75, 0.0];
+        for (got, want) in probs.data.iter().zip(expected) {
+            // 1000 + ln 3 rounds to f32 within ~6e-5.
+            assert!((got - want).abs() < 2e-4, "{:?}", probs.data);
         }
     }
 }

@@ -310,4 +310,50 @@ fn decode_and_encode_answer_what_the_library_computes_for_a_conv_cvae() {
     let condition = model.condition(&[7]).unwrap();
     let reconstruction = model.reconstruct(&x, condition.as_ref());
     assert_eq!(encoded["reconstruction"], json!(to_pixels(&reconstruction.data)));
+
+    // Between two test images (their own labels, blended along the path), linearly.
+    let (a, b) = (0, 5);
+    let (label_a, label_b) = (data.test.labels[a], data.test.labels[b]);
+    assert_ne!(label_a, label_b, "two classes, so the blend of labels shows");
+    let (status, path) = post(
+        &e,
+        "/api/interpolate",
+        json!({"model": "conv-cvae", "from": {"index": a}, "to": {"index": b}, "steps": 4}),
+    );
+    assert_eq!(status, 200, "{path}");
+    let ends = data
+        .test
+        .range_batch(a, a + 1)
+        .stacked(&data.test.range_batch(b, b + 1));
+    let codes = crate::latent::encode_codes(model, &ends, &[label_a, label_b]).unwrap();
+    let expected = interpolate(codes.row(0), codes.row(1), 5, false);
+    let answered: Vec<Vec<f32>> = serde_json::from_value(path["codes"].clone()).unwrap();
+    assert_eq!(answered.concat(), expected.data);
+    let condition = crate::latent::blended_condition(model, label_a, label_b, 5).unwrap();
+    let images = model.decode(&expected, condition.as_ref());
+    for r in 0..5 {
+        assert_eq!(path["images"][r], json!(to_pixels(images.row(r))), "frame {r}");
+    }
+
+    // From a drawing without a label to a test image, spherically: the test image's label
+    // holds at both ends.
+    let drawing: Vec<f32> = (0..784).map(|i| ((i % 28) as f32 / 27.0).min(1.0)).collect();
+    let (status, path) = post(
+        &e,
+        "/api/interpolate",
+        json!({"model": "conv-cvae", "from": {"image": drawing}, "to": {"index": b},
+               "steps": 3, "slerp": true}),
+    );
+    assert_eq!(status, 200, "{path}");
+    let ends = Matrix::from_vec(1, 784, drawing.clone()).stacked(&data.test.range_batch(b, b + 1));
+    let condition = model.condition(&[label_b, label_b]).unwrap();
+    let codes = codes_of(model, &ends, condition.as_ref());
+    let expected = interpolate(codes.row(0), codes.row(1), 4, true);
+    let answered: Vec<Vec<f32>> = serde_json::from_value(path["codes"].clone()).unwrap();
+    assert_eq!(answered.concat(), expected.data);
+    let images = model.decode(&expected, model.condition(&[label_b; 4]).unwrap().as_ref());
+    for r in 0..4 {
+        assert_eq!(path["images"][r], json!(to_pixels(images.row(r))), "frame {r}");
+    }
+    assert_eq!(path["from_image"], json!(to_pixels(&drawing)));
 }
