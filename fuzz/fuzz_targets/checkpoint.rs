@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&path, data).unwrap();
     let config = ModelConfig { hidden: vec![8], latent: 2, ..ModelConfig::mlp_vae() };
     let mut model = Model::new(config, &mut vae::rng::seeded(0)).unwrap();
-    if let Ok((_, state)) = vae::checkpoint::load_checkpoint(&path, &mut model, vae::engine::AdamConfig::default()) {
+    let loaded = vae::checkpoint::load_checkpoint(&path, &mut model, vae::engine::AdamConfig::default());
+    if let Ok((_, state)) = loaded {
+        let state: vae::train::TrainState = state;
         // A state that loads is checked as a resume checks it: an error or fine, never a panic.
         let _ = state.check(&path);
         let _ = state.check_against(&path, 300, 100);

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let run = RunDir::new(dir.path());
     std::fs::write(run.config(), config).unwrap();
     std::fs::write(run.model(), weights).unwrap();
-    if let Ok(model) = vae::checkpoint::load_model(&run) {
+    if let Ok(model) = run.load_model() {
         // A model that loads must also decode.
         let z = vae::engine::Matrix::zeros(1, model.config.latent);
         let condition = model.label_condition(1, None).unwrap();

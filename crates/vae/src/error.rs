@@ -78,6 +78,14 @@ impl Error {
         }
     }
 
+    /// A weights or checkpoint file that cannot be what it claims.
+    pub fn checkpoint(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
     /// A configuration value out of its range.
     pub fn config(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::Config {

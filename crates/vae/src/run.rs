@@ -15,11 +15,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::load_weights;
 use crate::data::Binarize;
 use crate::engine::MAX_THREADS;
 use crate::error::{Error, Result, ensure_in_range};
 use crate::files::{MAX_CONFIG_BYTES, open_own_file, read_text_limited, write_atomic};
-use crate::model::{MNIST_SIDE, ModelConfig, ModelKind};
+use crate::model::{MNIST_SIDE, Model, ModelConfig, ModelKind};
+use crate::rng::{Stream, stream_rng};
 
 /// Most epochs a run may plan: its history rides in every checkpoint.
 pub const MAX_EPOCHS: usize = 100_000;
@@ -237,6 +239,15 @@ impl RunDir {
             problem: e.to_string(),
         })?;
         Ok(config)
+    }
+
+    /// Rebuilds the trained model: `config.json` says what it is, `model.safetensors` holds
+    /// its weights.
+    pub fn load_model(&self) -> Result<Model> {
+        let config = self.read_config()?;
+        let mut model = Model::new(config.model, &mut stream_rng(0, Stream::Init))?;
+        load_weights(&self.model(), model.named_params_mut())?;
+        Ok(model)
     }
 
     /// Writes `config.json` atomically.

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use safetensors::{Dtype, tensor::TensorView};
-use vae::checkpoint::load_model;
 use vae::model::ModelConfig;
 use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
@@ -84,7 +83,7 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
         vec![0; 16 * 784 * 8],
     );
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "encoder.fc1.weight is F64, expected F32",
     );
@@ -92,7 +91,7 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
     std::fs::write(&weights, &pristine).unwrap();
     rewrite_tensor(&weights, "decoder.fc_out.bias", Dtype::F32, vec![783], vec![0; 783 * 4]);
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "has shape [783], the config implies [784]",
     );
@@ -102,7 +101,7 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
     nan[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
     rewrite_tensor(&weights, "encoder.fc_mu.bias", Dtype::F32, vec![3], nan);
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "encoder.fc_mu.bias holds a non-finite value",
     );
@@ -110,7 +109,7 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
     // Truncated in the middle of the data.
     std::fs::write(&weights, &pristine[..pristine.len() / 2]).unwrap();
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "not a valid safetensors file",
     );
@@ -119,7 +118,7 @@ fn weights_of_the_wrong_dtype_shape_or_value_are_refused() {
     huge.extend_from_slice(b"{}");
     std::fs::write(&weights, huge).unwrap();
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "not a valid safetensors file",
     );
@@ -139,7 +138,7 @@ fn a_tensor_no_parameter_claims_is_refused() {
     let bytes = safetensors::serialize(tensors, None::<HashMap<String, String>>).unwrap();
     std::fs::write(run.model(), bytes).unwrap();
     assert_one_line_naming(
-        load_model(&run).unwrap_err(),
+        run.load_model().unwrap_err(),
         "model.safetensors",
         "unexpected tensor encoder.fc9.weight",
     );
@@ -151,7 +150,8 @@ fn a_tensor_no_parameter_claims_is_refused() {
 #[test]
 fn weights_and_checkpoints_are_refused_one_byte_past_what_the_model_can_fill() {
     let (_dir, run) = trained_run();
-    let values: u64 = load_model(&run)
+    let values: u64 = run
+        .load_model()
         .unwrap()
         .param_shapes()
         .iter()
@@ -160,7 +160,7 @@ fn weights_and_checkpoints_are_refused_one_byte_past_what_the_model_can_fill() {
     assert_eq!(values, 784 * 16 + 16 + 2 * (16 * 3 + 3) + 3 * 16 + 16 + 16 * 784 + 784);
     let header = 64u64 << 20;
     let load = |which: &str| match which {
-        "model" => load_model(&run).map(|_| ()).unwrap_err(),
+        "model" => run.load_model().map(|_| ()).unwrap_err(),
         _ => Trainer::resume(run.clone(), Some(2)).map(|_| ()).unwrap_err(),
     };
     for (which, path, copies) in [("model", run.model(), 1), ("checkpoint", run.checkpoint(), 3)] {
@@ -179,18 +179,18 @@ fn directories_and_missing_files_where_files_belong_are_refused() {
     let (_dir, run) = trained_run();
     std::fs::remove_file(run.model()).unwrap();
     std::fs::create_dir(run.model()).unwrap();
-    assert_one_line_naming(load_model(&run).unwrap_err(), "model.safetensors", "is a directory");
+    assert_one_line_naming(run.load_model().unwrap_err(), "model.safetensors", "is a directory");
 
     std::fs::remove_dir(run.model()).unwrap();
-    assert_one_line_naming(load_model(&run).unwrap_err(), "model.safetensors", "No such file");
+    assert_one_line_naming(run.load_model().unwrap_err(), "model.safetensors", "No such file");
 
     std::fs::remove_file(run.config()).unwrap();
     std::fs::create_dir(run.config()).unwrap();
-    assert_one_line_naming(load_model(&run).unwrap_err(), "config.json", "directory");
+    assert_one_line_naming(run.load_model().unwrap_err(), "config.json", "directory");
 
     std::fs::remove_dir(run.config()).unwrap();
     std::fs::write(run.config(), "").unwrap();
-    assert_one_line_naming(load_model(&run).unwrap_err(), "config.json", "invalid config");
+    assert_one_line_naming(run.load_model().unwrap_err(), "config.json", "invalid config");
 }
 
 #[test]

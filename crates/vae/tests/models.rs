@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use vae::checkpoint::load_model;
 use vae::classifier::{ClassifierTraining, argmax, train as train_classifier};
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{Arch, ModelConfig, ModelKind};
@@ -44,7 +43,7 @@ fn a_conv_vae_learns_and_reloads_exactly() {
     let h = &trainer.state.history;
     assert!(h[2].test_loss < 0.85 * h[0].test_loss, "{h:?}");
     assert!(h[2].test_loss < 230.0, "{h:?}");
-    let loaded = load_model(&run).unwrap();
+    let loaded = run.load_model().unwrap();
     assert_eq!(loaded.config.arch, Arch::Conv);
     let x = data.test.range_batch(0, 10);
     assert_eq!(loaded.reconstruct(&x, None), trainer.model.reconstruct(&x, None));

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vae::checkpoint::{load_model, param_values};
+use vae::checkpoint::param_values;
 use vae::data::Binarize;
 use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
@@ -166,7 +166,7 @@ fn a_saved_model_loads_back_bit_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let trainer = train(&run, config(ModelKind::Vae, 1), &data);
-    let loaded = load_model(&run).unwrap();
+    let loaded = run.load_model().unwrap();
     assert_eq!(param_values(&loaded), param_values(&trainer.model));
     let x = data.test.range_batch(0, 10);
     assert_eq!(loaded.reconstruct(&x, None), trainer.model.reconstruct(&x, None));

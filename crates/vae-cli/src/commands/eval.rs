@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use vae::checkpoint::load_model;
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
 use vae::rng::seeded;
@@ -51,7 +50,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let run = RunDir::new(&args.run);
-    let model = load_model(&run)?;
+    let model = run.load_model()?;
     let config = run.read_config()?;
     let dataset_name = args.dataset.unwrap_or(config.train.dataset);
     // The test split as the run saw it: binarized once under its seed, if it trained so.

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use vae::checkpoint::load_model;
 use vae::classifier::{Classifier, ClassifierTraining, default_dir};
 use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
 use vae::files::{write_atomic, write_output};
@@ -126,7 +125,7 @@ pub struct LoadedRun {
 /// Loads a run's model, and `dataset` (default: the one it trained on).
 pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let dir = RunDir::new(run);
-    let model = load_model(&dir)?;
+    let model = dir.load_model()?;
     let config = dir.read_config()?;
     let data = load_dataset(dataset.unwrap_or(&config.train.dataset))?;
     model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;

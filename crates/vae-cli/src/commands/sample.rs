@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use vae::checkpoint::load_model;
 use vae::image::encode_png;
 use vae::pictures;
 use vae::rng::seeded;
@@ -39,7 +38,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.temperature.is_finite() && args.temperature >= 0.0,
         "--temperature: must be a finite number >= 0"
     );
-    let model = load_model(&RunDir::new(&args.run))?;
+    let model = RunDir::new(&args.run).load_model()?;
     anyhow::ensure!(
         model.config.model.is_conditional() || (args.label.is_none() && !args.grid_labels),
         "{}: --label and --grid-labels need a cvae, this run is a {}",

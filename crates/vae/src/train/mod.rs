@@ -14,7 +14,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{MAX_LOSS, TrainState, load_checkpoint, save_checkpoint, save_model};
+mod state;
+
+pub use state::{MAX_LOSS, TrainState};
+
+use crate::checkpoint::{load_checkpoint, save_checkpoint, save_model};
 use crate::data::{Binarize, Dataset, Split};
 use crate::engine::{Adam, AdamConfig, Matrix};
 use crate::error::{Error, Result};
@@ -171,7 +175,9 @@ impl Trainer {
             return Trainer::start(run, config);
         }
         let mut model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
-        let (adam, state) = load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
+        let (mut adam, state): (Adam, TrainState) =
+            load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
+        adam.step = state.adam_step;
         let refuse = |problem: String| Error::Run {
             path: run.config(),
             problem,
