@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::data::Split;
 use crate::engine::Matrix;
-use crate::engine::gaussian::reparameterize;
+use crate::engine::gaussian::{log_prior_ratio, reparameterize};
 use crate::error::{Error, Result};
 use crate::model::{Latent, LossBreakdown, Model, Workspace};
 
@@ -92,9 +92,8 @@ const IW_ROWS: usize = 2048;
 /// For a CVAE the same estimate, given each image's label, is of `-log p(x|y)`.
 ///
 /// `-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x)`, `z_k ~ q(z|x)`, averaged over
-/// `split`. With `log w = log p(x|z) + log p(z) - log q(z|x)`, and `z = μ + σ ⊙ ε`:
-///
-///   `log p(z) - log q(z|x) = -½ Σ_j (z_j² - ε_j² - logvar_j)`   (the 2π terms cancel).
+/// `split`, with `log w = log p(x|z) + log p(z) - log q(z|x)` (the prior ratio by
+/// [`log_prior_ratio`]).
 ///
 /// The log-sum-exp over the K weights is streamed (running maximum and scaled sum), so K =
 /// 5,000 needs no more memory than K = 50. `on_progress` receives the images done so far.
@@ -136,17 +135,11 @@ pub fn importance_weighted_nll(
             let k = per_chunk.min(samples - done);
             let rows = images.len() * k;
             // Row r = image r / k, sample r % k: repeat each image's posterior and pixels k times.
-            let repeat = |src: &Matrix, dst: &mut Matrix| {
-                dst.reshape_for_overwrite(rows, src.cols);
-                for (r, row) in dst.data.chunks_exact_mut(src.cols).enumerate() {
-                    row.copy_from_slice(src.row(r / k));
-                }
-            };
-            repeat(&ws.mu, &mut mu);
-            repeat(&ws.logvar, &mut logvar);
-            repeat(&x, &mut target);
+            ws.mu.repeat_rows_into(k, &mut mu);
+            ws.logvar.repeat_rows_into(k, &mut logvar);
+            x.repeat_rows_into(k, &mut target);
             if let Some(c) = &image_condition {
-                repeat(c, &mut condition);
+                c.repeat_rows_into(k, &mut condition);
             }
             let eps = Matrix::standard_normal(rows, latent, rng);
             reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
@@ -155,15 +148,8 @@ pub fn importance_weighted_nll(
             ws.recon_rows.resize(rows, 0.0);
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {
-                let prior_ratio: f64 = -0.5
-                    * z.row(r)
-                        .iter()
-                        .zip(eps.row(r))
-                        .zip(logvar.row(r))
-                        .map(|((&z, &e), &lv)| (z * z - e * e - lv) as f64)
-                        .sum::<f64>();
-                let log_w = -(ws.recon_rows[r] as f64) + offset + prior_ratio;
-                weights[r / k].add(log_w);
+                let prior_ratio = log_prior_ratio(z.row(r), eps.row(r), logvar.row(r));
+                weights[r / k].add(-(ws.recon_rows[r] as f64) + offset + prior_ratio);
             }
             done += k;
         }

@@ -81,6 +81,23 @@ pub fn reparameterize_kl_backward(
     }
 }
 
+/// `log p(z) - log q(z|x)` of one draw `z = μ + σ ⊙ ε` from the diagonal Gaussian posterior,
+/// under the standard normal prior: with `log q(z|x) = -½ Σ_j (ε_j² + logvar_j + log 2π)` and
+/// `log p(z) = -½ Σ_j (z_j² + log 2π)`,
+///
+///   `log p(z) - log q(z|x) = -½ Σ_j (z_j² - ε_j² - logvar_j)`   (the 2π terms cancel).
+///
+/// The part of an importance weight `log w = log p(x|z) + log p(z) - log q(z|x)` that does
+/// not depend on the decoder.
+pub fn log_prior_ratio(z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
+    -0.5 * z
+        .iter()
+        .zip(eps)
+        .zip(logvar)
+        .map(|((&z, &e), &lv)| (z * z - e * e - lv) as f64)
+        .sum::<f64>()
+}
+
 /// The batch mean of each latent dimension's KL term, `KL̄_j = -½ mean_rows(1 + logvar - μ² - e^logvar)`.
 pub fn kl_per_dimension(mu: &Matrix, logvar: &Matrix) -> Vec<f64> {
     let mut out = vec![0.0f64; mu.cols];

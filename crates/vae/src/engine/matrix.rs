@@ -74,6 +74,15 @@ impl Matrix {
         Matrix::from_vec(self.rows + other.rows, self.cols, data)
     }
 
+    /// Each row `k` times in a row, into `dst`: row `r` of `dst` is row `r / k` of `self`
+    /// (the batch of an importance-weighted pass, `k` draws per image).
+    pub fn repeat_rows_into(&self, k: usize, dst: &mut Matrix) {
+        dst.reshape_for_overwrite(self.rows * k, self.cols);
+        for (r, row) in dst.data.chunks_exact_mut(self.cols.max(1)).enumerate() {
+            row.copy_from_slice(self.row(r / k));
+        }
+    }
+
     /// `(rows, cols)`.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)

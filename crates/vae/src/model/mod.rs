@@ -16,7 +16,8 @@ use rand::Rng;
 
 use crate::engine::activation::{relu_backward, relu_forward, sigmoid_into};
 use crate::engine::gaussian::{
-    kl_divergence, kl_per_dimension, reparameterize, reparameterize_iw_backward, reparameterize_kl_backward,
+    kl_divergence, kl_per_dimension, log_prior_ratio, reparameterize, reparameterize_iw_backward,
+    reparameterize_kl_backward,
 };
 use crate::engine::matmul::{Op, matmul};
 use crate::engine::{Conv2d, ConvTranspose2d, GradInput, Linear, Matrix, Param};
@@ -708,19 +709,13 @@ impl Model {
             return self.objective_loss(x, ws, objective);
         }
         let k = objective.k;
-        let repeat = |src: &Matrix, dst: &mut Matrix| {
-            dst.reshape_for_overwrite(src.rows * k, src.cols);
-            for (r, row) in dst.data.chunks_exact_mut(src.cols.max(1)).enumerate() {
-                row.copy_from_slice(src.row(r / k));
-            }
-        };
         let (mut repeated, mut repeated_condition) = (
             std::mem::take(&mut ws.repeated),
             std::mem::take(&mut ws.repeated_condition),
         );
-        repeat(x, &mut repeated);
+        x.repeat_rows_into(k, &mut repeated);
         if let Some(c) = condition {
-            repeat(c, &mut repeated_condition);
+            c.repeat_rows_into(k, &mut repeated_condition);
         }
         let rc = condition.map(|_| &repeated_condition);
         self.forward(&repeated, rc, ws, Latent::Sample(rng));
@@ -748,20 +743,10 @@ impl Model {
             .recon
             .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
         kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows);
-        // log w_r = -recon_r + β·(log p(z) - log q(z|x)), where for z = μ + σ ⊙ ε
-        // log p(z) - log q(z|x) = -½ Σ_j (z_j² - ε_j² - logvar_j) (the 2π terms cancel).
+        // log w_r = -recon_r + β·(log p(z) - log q(z|x)).
         let beta = objective.beta as f64;
         let log_w: Vec<f64> = (0..rows)
-            .map(|r| {
-                let ratio: f64 =
-                    ws.z.row(r)
-                        .iter()
-                        .zip(ws.eps.row(r))
-                        .zip(ws.logvar.row(r))
-                        .map(|((&z, &e), &lv)| (z * z - e * e - lv) as f64)
-                        .sum();
-                -(ws.recon_rows[r] as f64) - beta * 0.5 * ratio
-            })
+            .map(|r| -(ws.recon_rows[r] as f64) + beta * log_prior_ratio(ws.z.row(r), ws.eps.row(r), ws.logvar.row(r)))
             .collect();
         ws.row_scale.clear();
         ws.iw_beta = objective.beta;
