@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod explore;
 pub mod files;
+pub mod html;
 pub mod image;
 pub mod latent;
 pub mod metrics;

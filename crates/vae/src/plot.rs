@@ -6,6 +6,7 @@ use font8x8::{BASIC_FONTS, UnicodeFonts};
 
 use crate::engine::Matrix;
 use crate::error::Result;
+use crate::html::escape as esc;
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];
@@ -287,7 +288,6 @@ pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Serie
     let n = series.iter().map(|s| s.values.len()).max().unwrap_or(1).max(2);
     let x = |i: f64| L + (i - 1.0) / (n as f64 - 1.0) * (W - L - R);
     let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{L}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         esc(title),

@@ -6,15 +6,9 @@
 use base64::Engine;
 
 use crate::demo::{DemoModel, DemoResult};
+use crate::html::escape as esc;
 use crate::model::{Arch, ModelKind};
 use crate::plot::{PALETTE, Series, line_chart_svg};
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn png(bytes: &[u8], alt: &str) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(bytes);
