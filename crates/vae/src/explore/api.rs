@@ -21,6 +21,8 @@ pub enum ApiError {
     Malformed(String),
     /// 404: no such model, test image or route.
     NotFound(String),
+    /// 405: a route asked with the other method (GET for POST or the reverse).
+    MethodNotAllowed(String),
     /// 422: well-formed, but a value is out of range (wrong length, NaN, too many rows).
     Invalid(String),
 }
@@ -31,6 +33,7 @@ impl ApiError {
         match self {
             ApiError::Malformed(_) => 400,
             ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Invalid(_) => 422,
         }
     }
@@ -38,7 +41,7 @@ impl ApiError {
     /// The message, without the class.
     pub fn message(&self) -> &str {
         match self {
-            ApiError::Malformed(m) | ApiError::NotFound(m) | ApiError::Invalid(m) => m,
+            ApiError::Malformed(m) | ApiError::NotFound(m) | ApiError::MethodNotAllowed(m) | ApiError::Invalid(m) => m,
         }
     }
 }

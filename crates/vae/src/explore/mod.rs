@@ -237,9 +237,12 @@ impl Explorer {
             ("GET", "/api/sample") => json(&self.sample(parse_query(query)?)?),
             ("GET", "/api/latent-map") => json(&self.latent_map(parse_query(query)?)?),
             ("GET", "/api/test-image") => json(&self.test_image(parse_query(query)?)?),
-            (_, "/api/models" | "/api/decode" | "/api/encode" | "/api/interpolate") => Err(ApiError::NotFound(
-                format!("{method} {path}: no such route (check GET or POST)"),
-            )),
+            ("POST", "/api/models" | "/api/sample" | "/api/latent-map" | "/api/test-image") => Err(
+                ApiError::MethodNotAllowed(format!("{method} {path}: this route answers GET")),
+            ),
+            (_, "/api/decode" | "/api/encode" | "/api/interpolate") => Err(ApiError::MethodNotAllowed(format!(
+                "{method} {path}: this route answers POST"
+            ))),
             _ => Err(ApiError::NotFound(format!("{method} {path}: no such route"))),
         }
     }

@@ -251,7 +251,8 @@ fn bad_requests_get_a_4xx_and_a_json_error() {
         400,
         "query",
     );
-    refused(e.handle("GET", "/api/decode", "", b""), 404, "no such route");
+    refused(e.handle("GET", "/api/decode", "", b""), 405, "this route answers POST");
+    refused(e.handle("POST", "/api/models", "", b""), 405, "this route answers GET");
     refused(e.handle("GET", "/api/nothing", "", b""), 404, "no such route");
 }
 
