@@ -10,11 +10,15 @@
 # workspace's tests (the default, since the run-folder code is tested from the binary too)
 # about a minute, so the default files' ~500 mutants take most of a working day.
 #
-# Usage: [WORKSPACE=false] scripts/mutants.sh [FILE...]   (default: the engine's objectives,
-#        evaluation and the run-folder code)
+# Usage: [WORKSPACE=false] scripts/mutants.sh [FILE...] [-- CARGO-MUTANTS OPTIONS...]
+#        (default files: the engine's objectives, evaluation and the run-folder code; e.g.
+#        `-- --iterate` retests only what the last run did not catch, `-- -F check` only the
+#        functions whose name matches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=("$@")
+files=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do files+=("$1"); shift; done
+[ $# -gt 0 ] && shift
 [ ${#files[@]} -gt 0 ] || files=(
     crates/vae/src/engine/adam.rs
     crates/vae/src/engine/loss.rs
@@ -27,4 +31,4 @@ files=("$@")
 args=()
 for f in "${files[@]}"; do args+=(--file "$f"); done
 # The run-folder code is tested from the binary too (crates/vae-cli/tests/hostile.rs).
-exec cargo mutants --test-workspace="${WORKSPACE:-true}" "${args[@]}"
+exec cargo mutants --test-workspace="${WORKSPACE:-true}" "${args[@]}" "$@"
