@@ -227,23 +227,28 @@ impl Explorer {
     }
 
     fn route(&self, method: &str, path: &str, query: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
-        match (method, path) {
-            ("GET", "/api/models") => json(&ModelsResponse {
+        // Each route answers one method: the path finds the route, then the method is checked.
+        let answers = match path {
+            "/api/models" | "/api/sample" | "/api/latent-map" | "/api/test-image" => "GET",
+            "/api/decode" | "/api/encode" | "/api/interpolate" => "POST",
+            _ => return Err(ApiError::NotFound(format!("{method} {path}: no such route"))),
+        };
+        if method != answers {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{method} {path}: this route answers {answers}"
+            )));
+        }
+        match path {
+            "/api/models" => json(&ModelsResponse {
                 models: self.models.iter().map(ExploredModel::info).collect(),
             }),
-            ("POST", "/api/decode") => json(&self.decode(parse_body(body)?)?),
-            ("POST", "/api/encode") => json(&self.encode(parse_body(body)?)?),
-            ("POST", "/api/interpolate") => json(&self.interpolate(parse_body(body)?)?),
-            ("GET", "/api/sample") => json(&self.sample(parse_query(query)?)?),
-            ("GET", "/api/latent-map") => json(&self.latent_map(parse_query(query)?)?),
-            ("GET", "/api/test-image") => json(&self.test_image(parse_query(query)?)?),
-            ("POST", "/api/models" | "/api/sample" | "/api/latent-map" | "/api/test-image") => Err(
-                ApiError::MethodNotAllowed(format!("{method} {path}: this route answers GET")),
-            ),
-            (_, "/api/decode" | "/api/encode" | "/api/interpolate") => Err(ApiError::MethodNotAllowed(format!(
-                "{method} {path}: this route answers POST"
-            ))),
-            _ => Err(ApiError::NotFound(format!("{method} {path}: no such route"))),
+            "/api/decode" => json(&self.decode(parse_body(body)?)?),
+            "/api/encode" => json(&self.encode(parse_body(body)?)?),
+            "/api/interpolate" => json(&self.interpolate(parse_body(body)?)?),
+            "/api/sample" => json(&self.sample(parse_query(query)?)?),
+            "/api/latent-map" => json(&self.latent_map(parse_query(query)?)?),
+            // The one route left: "/api/test-image".
+            _ => json(&self.test_image(parse_query(query)?)?),
         }
     }
 
