@@ -53,27 +53,23 @@ fn serialize(tensors: &[(String, &Matrix)], metadata: HashMap<String, String>) -
 
 /// Writes the model's weights to `path`, atomically.
 pub fn save_model(path: &Path, model: &Model) -> Result<()> {
-    save_weights(path, &model.named_params())
+    save_weights(path, &model.params())
 }
 
-/// Writes named parameters' values to `path`, atomically.
-pub fn save_weights(path: &Path, params: &[(String, &Param)]) -> Result<()> {
-    let tensors: Vec<(String, &Matrix)> = params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
+/// Writes parameters' values to `path` under their names, atomically.
+pub fn save_weights(path: &Path, params: &[&Param]) -> Result<()> {
+    let tensors: Vec<(String, &Matrix)> = params.iter().map(|p| (p.name.clone(), &p.value)).collect();
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
 
-/// Loads every named parameter from the safetensors file at `path`, refusing missing,
+/// Loads every parameter from the safetensors file at `path` by its name, refusing missing,
 /// unexpected, mistyped, misshapen or non-finite tensors.
-pub fn load_weights(path: &Path, params: Vec<(String, &mut Param)>) -> Result<()> {
-    let values: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+pub fn load_weights(path: &Path, params: Vec<&mut Param>) -> Result<()> {
+    let values: usize = params.iter().map(|p| p.value.data.len()).sum();
     let bytes = read_limited(path, size_limit(values))?;
     let st = parse(path, &bytes)?;
-    let mut expected = HashSet::new();
-    for (name, param) in params {
-        load_tensor(path, &st, &name, &mut param.value)?;
-        expected.insert(name);
-    }
+    let expected = load_params(path, &st, params)?;
     refuse_unexpected(path, &st, &expected)
 }
 
@@ -137,11 +133,12 @@ fn refuse_unexpected(path: &Path, st: &SafeTensors, expected: &HashSet<String>) 
     }
 }
 
-fn load_params(path: &Path, st: &SafeTensors, model: &mut Model) -> Result<HashSet<String>> {
+/// Loads each parameter's tensor; returns the names read.
+fn load_params(path: &Path, st: &SafeTensors, params: Vec<&mut Param>) -> Result<HashSet<String>> {
     let mut names = HashSet::new();
-    for (name, param) in model.named_params_mut() {
-        load_tensor(path, st, &name, &mut param.value)?;
-        names.insert(name);
+    for param in params {
+        load_tensor(path, st, &param.name, &mut param.value)?;
+        names.insert(param.name.clone());
     }
     Ok(names)
 }
@@ -149,11 +146,11 @@ fn load_params(path: &Path, st: &SafeTensors, model: &mut Model) -> Result<HashS
 /// Writes weights, optimizer moments and the training state (any serialisable record; the
 /// trainer's is [`crate::train::TrainState`]) to `path`, atomically.
 pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &impl Serialize) -> Result<()> {
-    let params = model.named_params();
-    let mut tensors: Vec<(String, &Matrix)> = params.iter().map(|(n, p)| (n.clone(), &p.value)).collect();
-    for (((name, _), m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
-        tensors.push((format!("optimizer.m.{name}"), m));
-        tensors.push((format!("optimizer.v.{name}"), v));
+    let params = model.params();
+    let mut tensors: Vec<(String, &Matrix)> = params.iter().map(|p| (p.name.clone(), &p.value)).collect();
+    for ((p, m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
+        tensors.push((format!("optimizer.m.{}", p.name), m));
+        tensors.push((format!("optimizer.v.{}", p.name), v));
     }
     // One metadata key only: safetensors writes its metadata map in hash order, and a single
     // entry keeps the file's bytes a function of the run alone (the kill test compares them).
@@ -176,9 +173,9 @@ pub fn load_checkpoint<S: DeserializeOwned>(
     let values: usize = model.param_shapes().iter().map(|(r, c)| r * c).sum();
     let bytes = read_limited(path, size_limit(3 * values))?;
     let st = parse(path, &bytes)?;
-    let mut expected = load_params(path, &st, model)?;
+    let mut expected = load_params(path, &st, model.params_mut())?;
     let mut adam = Adam::new(adam_config, &model.param_shapes());
-    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model.params().into_iter().map(|p| p.name.clone()).collect();
     for ((name, m), v) in names.iter().zip(&mut adam.m).zip(&mut adam.v) {
         for (kind, target) in [("m", m), ("v", v)] {
             let key = format!("optimizer.{kind}.{name}");
@@ -206,8 +203,8 @@ pub fn load_checkpoint<S: DeserializeOwned>(
 /// Exposes a parameter list's values for comparisons in tests and tools.
 pub fn param_values(model: &Model) -> Vec<(String, Vec<f32>)> {
     model
-        .named_params()
+        .params()
         .into_iter()
-        .map(|(n, p): (String, &Param)| (n, p.value.data.clone()))
+        .map(|p| (p.name.clone(), p.value.data.clone()))
         .collect()
 }

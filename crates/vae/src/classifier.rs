@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_weights, save_weights};
 use crate::data::{Dataset, Split};
-use crate::engine::activation::{relu_backward, relu_forward};
+use crate::engine::layer::{Activation, GradScratch, Pass, Stack, StackActivations};
 use crate::engine::loss::{softmax_cross_entropy, softmax_into};
-use crate::engine::{Adam, AdamConfig, Conv2d, ConvGeometry, GradInput, Linear, Matrix, Param};
+use crate::engine::{Adam, AdamConfig, Conv2d, ConvGeometry, GradInput, Linear, Matrix};
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::rng::{RunRng, Stream, permutation, stream_rng};
@@ -43,24 +43,20 @@ pub struct ClassifierConfig {
     pub test_accuracy: f64,
 }
 
-/// The classifier: ReLU convolutions, ReLU dense layers, then `fc_out` to one logit per class.
+/// The classifier: ReLU convolutions `conv1`, `conv2`, …, ReLU dense layers `fc1`, `fc2`, …,
+/// then `fc_out` to one logit per class, all in one stack (`classifier.conv1.weight`, …).
 #[derive(Clone, Debug)]
 pub struct Classifier {
     pub config: ClassifierConfig,
-    /// `conv1`, `conv2`, …
-    pub convs: Vec<Conv2d>,
-    /// `fc1`, `fc2`, …
-    pub layers: Vec<Linear>,
-    pub fc_out: Linear,
+    pub layers: Stack,
 }
 
 /// The buffers of a forward and backward pass.
 #[derive(Default)]
 struct Activations {
-    cols: Vec<Matrix>,
-    conv_out: Vec<Matrix>,
-    hidden: Vec<Matrix>,
+    stack: StackActivations,
     logits: Matrix,
+    grad: GradScratch,
 }
 
 /// Kernel, stride and padding of every convolution: each halves the image, rounding up.
@@ -86,9 +82,9 @@ impl Classifier {
                 "the classifier needs hidden layers and channels of at least 1 unit",
             ));
         }
+        let mut layers = Stack::new("classifier");
         let (mut h, mut w, mut c) = (config.image_height, config.image_width, 1);
-        let mut convs = Vec::new();
-        for &out in &config.channels {
+        for (i, &out) in config.channels.iter().enumerate() {
             let geometry = ConvGeometry {
                 in_channels: c,
                 out_channels: out,
@@ -102,94 +98,40 @@ impl Classifier {
                 return Err(Error::config("channels", "too many convolutions for the image size"));
             }
             (h, w, c) = (geometry.out_height(), geometry.out_width(), out);
-            convs.push(Conv2d::new(geometry, rng));
+            layers.push(&format!("conv{}", i + 1), Conv2d::new(geometry, rng), Activation::Relu);
         }
         let mut width = h * w * c;
-        let mut layers = Vec::new();
-        for &units in &config.hidden {
-            layers.push(Linear::new(width, units, rng));
+        for (i, &units) in config.hidden.iter().enumerate() {
+            layers.push(
+                &format!("fc{}", i + 1),
+                Linear::new(width, units, rng),
+                Activation::Relu,
+            );
             width = units;
         }
-        let fc_out = Linear::new(width, config.classes, rng);
-        Ok(Classifier {
-            config,
-            convs,
-            layers,
-            fc_out,
-        })
-    }
-
-    /// Every parameter with its safetensors name (`classifier.conv1.weight`, …).
-    pub fn named_params(&self) -> Vec<(String, &Param)> {
-        let mut out = Vec::new();
-        for (i, c) in self.convs.iter().enumerate() {
-            out.push((format!("classifier.conv{}.weight", i + 1), &c.weight));
-            out.push((format!("classifier.conv{}.bias", i + 1), &c.bias));
-        }
-        let layers = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (format!("classifier.fc{}", i + 1), l));
-        for (name, l) in layers.chain(std::iter::once(("classifier.fc_out".to_string(), &self.fc_out))) {
-            out.push((format!("{name}.weight"), &l.weight));
-            out.push((format!("{name}.bias"), &l.bias));
-        }
-        out
-    }
-
-    fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
-        let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
-        let convs = self.convs.iter_mut().flat_map(|c| [&mut c.weight, &mut c.bias]);
-        let dense = self
-            .layers
-            .iter_mut()
-            .chain(std::iter::once(&mut self.fc_out))
-            .flat_map(|l| [&mut l.weight, &mut l.bias]);
-        names.into_iter().zip(convs.chain(dense)).collect()
+        layers.push("fc_out", Linear::new(width, config.classes, rng), Activation::Identity);
+        Ok(Classifier { config, layers })
     }
 
     /// The forward pass, keeping what the backward pass needs in `a`.
     fn forward(&self, x: &Matrix, a: &mut Activations) {
-        a.cols.resize_with(self.convs.len(), Matrix::default);
-        a.conv_out.resize_with(self.convs.len(), Matrix::default);
-        for i in 0..self.convs.len() {
-            let (done, rest) = a.conv_out.split_at_mut(i);
-            self.convs[i].forward(done.last().unwrap_or(x), &mut a.cols[i], &mut rest[0]);
-            relu_forward(&mut rest[0]);
-        }
-        let flat = a.conv_out.last().unwrap_or(x);
-        a.hidden.resize_with(self.layers.len(), Matrix::default);
-        for i in 0..self.layers.len() {
-            let (done, rest) = a.hidden.split_at_mut(i);
-            self.layers[i].forward(done.last().unwrap_or(flat), &mut rest[0]);
-            relu_forward(&mut rest[0]);
-        }
-        self.fc_out.forward(a.hidden.last().unwrap_or(flat), &mut a.logits);
+        self.layers.forward(x, None, &mut a.stack, &mut a.logits);
+    }
+
+    /// The last hidden layer's output of the pass that [`Classifier::forward`] left in `a`.
+    fn features_of(a: &Activations) -> &Matrix {
+        a.stack.hidden.last().expect("at least one hidden layer")
     }
 
     /// Backward from `grad = ∂L/∂logits`, leaving every parameter's gradient.
-    fn backward(&mut self, x: &Matrix, a: &Activations, grad: &mut Matrix, scratch: &mut Matrix, dcol: &mut Matrix) {
-        let flat = a.conv_out.last().unwrap_or(x);
-        self.fc_out
-            .backward(a.hidden.last().unwrap_or(flat), grad, GradInput::Write(scratch));
-        std::mem::swap(grad, scratch);
-        for i in (0..self.layers.len()).rev() {
-            relu_backward(&a.hidden[i], grad);
-            let input = if i == 0 { flat } else { &a.hidden[i - 1] };
-            self.layers[i].backward(input, grad, GradInput::Write(scratch));
-            std::mem::swap(grad, scratch);
-        }
-        for i in (0..self.convs.len()).rev() {
-            relu_backward(&a.conv_out[i], grad);
-            let dx = if i == 0 {
-                GradInput::Skip
-            } else {
-                GradInput::Write(scratch)
-            };
-            self.convs[i].backward(&a.cols[i], grad, dcol, dx);
-            std::mem::swap(grad, scratch);
-        }
+    fn backward(&mut self, x: &Matrix, a: &mut Activations, grad: &mut Matrix) {
+        let pass = Pass {
+            x,
+            condition: None,
+            acts: &a.stack,
+            y: &a.logits,
+        };
+        self.layers.backward(pass, grad, &mut a.grad, GradInput::Skip);
     }
 
     /// Applies `f(features, probabilities)` to `x` in chunks, so any number of images fits.
@@ -200,7 +142,7 @@ impl Classifier {
             let chunk = Matrix::from_vec(end - start, x.cols, x.data[start * x.cols..end * x.cols].to_vec());
             self.forward(&chunk, &mut a);
             softmax_into(&a.logits, &mut probs);
-            f(a.hidden.last().expect("at least one hidden layer"), &probs);
+            f(Self::features_of(&a), &probs);
         }
     }
 
@@ -246,7 +188,10 @@ impl Classifier {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let json = serde_json::to_string_pretty(&self.config).expect("a config serialises");
         write_atomic(&dir.join("config.json"), format!("{json}\n").as_bytes())?;
-        save_weights(&dir.join("model.safetensors"), &self.named_params())
+        save_weights(
+            &dir.join("model.safetensors"),
+            &self.layers.params().collect::<Vec<_>>(),
+        )
     }
 
     /// Reads a classifier saved by [`Classifier::save`].
@@ -258,7 +203,7 @@ impl Classifier {
             problem: format!("invalid classifier config: {e}"),
         })?;
         let mut classifier = Classifier::new(config, &mut stream_rng(0, Stream::Init))?;
-        load_weights(&dir.join("model.safetensors"), classifier.named_params_mut())?;
+        load_weights(&dir.join("model.safetensors"), classifier.layers.params_mut().collect())?;
         Ok(classifier)
     }
 }
@@ -363,7 +308,7 @@ pub fn train(
         test_accuracy: 0.0,
     };
     let mut model = Classifier::new(config, &mut stream_rng(options.seed, Stream::Init))?;
-    let shapes: Vec<(usize, usize)> = model.named_params().iter().map(|(_, p)| p.value.shape()).collect();
+    let shapes: Vec<(usize, usize)> = model.layers.params().map(|p| p.value.shape()).collect();
     let mut adam = Adam::new(
         AdamConfig {
             lr: options.lr,
@@ -373,12 +318,7 @@ pub fn train(
     );
     let train = &data.train;
     let mut a = Activations::default();
-    let (mut x, mut grad, mut scratch, mut dcol) = (
-        Matrix::default(),
-        Matrix::default(),
-        Matrix::default(),
-        Matrix::default(),
-    );
+    let (mut x, mut grad) = (Matrix::default(), Matrix::default());
     let (mut labels, mut rows) = (Vec::new(), Vec::new());
     let mut shifts = stream_rng(options.seed, Stream::TrainNoise);
     for epoch in 0..epochs {
@@ -410,9 +350,8 @@ pub fn train(
                 Some((&mut grad, 1.0 / batch.len() as f32)),
             );
             loss_sum += rows.iter().map(|&v| v as f64).sum::<f64>();
-            model.backward(&x, &a, &mut grad, &mut scratch, &mut dcol);
-            let mut params: Vec<&mut Param> = model.named_params_mut().into_iter().map(|(_, p)| p).collect();
-            adam.update(&mut params);
+            model.backward(&x, &mut a, &mut grad);
+            adam.update(&mut model.layers.params_mut().collect::<Vec<_>>());
         }
         let test_accuracy = model.accuracy(&data.test);
         model.config.test_accuracy = test_accuracy;

@@ -246,7 +246,7 @@ impl RunDir {
     pub fn load_model(&self) -> Result<Model> {
         let config = self.read_config()?;
         let mut model = Model::new(config.model, &mut stream_rng(0, Stream::Init))?;
-        load_weights(&self.model(), model.named_params_mut())?;
+        load_weights(&self.model(), model.params_mut())?;
         Ok(model)
     }
 

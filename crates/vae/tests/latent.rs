@@ -276,7 +276,8 @@ fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
         &mut seeded(6),
     )
     .unwrap();
-    for (name, param) in model.named_params_mut() {
+    for param in model.params_mut() {
+        let name = param.name.clone();
         if name.starts_with("decoder.") && name.ends_with(".weight") {
             param.value.data.fill(0.0);
         }

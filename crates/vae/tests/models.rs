@@ -158,7 +158,8 @@ fn the_importance_weighted_estimate_is_exact_where_the_posterior_is_the_prior() 
             ..ModelConfig::mlp_vae()
         };
         let mut model = vae::model::Model::new(config, &mut seeded(1)).unwrap();
-        for (name, param) in model.named_params_mut() {
+        for param in model.params_mut() {
+            let name = param.name.clone();
             if name.starts_with("encoder.fc_mu")
                 || name.starts_with("encoder.fc_logvar")
                 || name == "decoder.fc1.weight"

@@ -10,7 +10,7 @@ use vae::checkpoint::param_values;
 use vae::data::Binarize;
 use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
-use vae::model::{DecoderOutput, MNIST_SIDE, ModelConfig, ModelKind};
+use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
@@ -223,10 +223,7 @@ fn a_diverging_run_stops_with_an_error_and_keeps_the_last_good_checkpoint() {
 
     let mut trainer = Trainer::resume(run.clone(), Some(2)).unwrap();
     // Poison one weight: every loss from here on is NaN.
-    let DecoderOutput::Dense { fc_out } = &mut trainer.model.decoder.output else {
-        unreachable!("an MLP decoder")
-    };
-    fc_out.bias.value.data[0] = f32::NAN;
+    trainer.model.param_mut("decoder.fc_out.bias").unwrap().value.data[0] = f32::NAN;
     let error = trainer.train(&data, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
     assert!(
         error.to_string().contains("training diverged at epoch 2, batch 1"),
@@ -247,7 +244,7 @@ fn a_nan_weight_behind_a_finite_loss_never_reaches_a_checkpoint() {
     train(&run, cfg, &data);
     let good = std::fs::read(run.checkpoint()).unwrap();
     let mut trainer = Trainer::resume(run.clone(), Some(2)).unwrap();
-    trainer.model.encoder.layers[0].weight.value.data[5] = f32::NAN;
+    trainer.model.param_mut("encoder.fc1.weight").unwrap().value.data[5] = f32::NAN;
     let error = trainer
         .train(&data, &AtomicBool::new(false), &mut |_| {})
         .unwrap_err()

@@ -228,6 +228,15 @@ impl Conv2d {
         }
     }
 
+    /// The layer with its parameters named `PATH.weight` and `PATH.bias`.
+    pub fn named(self, path: &str) -> Self {
+        Conv2d {
+            weight: self.weight.named(format!("{path}.weight")),
+            bias: self.bias.named(format!("{path}.bias")),
+            ..self
+        }
+    }
+
     /// The convolution; keeps the patch matrix in `col` for the backward pass.
     ///
     /// # Shapes
@@ -370,6 +379,15 @@ impl ConvTranspose2d {
             weight: Param::new(weight),
             bias: Param::new(bias),
             geometry,
+        }
+    }
+
+    /// The layer with its parameters named `PATH.weight` and `PATH.bias`.
+    pub fn named(self, path: &str) -> Self {
+        ConvTranspose2d {
+            weight: self.weight.named(format!("{path}.weight")),
+            bias: self.bias.named(format!("{path}.bias")),
+            ..self
         }
     }
 

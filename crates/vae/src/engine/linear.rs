@@ -16,18 +16,33 @@ pub enum GradInput<'a> {
     Add(&'a mut Matrix),
 }
 
-/// A trainable tensor and the gradient of the loss with respect to it.
+/// A trainable tensor, the gradient of the loss with respect to it, and its name: the
+/// path its layer was given when the network was built (`encoder.fc1.weight`), which is its
+/// safetensors key and names its optimizer state.
 #[derive(Clone, Debug, Default)]
 pub struct Param {
+    pub name: String,
     pub value: Matrix,
     pub grad: Matrix,
 }
 
 impl Param {
-    /// A parameter holding `value`, with a zero gradient of the same shape.
+    /// A parameter holding `value`, with a zero gradient of the same shape, not yet named.
     pub fn new(value: Matrix) -> Self {
         let grad = Matrix::zeros(value.rows, value.cols);
-        Param { value, grad }
+        Param {
+            name: String::new(),
+            value,
+            grad,
+        }
+    }
+
+    /// The same parameter named `name`.
+    pub fn named(self, name: impl Into<String>) -> Self {
+        Param {
+            name: name.into(),
+            ..self
+        }
     }
 }
 
@@ -51,6 +66,14 @@ impl Linear {
         Linear {
             weight: Param::new(weight),
             bias: Param::new(bias),
+        }
+    }
+
+    /// The layer with its parameters named `PATH.weight` and `PATH.bias`.
+    pub fn named(self, path: &str) -> Self {
+        Linear {
+            weight: self.weight.named(format!("{path}.weight")),
+            bias: self.bias.named(format!("{path}.bias")),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod adam;
 pub mod conv;
 pub mod fastmath;
 pub mod gaussian;
+pub mod layer;
 pub mod linear;
 pub mod loss;
 pub mod matmul;

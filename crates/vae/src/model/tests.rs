@@ -65,11 +65,10 @@ fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, objective: Obj
     let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
     let active = ws
         .encoder
-        .maps
+        .hidden
         .iter()
-        .chain(&ws.encoder.hidden)
+        .chain([&ws.h])
         .chain(&ws.decoder.hidden)
-        .chain(&ws.decoder.maps)
         .flat_map(|m| m.data.iter().map(|&v| v > 0.0))
         .chain(floors)
         .collect();
@@ -99,8 +98,8 @@ fn check_config(config: ModelConfig, objective: Objective) {
         &mut Xoshiro256PlusPlus::seed_from_u64(99),
         objective,
     );
-    let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
-    let analytic: Vec<Vec<f32>> = m.named_params().iter().map(|(_, p)| p.grad.data.clone()).collect();
+    let names: Vec<String> = m.params().into_iter().map(|p| p.name.clone()).collect();
+    let analytic: Vec<Vec<f32>> = m.params().iter().map(|p| p.grad.data.clone()).collect();
     let step = 1e-2f32;
     // Measured worst errors: 1.6e-3 for MLP bodies, 1.7e-2 for conv bodies, whose f32
     // forward sums thousands of products per output and so rounds the loss differences more.
@@ -239,8 +238,8 @@ fn a_body_without_hidden_layers_works() {
 #[test]
 fn parameter_names_follow_the_pytorch_layout() {
     let m = Model::new(ModelConfig::mlp_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
-    let params = m.named_params();
-    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
+    let params = m.params();
+    let shape = |name: &str| params.iter().find(|p| p.name == name).unwrap().value.shape();
     assert_eq!(shape("encoder.fc1.weight"), (400, 784));
     assert_eq!(shape("encoder.fc1.bias"), (1, 400));
     assert_eq!(shape("encoder.fc_mu.weight"), (20, 400));
@@ -249,7 +248,7 @@ fn parameter_names_follow_the_pytorch_layout() {
     assert_eq!(shape("decoder.fc_out.weight"), (784, 400));
     assert_eq!(params.len(), 10);
     // The parameter count PyTorch reports for its example VAE.
-    let counted: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    let counted: usize = params.iter().map(|p| p.value.data.len()).sum();
     assert_eq!(counted, 652_824);
     assert_eq!(ModelConfig::mlp_vae().parameters(), 652_824);
     // 784·400 + 400·20·2 + 20·400 + 400·784 multiply-adds, 2 flops each.
@@ -293,8 +292,8 @@ fn conditional_gradients_match_finite_differences() {
 #[test]
 fn the_conv_body_is_the_keras_example_by_default() {
     let m = Model::new(ModelConfig::conv_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
-    let params = m.named_params();
-    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
+    let params = m.params();
+    let shape = |name: &str| params.iter().find(|p| p.name == name).unwrap().value.shape();
     // PyTorch's [out, in, 3, 3] flattened; 28 -> 14 -> 7.
     assert_eq!(shape("encoder.conv1.weight"), (32, 9));
     assert_eq!(shape("encoder.conv2.weight"), (64, 32 * 9));
@@ -305,7 +304,7 @@ fn the_conv_body_is_the_keras_example_by_default() {
     // ConvTranspose2d keeps PyTorch's [in, out, 3, 3].
     assert_eq!(shape("decoder.deconv1.weight"), (64, 32 * 9));
     assert_eq!(shape("decoder.deconv2.weight"), (32, 9));
-    let counted: usize = params.iter().map(|(_, p)| p.value.data.len()).sum();
+    let counted: usize = params.iter().map(|p| p.value.data.len()).sum();
     // By hand: conv1 32·9+32, conv2 64·288+64, fc1 3136·256+256, fc_mu and fc_logvar 256·20+20
     // each, decoder fc1 20·256+256, fc2 256·3136+3136, deconv1 64·32·9+32, deconv2 32·9+1.
     assert_eq!(counted, 1_662_249);
@@ -330,8 +329,8 @@ fn a_cvae_takes_its_label_as_extra_columns_of_fc1() {
         ..ModelConfig::mlp_vae()
     };
     let m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(0)).unwrap();
-    let params = m.named_params();
-    let shape = |name: &str| params.iter().find(|(n, _)| n == name).unwrap().1.value.shape();
+    let params = m.params();
+    let shape = |name: &str| params.iter().find(|p| p.name == name).unwrap().value.shape();
     assert_eq!(shape("encoder.fc1.weight"), (400, 784));
     assert_eq!(shape("encoder.fc1_label.weight"), (400, 10));
     assert_eq!(shape("decoder.fc1_label.weight"), (400, 10));

@@ -1,35 +1,18 @@
 //! The buffers of one forward and backward pass, kept between batches so that a training
 //! step allocates nothing once the first batch has sized them.
 
+use super::objective::PosteriorGradient;
 use crate::engine::Matrix;
-
-/// The encoder's activations, kept for the backward pass.
-#[derive(Debug, Default)]
-pub struct EncoderActivations {
-    /// Patch matrices of the convolutions (conv body).
-    pub cols: Vec<Matrix>,
-    /// Post-ReLU feature maps of the convolutions, channels last (conv body).
-    pub maps: Vec<Matrix>,
-    /// Post-ReLU outputs of the dense hidden layers.
-    pub hidden: Vec<Matrix>,
-}
-
-/// The decoder's activations, kept for the backward pass.
-#[derive(Debug, Default)]
-pub struct DecoderActivations {
-    /// Post-ReLU outputs of the dense hidden layers.
-    pub hidden: Vec<Matrix>,
-    /// Post-ReLU feature maps of the transposed convolutions but the last (conv body).
-    pub maps: Vec<Matrix>,
-    /// Scratch space of the transposed convolutions.
-    pub cols: Matrix,
-}
+use crate::engine::layer::{GradScratch, StackActivations};
 
 /// Activations and gradients of one batch. Contents are only meaningful between the calls
 /// that fill them (see [`crate::model::Model::forward`]).
 #[derive(Debug, Default)]
 pub struct Workspace {
-    pub encoder: EncoderActivations,
+    /// The encoder body's activations, kept for the backward pass.
+    pub encoder: StackActivations,
+    /// The encoder body's output: what the head reads.
+    pub h: Matrix,
     /// Posterior mean (VAE).
     pub mu: Matrix,
     /// Posterior log-variance (VAE).
@@ -40,7 +23,8 @@ pub struct Workspace {
     pub eps: Matrix,
     /// The latent code fed to the decoder.
     pub z: Matrix,
-    pub decoder: DecoderActivations,
+    /// The decoder's activations, kept for the backward pass.
+    pub decoder: StackActivations,
     /// Decoder output, one logit per pixel.
     pub logits: Matrix,
     /// Reconstruction loss of each image.
@@ -48,12 +32,12 @@ pub struct Workspace {
     /// KL term of each image.
     pub kl_rows: Vec<f32>,
     pub(crate) grad_logits: Matrix,
-    pub(crate) grad_a: Matrix,
-    pub(crate) grad_b: Matrix,
+    /// The stacks' gradient buffers.
+    pub(crate) grad: GradScratch,
+    pub(crate) grad_h: Matrix,
+    pub(crate) grad_z: Matrix,
     pub(crate) grad_mu: Matrix,
     pub(crate) grad_logvar: Matrix,
-    /// Patch matrices of the convolutions' backward passes.
-    pub(crate) scratch: Matrix,
     /// The KL weight of each latent dimension in the training objective.
     pub(crate) kl_scale: Vec<f32>,
     /// Under the importance-weighted objective: each row's normalised weight over the batch.
@@ -62,6 +46,6 @@ pub struct Workspace {
     pub(crate) repeated: Matrix,
     /// Under the importance-weighted objective: the condition repeated likewise (CVAE).
     pub(crate) repeated_condition: Matrix,
-    /// Under the importance-weighted objective: the β on its prior ratio.
-    pub(crate) iw_beta: f32,
+    /// How the objective's gradient reaches the posterior.
+    pub(crate) posterior_gradient: PosteriorGradient,
 }

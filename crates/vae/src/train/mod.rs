@@ -362,15 +362,15 @@ impl Trainer {
 
     fn save_checkpoint(&mut self) -> Result<()> {
         // A non-finite weight can hide behind a finite loss (a dead unit); never save one.
-        if let Some((name, _)) = self
+        if let Some(p) = self
             .model
-            .named_params()
-            .iter()
-            .find(|(_, p)| p.value.data.iter().any(|v| !v.is_finite()))
+            .params()
+            .into_iter()
+            .find(|p| p.value.data.iter().any(|v| !v.is_finite()))
         {
             return Err(Error::Diverged {
                 epoch: self.state.epochs_done + 1,
-                detail: format!("{name} holds a non-finite value"),
+                detail: format!("{} holds a non-finite value", p.name),
             });
         }
         self.state.adam_step = self.adam.step;

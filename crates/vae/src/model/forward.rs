@@ -1,0 +1,116 @@
+//! Inference: encoding a batch, choosing its code, decoding codes into pixels.
+
+use rand::Rng;
+
+use super::{EncoderHead, Latent, Model, Workspace, rows_of};
+use crate::engine::Matrix;
+use crate::engine::activation::sigmoid_into;
+use crate::engine::gaussian::reparameterize;
+use crate::engine::layer::StackActivations;
+
+impl Model {
+    /// Encodes a batch: the body's output `ws.h`, then the code (`ws.z`, autoencoder) or the
+    /// posterior (`ws.mu`, `ws.logvar`, VAE and CVAE).
+    ///
+    /// # Shapes
+    /// `x`: batch x pixels, values in [0, 1]; `condition` (CVAE): batch x classes.
+    pub fn encode(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
+        self.check_condition(x.rows, condition);
+        self.encoder.body.forward(x, condition, &mut ws.encoder, &mut ws.h);
+        match &self.encoder.head {
+            EncoderHead::Code { fc_z } => fc_z.forward(&ws.h, &mut ws.z),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                fc_mu.forward(&ws.h, &mut ws.mu);
+                fc_logvar.forward(&ws.h, &mut ws.logvar);
+            }
+        }
+    }
+
+    /// Chooses `z` from the posterior that [`Model::encode`] left in `ws` (a no-op for the
+    /// autoencoder, whose code is already `z`).
+    pub fn draw_latent<R: Rng>(&self, ws: &mut Workspace, latent: Latent<R>) {
+        if !self.config.model.is_variational() {
+            return;
+        }
+        ws.eps.reshape_for_overwrite(ws.mu.rows, ws.mu.cols);
+        match latent {
+            Latent::Sample(rng) => ws.eps.fill_standard_normal(rng),
+            Latent::Mean => ws.eps.data.fill(0.0),
+        }
+        reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
+    }
+
+    /// Decodes `z` into one logit per pixel, keeping the activations in `acts`.
+    ///
+    /// # Shapes
+    /// `z`: batch x latent; `condition` (CVAE): batch x classes; `logits`: batch x pixels
+    /// (reshaped).
+    pub fn decode_logits(
+        &self,
+        z: &Matrix,
+        condition: Option<&Matrix>,
+        acts: &mut StackActivations,
+        logits: &mut Matrix,
+    ) {
+        self.check_condition(z.rows, condition);
+        self.decoder.forward(z, condition, acts, logits);
+    }
+
+    /// Decodes codes into images with pixels in [0, 1], [`Model::rows_per_pass`] rows at a
+    /// time so that memory stays bounded however many codes come.
+    ///
+    /// # Shapes
+    /// `z`: batch x latent; `condition` (CVAE): batch x classes; returns batch x pixels.
+    pub fn decode(&self, z: &Matrix, condition: Option<&Matrix>) -> Matrix {
+        let (mut acts, mut logits, mut part) = Default::default();
+        let mut images = Matrix::zeros(z.rows, self.config.pixels());
+        let step = self.rows_per_pass();
+        for start in (0..z.rows).step_by(step) {
+            let end = (start + step).min(z.rows);
+            let c = condition.map(|c| rows_of(c, start, end));
+            self.decode_logits(&rows_of(z, start, end), c.as_deref(), &mut acts, &mut logits);
+            sigmoid_into(&logits, &mut part);
+            images.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
+        }
+        images
+    }
+
+    /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature (a CVAE draws
+    /// the classes of `condition`, n rows). An autoencoder has no prior; the same draws show
+    /// what its decoder makes of codes it was never trained to expect.
+    ///
+    /// # Shapes
+    /// Returns n x pixels, values in [0, 1].
+    pub fn sample_prior(&self, n: usize, temperature: f32, condition: Option<&Matrix>, rng: &mut impl Rng) -> Matrix {
+        self.decode(&self.prior_codes(n, temperature, rng), condition)
+    }
+
+    /// `n` codes drawn from `N(0, T²·I)`.
+    pub fn prior_codes(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
+        let mut z = Matrix::standard_normal(n, self.config.latent, rng);
+        for v in &mut z.data {
+            *v *= temperature;
+        }
+        z
+    }
+
+    /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are
+    /// pictures, not loss estimates).
+    ///
+    /// # Shapes
+    /// `x`: batch x pixels; returns batch x pixels, values in [0, 1].
+    pub fn reconstruct(&self, x: &Matrix, condition: Option<&Matrix>) -> Matrix {
+        let mut ws = Workspace::default();
+        self.forward::<crate::rng::RunRng>(x, condition, &mut ws, Latent::Mean);
+        let mut images = Matrix::default();
+        sigmoid_into(&ws.logits, &mut images);
+        images
+    }
+
+    /// Encode, choose `z`, decode: fills `ws` up to the logits.
+    pub fn forward<R: Rng>(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace, latent: Latent<R>) {
+        self.encode(x, condition, ws);
+        self.draw_latent(ws, latent);
+        self.decode_logits(&ws.z, condition, &mut ws.decoder, &mut ws.logits);
+    }
+}

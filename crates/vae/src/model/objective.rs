@@ -1,0 +1,306 @@
+//! What a training step minimises (the ELBO with β and free bits, the importance-weighted
+//! bound), its value on a batch and its backward pass.
+
+use rand::Rng;
+
+use super::{EncoderHead, Latent, Model, ModelKind, Workspace};
+use crate::engine::gaussian::{
+    kl_divergence, kl_per_dimension, log_prior_ratio, reparameterize_iw_backward, reparameterize_kl_backward,
+};
+use crate::engine::layer::Pass;
+use crate::engine::{GradInput, Matrix};
+
+/// The loss of a batch broken into its parts, each per image: summed over pixels (and latent
+/// dimensions), averaged over the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossBreakdown {
+    /// `reconstruction + β·kl`: the negative ELBO when β = 1.
+    pub total: f64,
+    pub reconstruction: f64,
+    /// 0 for the autoencoder.
+    pub kl: f64,
+}
+
+/// What a training step minimises: reconstruction + β · Σ_j max(free_bits, KL̄_j), with KL̄_j
+/// the batch mean of latent dimension j's KL term. `free_bits = 0` is the plain β-VAE loss; a
+/// floor keeps the optimiser from pushing a dimension's KL below it (Kingma et al. 2016), so
+/// dimensions are not abandoned early. The autoencoder ignores both.
+///
+/// With `k > 1` the VAE is trained on the importance-weighted bound instead (Burda et al.
+/// 2016): `-log (1/k) Σ_i w_i`, `log w_i = log p(x|z_i) + β·(log p(z_i) - log q(z_i|x))`,
+/// `z_i ~ q(z|x)`; free bits do not apply to it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Objective {
+    pub beta: f32,
+    pub free_bits: f32,
+    /// Importance samples per image: 1 is the ELBO.
+    pub k: usize,
+}
+
+/// How the code's gradient reaches the posterior's mean and log-variance, as the objective
+/// that filled the workspace left it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) enum PosteriorGradient {
+    /// Through `z = μ + σ ⊙ ε` and the KL term, each latent dimension's KL weighted by
+    /// `ws.kl_scale`.
+    #[default]
+    Elbo,
+    /// Through each importance sample's log-weight, weighted by its normalised weight
+    /// (`ws.row_scale`), with `β` on the prior ratio.
+    ImportanceWeighted { beta: f32 },
+}
+
+/// Where a layer whose input may be the data puts its input gradient: nowhere when it is the
+/// data, else written into or added onto `grad`.
+fn input_grad(grad: &mut Matrix, needed: bool, add: bool) -> GradInput<'_> {
+    match (needed, add) {
+        (false, _) => GradInput::Skip,
+        (true, false) => GradInput::Write(grad),
+        (true, true) => GradInput::Add(grad),
+    }
+}
+
+impl Model {
+    /// Per-image reconstruction loss and KL of the batch that [`Model::forward`] left in
+    /// `ws`, into `ws.recon_rows` and `ws.kl_rows`; with `with_grad`, also the gradient of
+    /// the batch-mean loss with respect to the logits. Returns the batch means.
+    pub fn loss(&self, x: &Matrix, ws: &mut Workspace, with_grad: bool) -> LossBreakdown {
+        let batch = x.rows;
+        ws.recon_rows.resize(batch, 0.0);
+        ws.kl_rows.resize(batch, 0.0);
+        let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
+        self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
+        match self.config.model {
+            ModelKind::Ae => ws.kl_rows.fill(0.0),
+            ModelKind::Vae | ModelKind::Cvae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
+        }
+        let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
+        let reconstruction = mean(&ws.recon_rows);
+        let kl = mean(&ws.kl_rows);
+        LossBreakdown {
+            total: reconstruction + self.kl_weight() as f64 * kl,
+            reconstruction,
+            kl,
+        }
+    }
+
+    /// The model's own objective: its configured β, no free bits.
+    pub fn objective(&self) -> Objective {
+        Objective {
+            beta: self.config.beta,
+            free_bits: 0.0,
+            k: 1,
+        }
+    }
+
+    /// The batch loss under `objective`, with the gradient with respect to the logits and the
+    /// KL weight of every latent dimension left in `ws` for [`Model::backward`].
+    pub(super) fn objective_loss(&self, x: &Matrix, ws: &mut Workspace, objective: Objective) -> LossBreakdown {
+        ws.posterior_gradient = PosteriorGradient::Elbo;
+        let mut loss = self.loss(x, ws, true);
+        let latent = self.config.latent;
+        let per_row = 1.0 / x.rows.max(1) as f32;
+        ws.kl_scale.clear();
+        match self.config.model {
+            ModelKind::Ae => {
+                ws.kl_scale.resize(latent, 0.0);
+                loss.total = loss.reconstruction;
+            }
+            ModelKind::Vae | ModelKind::Cvae if objective.free_bits > 0.0 => {
+                let floor = objective.free_bits as f64;
+                let per_dim = kl_per_dimension(&ws.mu, &ws.logvar);
+                // Below the floor a dimension's KL is replaced by the constant floor: no gradient.
+                ws.kl_scale.extend(
+                    per_dim
+                        .iter()
+                        .map(|&k| if k >= floor { objective.beta * per_row } else { 0.0 }),
+                );
+                let kl_term: f64 = per_dim.iter().map(|&k| k.max(floor)).sum();
+                loss.total = loss.reconstruction + objective.beta as f64 * kl_term;
+            }
+            ModelKind::Vae | ModelKind::Cvae => {
+                ws.kl_scale.resize(latent, objective.beta * per_row);
+                loss.total = loss.reconstruction + objective.beta as f64 * loss.kl;
+            }
+        }
+        loss
+    }
+
+    /// β for the VAE, 0 for the autoencoder.
+    pub fn kl_weight(&self) -> f32 {
+        match self.config.model {
+            ModelKind::Ae => 0.0,
+            ModelKind::Vae | ModelKind::Cvae => self.config.beta,
+        }
+    }
+
+    /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
+    /// `objective` in every parameter's `grad`, and returns that loss (its `total` is the
+    /// objective's value; `reconstruction` and `kl` are the plain means over the rows decoded).
+    pub fn compute_gradients<R: Rng>(
+        &mut self,
+        x: &Matrix,
+        condition: Option<&Matrix>,
+        ws: &mut Workspace,
+        rng: &mut R,
+        objective: Objective,
+    ) -> LossBreakdown {
+        let loss = self.objective_value(x, condition, ws, rng, objective);
+        if self.importance_weighted(objective) {
+            let (repeated, repeated_condition) = (
+                std::mem::take(&mut ws.repeated),
+                std::mem::take(&mut ws.repeated_condition),
+            );
+            let condition = condition.map(|_| &repeated_condition);
+            self.backward(&repeated, condition, ws);
+            (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
+        } else {
+            self.backward(x, condition, ws);
+        }
+        loss
+    }
+
+    /// Whether `objective` asks this model for the importance-weighted bound.
+    fn importance_weighted(&self, objective: Objective) -> bool {
+        objective.k > 1 && self.config.model.is_variational()
+    }
+
+    /// Forward and loss of a training batch under `objective`, leaving in `ws` what the
+    /// backward pass needs (for `k > 1`, the input and condition repeated k times in
+    /// `ws.repeated` and `ws.repeated_condition`).
+    pub(super) fn objective_value<R: Rng>(
+        &self,
+        x: &Matrix,
+        condition: Option<&Matrix>,
+        ws: &mut Workspace,
+        rng: &mut R,
+        objective: Objective,
+    ) -> LossBreakdown {
+        if !self.importance_weighted(objective) {
+            self.forward(x, condition, ws, Latent::Sample(rng));
+            return self.objective_loss(x, ws, objective);
+        }
+        let k = objective.k;
+        let (mut repeated, mut repeated_condition) = (
+            std::mem::take(&mut ws.repeated),
+            std::mem::take(&mut ws.repeated_condition),
+        );
+        x.repeat_rows_into(k, &mut repeated);
+        if let Some(c) = condition {
+            c.repeat_rows_into(k, &mut repeated_condition);
+        }
+        let rc = condition.map(|_| &repeated_condition);
+        self.forward(&repeated, rc, ws, Latent::Sample(rng));
+        let loss = self.importance_weighted_loss(&repeated, x.rows, ws, objective);
+        (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
+        loss
+    }
+
+    /// The importance-weighted bound of `images` images, each repeated `k` times in `xr`
+    /// (rows `i·k .. i·k + k`), whose forward pass is in `ws`. Leaves the logit gradient and
+    /// each row's weight `w̃_r / images` (its normalised importance weight over the batch) in
+    /// `ws` for the backward pass: `∂L/∂θ = Σ_r (w̃_r / images) · ∂(-log w_r)/∂θ`.
+    fn importance_weighted_loss(
+        &self,
+        xr: &Matrix,
+        images: usize,
+        ws: &mut Workspace,
+        objective: Objective,
+    ) -> LossBreakdown {
+        let k = objective.k;
+        let rows = xr.rows;
+        ws.recon_rows.resize(rows, 0.0);
+        ws.kl_rows.resize(rows, 0.0);
+        self.config
+            .recon
+            .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
+        kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows);
+        // log w_r = -recon_r + β·(log p(z) - log q(z|x)).
+        let beta = objective.beta as f64;
+        let log_w: Vec<f64> = (0..rows)
+            .map(|r| -(ws.recon_rows[r] as f64) + beta * log_prior_ratio(ws.z.row(r), ws.eps.row(r), ws.logvar.row(r)))
+            .collect();
+        ws.row_scale.clear();
+        ws.posterior_gradient = PosteriorGradient::ImportanceWeighted { beta: objective.beta };
+        let mut bound = 0.0;
+        for weights in log_w.chunks(k) {
+            let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = weights.iter().map(|&w| (w - max).exp()).sum();
+            bound += max + sum.ln() - (k as f64).ln();
+            ws.row_scale
+                .extend(weights.iter().map(|&w| ((w - max).exp() / sum / images as f64) as f32));
+        }
+        for (g, &s) in ws.grad_logits.data.chunks_exact_mut(xr.cols.max(1)).zip(&ws.row_scale) {
+            for v in g {
+                *v *= s;
+            }
+        }
+        ws.kl_scale.clear();
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / rows.max(1) as f64;
+        LossBreakdown {
+            total: -bound / images.max(1) as f64,
+            reconstruction: mean(&ws.recon_rows),
+            kl: mean(&ws.kl_rows),
+        }
+    }
+
+    /// Backward pass from `ws.grad_logits` and what the objective left in `ws` (how the
+    /// code's gradient reaches the posterior: `ws.posterior_gradient`).
+    fn backward(&mut self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
+        let Workspace {
+            encoder,
+            h,
+            mu,
+            logvar,
+            std,
+            eps,
+            z,
+            decoder,
+            logits,
+            grad_logits,
+            grad,
+            grad_h,
+            grad_z,
+            grad_mu,
+            grad_logvar,
+            kl_scale,
+            row_scale,
+            posterior_gradient,
+            ..
+        } = ws;
+        let pass = Pass {
+            x: z,
+            condition,
+            acts: decoder,
+            y: logits,
+        };
+        self.decoder.backward(pass, grad_logits, grad, GradInput::Write(grad_z));
+        // Without a body the head's input is the data: no gradient needed there.
+        let body = !self.encoder.body.is_empty();
+        match &mut self.encoder.head {
+            EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, input_grad(grad_h, body, false)),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                match *posterior_gradient {
+                    PosteriorGradient::Elbo => {
+                        reparameterize_kl_backward(mu, logvar, eps, std, grad_z, kl_scale, grad_mu, grad_logvar);
+                    }
+                    PosteriorGradient::ImportanceWeighted { beta } => {
+                        reparameterize_iw_backward(z, eps, std, grad_z, row_scale, beta, grad_mu, grad_logvar);
+                    }
+                }
+                fc_mu.backward(h, grad_mu, input_grad(grad_h, body, false));
+                fc_logvar.backward(h, grad_logvar, input_grad(grad_h, body, true));
+            }
+        }
+        if body {
+            // The first layer's input is the data, whose gradient nobody needs.
+            let pass = Pass {
+                x,
+                condition,
+                acts: encoder,
+                y: h,
+            };
+            self.encoder.body.backward(pass, grad_h, grad, GradInput::Skip);
+        }
+    }
+}
