@@ -230,6 +230,60 @@ mod tests {
     }
 
     #[test]
+    fn only_a_regular_file_or_nothing_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = write_atomic(dir.path(), b"x").unwrap_err().to_string();
+        assert!(error.contains("is a directory: refusing to replace it"), "{error}");
+        let target = dir.path().join("target");
+        fs::write(&target, "precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let error = write_atomic(&link, b"x").unwrap_err().to_string();
+        assert!(error.contains("is a symbolic link: refusing to replace it"), "{error}");
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        let new = dir.path().join("new");
+        write_atomic(&new, b"fresh").unwrap();
+        assert_eq!(fs::read(&new).unwrap(), b"fresh");
+        // A path under a file cannot be looked at: its error is the file system's.
+        let error = write_atomic(&target.join("below"), b"x").unwrap_err().to_string();
+        assert!(error.contains("target/below"), "{error}");
+    }
+
+    #[test]
+    fn the_temporary_file_is_made_beside_its_target() {
+        // On another file system than the working folder, a temporary made anywhere else
+        // could not be renamed into place.
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            let dir = tempfile::tempdir_in(shm).unwrap();
+            let path = dir.path().join("a");
+            write_atomic(&path, b"here").unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"here");
+        }
+        // A bare file name is in the working folder.
+        let bare = Path::new(".files-test-bare-name.tmp");
+        write_atomic(bare, b"bare").unwrap();
+        let read = fs::read(bare);
+        fs::remove_file(bare).unwrap();
+        assert_eq!(read.unwrap(), b"bare");
+    }
+
+    #[test]
+    fn an_output_replaces_a_file_whole_and_writes_into_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.png");
+        fs::write(&path, "a longer old content").unwrap();
+        write_output(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let fresh = dir.path().join("fresh.png");
+        write_output(&fresh, b"made").unwrap();
+        assert_eq!(fs::read(&fresh).unwrap(), b"made");
+        // `/dev/null` takes the bytes and stays the device it is.
+        write_output(Path::new("/dev/null"), b"gone").unwrap();
+        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    }
+
+    #[test]
     fn a_lock_file_is_never_opened_through_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("target");

@@ -1,0 +1,162 @@
+//! Run configurations: what `validate` refuses, at each limit and one step past it, and what
+//! an older `config.json` reads as.
+
+use vae::model::{ModelConfig, ModelKind};
+use vae::run::{MAX_FREE_BITS, MAX_LR, RunConfig, TrainConfig, TrainObjective};
+
+fn run(model: ModelKind, train: TrainConfig) -> RunConfig {
+    RunConfig {
+        model: ModelConfig {
+            model,
+            classes: if model.is_conditional() { 10 } else { 0 },
+            ..ModelConfig::mlp_vae()
+        },
+        train,
+    }
+}
+
+/// The field a refusal names, or `None` when the config is accepted.
+fn refusal(config: &RunConfig) -> Option<String> {
+    config.validate().err().map(|e| e.to_string())
+}
+
+fn assert_refused(config: &RunConfig, field: &str) {
+    let error = refusal(config).unwrap_or_else(|| panic!("accepted: {config:?}"));
+    assert!(error.contains(field), "{field}: {error}");
+}
+
+fn assert_accepted(config: &RunConfig) {
+    assert_eq!(refusal(config), None, "{config:?}");
+}
+
+fn vae(train: TrainConfig) -> RunConfig {
+    run(ModelKind::Vae, train)
+}
+
+#[test]
+fn the_learning_rate_must_be_finite_positive_and_at_most_the_limit() {
+    for lr in [1e-6, 1e-3, MAX_LR] {
+        assert_accepted(&vae(TrainConfig {
+            lr,
+            ..TrainConfig::default()
+        }));
+    }
+    for lr in [0.0, -1e-3, MAX_LR * 1.01, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+        assert_refused(
+            &vae(TrainConfig {
+                lr,
+                ..TrainConfig::default()
+            }),
+            "lr",
+        );
+    }
+}
+
+#[test]
+fn free_bits_must_lie_between_zero_and_the_limit_and_apply_to_the_elbo_only() {
+    for free_bits in [0.0, 0.5, MAX_FREE_BITS] {
+        assert_accepted(&vae(TrainConfig {
+            free_bits,
+            ..TrainConfig::default()
+        }));
+    }
+    for free_bits in [-0.1, MAX_FREE_BITS * 1.01, f32::INFINITY, f32::NAN] {
+        assert_refused(
+            &vae(TrainConfig {
+                free_bits,
+                ..TrainConfig::default()
+            }),
+            "free-bits",
+        );
+    }
+    let iwae = TrainConfig {
+        objective: TrainObjective::Iwae,
+        k: 5,
+        ..TrainConfig::default()
+    };
+    assert_accepted(&vae(iwae.clone()));
+    assert_refused(&vae(TrainConfig { free_bits: 0.5, ..iwae }), "free-bits");
+}
+
+#[test]
+fn k_applies_to_the_importance_weighted_bound_only() {
+    let elbo = TrainConfig::default();
+    assert_accepted(&vae(elbo.clone()));
+    assert_refused(&vae(TrainConfig { k: 2, ..elbo }), "k");
+    for k in [1, 2, 50] {
+        assert_accepted(&vae(TrainConfig {
+            objective: TrainObjective::Iwae,
+            k,
+            ..TrainConfig::default()
+        }));
+    }
+    assert_refused(
+        &vae(TrainConfig {
+            objective: TrainObjective::Iwae,
+            k: 0,
+            ..TrainConfig::default()
+        }),
+        "k",
+    );
+    // The autoencoder has no posterior to weigh samples of.
+    assert_refused(
+        &run(
+            ModelKind::Ae,
+            TrainConfig {
+                objective: TrainObjective::Iwae,
+                k: 2,
+                ..TrainConfig::default()
+            },
+        ),
+        "objective",
+    );
+}
+
+#[test]
+fn an_autoencoder_refuses_the_settings_of_a_kl_term_it_does_not_have() {
+    let ae = |train: TrainConfig| run(ModelKind::Ae, train);
+    assert_accepted(&ae(TrainConfig::default()));
+    assert_refused(
+        &ae(TrainConfig {
+            kl_warmup: 1,
+            ..TrainConfig::default()
+        }),
+        "kl-warmup",
+    );
+    assert_refused(
+        &ae(TrainConfig {
+            free_bits: 0.25,
+            ..TrainConfig::default()
+        }),
+        "free-bits",
+    );
+    let mut beta = ae(TrainConfig::default());
+    beta.model.beta = 2.0;
+    assert_refused(&beta, "beta");
+    // The same settings are what a VAE is for.
+    for train in [
+        TrainConfig {
+            kl_warmup: 1,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            free_bits: 0.25,
+            ..TrainConfig::default()
+        },
+    ] {
+        assert_accepted(&vae(train.clone()));
+        assert_accepted(&run(ModelKind::Cvae, train));
+    }
+}
+
+#[test]
+fn a_config_from_before_the_importance_weighted_objective_reads_as_the_elbo() {
+    // What a run folder held before `objective` and `k` were written: both absent.
+    let mut json = serde_json::to_value(vae(TrainConfig::default())).unwrap();
+    let train = json["train"].as_object_mut().unwrap();
+    assert!(train.remove("objective").is_some() && train.remove("k").is_some());
+    let old: RunConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(old.train.objective, TrainObjective::Elbo);
+    assert_eq!(old.train.k, 1);
+    assert_accepted(&old);
+}
