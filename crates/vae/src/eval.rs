@@ -9,7 +9,7 @@ use crate::data::Split;
 use crate::engine::Matrix;
 use crate::engine::gaussian::{log_prior_ratio, reparameterize};
 use crate::error::{Error, Result};
-use crate::model::{Latent, LossBreakdown, Model, Workspace};
+use crate::model::{EncoderHead, Latent, LossBreakdown, Model, Workspace};
 
 /// Images per evaluation batch: large batches amortise the matrix products.
 pub const EVAL_BATCH: usize = 1024;
@@ -104,7 +104,7 @@ pub fn importance_weighted_nll(
     rng: &mut impl Rng,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<IwEstimate> {
-    if !model.config.model.is_variational() {
+    if !matches!(model.encoder.head, EncoderHead::Gaussian { .. }) {
         return Err(Error::config(
             "iw-samples",
             "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",

@@ -8,7 +8,7 @@ use rand::RngExt;
 
 use crate::engine::Matrix;
 use crate::error::Result;
-use crate::model::{Model, ModelKind, Workspace, rows_of};
+use crate::model::{Model, Prior, Workspace, rows_of};
 use crate::rng::RunRng;
 
 /// The code of each image: the posterior mean `μ(x)` for a VAE (its most likely code), `e(x)`
@@ -33,11 +33,7 @@ pub fn codes_of(model: &Model, x: &Matrix, condition: Option<&Matrix>) -> Matrix
         let end = (start + step).min(x.rows);
         let c = condition.map(|c| rows_of(c, start, end));
         model.encode(&rows_of(x, start, end), c.as_deref(), &mut ws);
-        let part = if model.config.model.is_variational() {
-            &ws.mu
-        } else {
-            &ws.z
-        };
+        let part = model.encoder.head.code(&ws);
         codes.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
     }
     codes
@@ -105,14 +101,15 @@ pub fn traverse(base: &[f32], dim: usize, range: f32, frames: usize) -> Matrix {
 /// A `grid x grid` lattice of 2-D codes, row-major with the first coordinate along rows of
 /// the picture (left to right) and the second top to bottom.
 ///
-/// For a VAE the lattice runs through the normal quantiles `Φ⁻¹((i + ½)/grid)`, so equal areas
-/// of the prior get equal cells (Kingma & Welling 2014, figure 4). For an autoencoder, which
-/// has no prior, it spans the given bounds (the range the test codes occupy).
-pub fn manifold_codes(kind: ModelKind, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
+/// Given the prior the codes were trained toward (a VAE's), the lattice runs through its
+/// quantiles (`Φ⁻¹((i + ½)/grid)` for the standard normal), so equal areas of the prior get
+/// equal cells (Kingma & Welling 2014, figure 4). Without one (an autoencoder) it spans the
+/// given bounds (the range the test codes occupy).
+pub fn manifold_codes(prior: Option<Prior>, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
     let grid = grid.max(2);
-    let axis = |i: usize, (lo, hi): (f32, f32)| match kind {
-        ModelKind::Vae | ModelKind::Cvae => normal_quantile((i as f64 + 0.5) / grid as f64) as f32,
-        ModelKind::Ae => lo + (hi - lo) * i as f32 / (grid - 1) as f32,
+    let axis = |i: usize, (lo, hi): (f32, f32)| match prior {
+        Some(p) => p.quantile((i as f64 + 0.5) / grid as f64) as f32,
+        None => lo + (hi - lo) * i as f32 / (grid - 1) as f32,
     };
     let mut out = Matrix::zeros(grid * grid, 2);
     for row in 0..grid {

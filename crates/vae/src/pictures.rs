@@ -12,7 +12,7 @@ use crate::image::{GrayImage, GridLayout, comparison_grid, tile_grid};
 use crate::latent::{
     blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
 };
-use crate::model::{Model, ModelKind};
+use crate::model::Model;
 use crate::plot::{RgbImage, Scatter, scatter_plot};
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
@@ -119,11 +119,7 @@ pub fn traversals(
 pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> Result<RgbImage> {
     let codes = encode_codes(model, &test.range_batch(0, test.len()), &test.labels)?;
     let projection = project_2d(&codes);
-    let what = if model.config.model.is_variational() {
-        "posterior means"
-    } else {
-        "codes"
-    };
+    let what = model.encoder.head.code_name();
     let (x_label, y_label, note) = match projection.pca_explained {
         None => (
             "z1".into(),
@@ -165,16 +161,17 @@ pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> 
             ),
         ));
     }
-    let bounds = match model.config.model {
-        ModelKind::Vae | ModelKind::Cvae => [(0.0, 0.0); 2],
-        // The autoencoder has no prior: span where its test codes lie instead.
-        ModelKind::Ae => quantile_bounds(
+    // Codes not trained toward the prior (an autoencoder's): span where the test codes lie.
+    let prior = model.encoder.head.is_regularised().then_some(model.prior);
+    let bounds = match prior {
+        Some(_) => [(0.0, 0.0); 2],
+        None => quantile_bounds(
             &encode_codes(model, &test.range_batch(0, test.len()), &test.labels)?,
             0.01,
         ),
     };
     let condition = model.label_condition(grid * grid, Some(label.unwrap_or(0)))?;
-    let images = model.decode(&manifold_codes(model.config.model, grid, bounds), condition.as_ref());
+    let images = model.decode(&manifold_codes(prior, grid, bounds), condition.as_ref());
     Ok(tile_grid(
         &images,
         GridLayout {

@@ -296,7 +296,7 @@ impl Explorer {
             .forward::<crate::rng::RunRng>(&x, condition.as_ref(), &mut ws, Latent::Mean);
         let mut reconstruction = Matrix::default();
         sigmoid_into(&ws.logits, &mut reconstruction);
-        let sigma = m.model.config.model.is_variational().then_some(ws.std.data);
+        let sigma = m.model.encoder.head.spread(&ws).map(|s| s.data.clone());
         Ok(EncodeResponse {
             map_point: m.projection.project(&ws.z.data),
             mu: ws.z.data,

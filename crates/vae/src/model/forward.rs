@@ -2,10 +2,9 @@
 
 use rand::Rng;
 
-use super::{EncoderHead, Latent, Model, Workspace, rows_of};
+use super::{Latent, Model, Workspace, rows_of};
 use crate::engine::Matrix;
 use crate::engine::activation::sigmoid_into;
-use crate::engine::gaussian::reparameterize;
 use crate::engine::layer::StackActivations;
 
 impl Model {
@@ -17,27 +16,13 @@ impl Model {
     pub fn encode(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
         self.check_condition(x.rows, condition);
         self.encoder.body.forward(x, condition, &mut ws.encoder, &mut ws.h);
-        match &self.encoder.head {
-            EncoderHead::Code { fc_z } => fc_z.forward(&ws.h, &mut ws.z),
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                fc_mu.forward(&ws.h, &mut ws.mu);
-                fc_logvar.forward(&ws.h, &mut ws.logvar);
-            }
-        }
+        self.encoder.head.forward(ws);
     }
 
     /// Chooses `z` from the posterior that [`Model::encode`] left in `ws` (a no-op for the
     /// autoencoder, whose code is already `z`).
     pub fn draw_latent<R: Rng>(&self, ws: &mut Workspace, latent: Latent<R>) {
-        if !self.config.model.is_variational() {
-            return;
-        }
-        ws.eps.reshape_for_overwrite(ws.mu.rows, ws.mu.cols);
-        match latent {
-            Latent::Sample(rng) => ws.eps.fill_standard_normal(rng),
-            Latent::Mean => ws.eps.data.fill(0.0),
-        }
-        reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
+        self.encoder.head.draw(ws, latent);
     }
 
     /// Decodes `z` into one logit per pixel, keeping the activations in `acts`.
@@ -75,9 +60,8 @@ impl Model {
         images
     }
 
-    /// Decodes `n` codes drawn from the prior `N(0, T²·I)`, `T` the temperature (a CVAE draws
-    /// the classes of `condition`, n rows). An autoencoder has no prior; the same draws show
-    /// what its decoder makes of codes it was never trained to expect.
+    /// Decodes `n` codes drawn from the prior at temperature `T` (see [`Prior::sample`]; a
+    /// CVAE draws the classes of `condition`, n rows).
     ///
     /// # Shapes
     /// Returns n x pixels, values in [0, 1].
@@ -85,13 +69,9 @@ impl Model {
         self.decode(&self.prior_codes(n, temperature, rng), condition)
     }
 
-    /// `n` codes drawn from `N(0, T²·I)`.
+    /// `n` codes drawn from the prior at temperature `T`.
     pub fn prior_codes(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
-        let mut z = Matrix::standard_normal(n, self.config.latent, rng);
-        for v in &mut z.data {
-            *v *= temperature;
-        }
-        z
+        self.prior.sample(n, self.config.latent, temperature, rng)
     }
 
     /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are

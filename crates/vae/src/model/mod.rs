@@ -11,10 +11,12 @@ mod condition;
 mod config;
 mod forward;
 mod objective;
+mod posterior;
 mod workspace;
 
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{LossBreakdown, Objective};
+pub use posterior::{EncoderHead, Prior};
 pub use workspace::Workspace;
 
 use std::borrow::Cow;
@@ -24,17 +26,6 @@ use rand::Rng;
 use crate::engine::layer::{Activation, Stack};
 use crate::engine::{Conv2d, ConvTranspose2d, Linear, Matrix, Param};
 use crate::error::Result;
-
-/// How the latent code is obtained from the encoder body's output `h`.
-// One per model, built once: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub enum EncoderHead {
-    /// Autoencoder: `z = fc_z(h)`.
-    Code { fc_z: Linear },
-    /// VAE: `μ = fc_mu(h)`, `logvar = fc_logvar(h)`.
-    Gaussian { fc_mu: Linear, fc_logvar: Linear },
-}
 
 /// `x → h → code`: the body (convolutions for the conv body, then dense layers, each followed
 /// by ReLU; a CVAE's label joins `fc1`), then the head.
@@ -56,6 +47,9 @@ pub struct Model {
     /// or transposed convolutions `deconv1`, `deconv2`, … mirroring the encoder's, ReLU between
     /// them, the last with one output channel.
     pub decoder: Stack,
+    /// What new codes are drawn from. The autoencoder was never trained toward it: its
+    /// draws show what its decoder makes of codes it did not expect.
+    pub prior: Prior,
 }
 
 /// How the latent code is chosen from the posterior in a forward pass.
@@ -126,15 +120,7 @@ impl Model {
             push_dense(&mut body, i + 1, width, h, classes, rng);
             width = h;
         }
-        let head = match config.model {
-            ModelKind::Ae => EncoderHead::Code {
-                fc_z: Linear::new(width, config.latent, rng).named("encoder.fc_z"),
-            },
-            ModelKind::Vae | ModelKind::Cvae => EncoderHead::Gaussian {
-                fc_mu: Linear::new(width, config.latent, rng).named("encoder.fc_mu"),
-                fc_logvar: Linear::new(width, config.latent, rng).named("encoder.fc_logvar"),
-            },
-        };
+        let head = EncoderHead::new(config.model, width, config.latent, rng);
         // The decoder's dense widths: the hidden layers mirrored, then (conv body) the size of
         // the encoder's last feature map, which the transposed convolutions take from there.
         let mut widths: Vec<usize> = config.hidden.iter().rev().copied().collect();
@@ -168,41 +154,27 @@ impl Model {
             config,
             encoder: Encoder { body, head },
             decoder,
+            prior: Prior::StandardNormal,
         })
     }
 
     /// Every parameter, named, in a fixed order (the encoder's body, its head, the decoder):
     /// the one walk that saving, loading, the optimizer and the parameter count share.
     pub fn params(&self) -> Vec<&Param> {
-        let head: Vec<&Param> = match &self.encoder.head {
-            EncoderHead::Code { fc_z } => vec![&fc_z.weight, &fc_z.bias],
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-                vec![&fc_mu.weight, &fc_mu.bias, &fc_logvar.weight, &fc_logvar.bias]
-            }
-        };
         self.encoder
             .body
             .params()
-            .chain(head)
+            .chain(self.encoder.head.params())
             .chain(self.decoder.params())
             .collect()
     }
 
     /// Every parameter, mutably, in the order of [`Model::params`].
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        let head: Vec<&mut Param> = match &mut self.encoder.head {
-            EncoderHead::Code { fc_z } => vec![&mut fc_z.weight, &mut fc_z.bias],
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![
-                &mut fc_mu.weight,
-                &mut fc_mu.bias,
-                &mut fc_logvar.weight,
-                &mut fc_logvar.bias,
-            ],
-        };
         self.encoder
             .body
             .params_mut()
-            .chain(head)
+            .chain(self.encoder.head.params_mut())
             .chain(self.decoder.params_mut())
             .collect()
     }

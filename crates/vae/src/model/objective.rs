@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::{EncoderHead, Latent, Model, ModelKind, Workspace};
+use super::{EncoderHead, Latent, Model, Workspace};
 use crate::engine::gaussian::{
     kl_divergence, kl_per_dimension, log_prior_ratio, reparameterize_iw_backward, reparameterize_kl_backward,
 };
@@ -70,10 +70,7 @@ impl Model {
         ws.kl_rows.resize(batch, 0.0);
         let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
         self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
-        match self.config.model {
-            ModelKind::Ae => ws.kl_rows.fill(0.0),
-            ModelKind::Vae | ModelKind::Cvae => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
-        }
+        self.encoder.head.kl_rows(ws);
         let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
         let reconstruction = mean(&ws.recon_rows);
         let kl = mean(&ws.kl_rows);
@@ -101,12 +98,12 @@ impl Model {
         let latent = self.config.latent;
         let per_row = 1.0 / x.rows.max(1) as f32;
         ws.kl_scale.clear();
-        match self.config.model {
-            ModelKind::Ae => {
+        match self.encoder.head {
+            EncoderHead::Code { .. } => {
                 ws.kl_scale.resize(latent, 0.0);
                 loss.total = loss.reconstruction;
             }
-            ModelKind::Vae | ModelKind::Cvae if objective.free_bits > 0.0 => {
+            EncoderHead::Gaussian { .. } if objective.free_bits > 0.0 => {
                 let floor = objective.free_bits as f64;
                 let per_dim = kl_per_dimension(&ws.mu, &ws.logvar);
                 // Below the floor a dimension's KL is replaced by the constant floor: no gradient.
@@ -118,7 +115,7 @@ impl Model {
                 let kl_term: f64 = per_dim.iter().map(|&k| k.max(floor)).sum();
                 loss.total = loss.reconstruction + objective.beta as f64 * kl_term;
             }
-            ModelKind::Vae | ModelKind::Cvae => {
+            EncoderHead::Gaussian { .. } => {
                 ws.kl_scale.resize(latent, objective.beta * per_row);
                 loss.total = loss.reconstruction + objective.beta as f64 * loss.kl;
             }
@@ -126,11 +123,12 @@ impl Model {
         loss
     }
 
-    /// β for the VAE, 0 for the autoencoder.
+    /// β for the VAE, 0 for the autoencoder, whose code has no KL term.
     pub fn kl_weight(&self) -> f32 {
-        match self.config.model {
-            ModelKind::Ae => 0.0,
-            ModelKind::Vae | ModelKind::Cvae => self.config.beta,
+        if self.encoder.head.is_regularised() {
+            self.config.beta
+        } else {
+            0.0
         }
     }
 
@@ -162,7 +160,7 @@ impl Model {
 
     /// Whether `objective` asks this model for the importance-weighted bound.
     fn importance_weighted(&self, objective: Objective) -> bool {
-        objective.k > 1 && self.config.model.is_variational()
+        objective.k > 1 && matches!(self.encoder.head, EncoderHead::Gaussian { .. })
     }
 
     /// Forward and loss of a training batch under `objective`, leaving in `ws` what the

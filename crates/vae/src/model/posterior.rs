@@ -1,0 +1,158 @@
+//! The latent part: what the encoder's head makes of the body's output `h` (the posterior
+//! q(z|x), or a single code), and the prior p(z) that codes are drawn from to make new images.
+//! What a model does with its codes (draw them, weigh their KL, report their spread) is asked
+//! of these types, not of the model's kind.
+
+use rand::Rng;
+
+use super::{Latent, ModelKind, Workspace};
+use crate::engine::gaussian::{kl_divergence, reparameterize};
+use crate::engine::{Linear, Matrix, Param};
+
+/// How the latent code is obtained from the encoder body's output `h`.
+// One per model, built once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum EncoderHead {
+    /// Autoencoder: one code per image, `z = fc_z(h)`.
+    Code { fc_z: Linear },
+    /// VAE: a diagonal Gaussian `q(z|x) = N(μ, diag σ²)`, `μ = fc_mu(h)`,
+    /// `log σ² = fc_logvar(h)`, trained toward the prior by its KL term.
+    Gaussian { fc_mu: Linear, fc_logvar: Linear },
+}
+
+impl EncoderHead {
+    /// The head a model of `kind` needs, from `width` body outputs to `latent` dimensions,
+    /// its layers named `encoder.fc_z` or `encoder.fc_mu` and `encoder.fc_logvar`.
+    pub fn new(kind: ModelKind, width: usize, latent: usize, rng: &mut impl Rng) -> Self {
+        match kind {
+            ModelKind::Ae => EncoderHead::Code {
+                fc_z: Linear::new(width, latent, rng).named("encoder.fc_z"),
+            },
+            ModelKind::Vae | ModelKind::Cvae => EncoderHead::Gaussian {
+                fc_mu: Linear::new(width, latent, rng).named("encoder.fc_mu"),
+                fc_logvar: Linear::new(width, latent, rng).named("encoder.fc_logvar"),
+            },
+        }
+    }
+
+    /// The head's layers, in the order their parameters are walked.
+    fn layers(&self) -> Vec<&Linear> {
+        match self {
+            EncoderHead::Code { fc_z } => vec![fc_z],
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![fc_mu, fc_logvar],
+        }
+    }
+
+    /// Every parameter: each layer's weight, then its bias.
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers().into_iter().flat_map(|l| [&l.weight, &l.bias]).collect()
+    }
+
+    /// Every parameter, mutably, in the order of [`EncoderHead::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let layers = match self {
+            EncoderHead::Code { fc_z } => vec![fc_z],
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![fc_mu, fc_logvar],
+        };
+        layers.into_iter().flat_map(|l| [&mut l.weight, &mut l.bias]).collect()
+    }
+
+    /// Reads `ws.h` into the code (`ws.z`) or the posterior (`ws.mu`, `ws.logvar`).
+    pub(super) fn forward(&self, ws: &mut Workspace) {
+        match self {
+            EncoderHead::Code { fc_z } => fc_z.forward(&ws.h, &mut ws.z),
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                fc_mu.forward(&ws.h, &mut ws.mu);
+                fc_logvar.forward(&ws.h, &mut ws.logvar);
+            }
+        }
+    }
+
+    /// Chooses `ws.z` from the posterior [`EncoderHead::forward`] left (a code is already
+    /// `z`).
+    pub(super) fn draw<R: Rng>(&self, ws: &mut Workspace, latent: Latent<R>) {
+        if let EncoderHead::Code { .. } = self {
+            return;
+        }
+        ws.eps.reshape_for_overwrite(ws.mu.rows, ws.mu.cols);
+        match latent {
+            Latent::Sample(rng) => ws.eps.fill_standard_normal(rng),
+            Latent::Mean => ws.eps.data.fill(0.0),
+        }
+        reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
+    }
+
+    /// Each image's KL term `KL(q(z|x) || p(z))` into `ws.kl_rows`: 0 for a code, which is not
+    /// a distribution.
+    pub(super) fn kl_rows(&self, ws: &mut Workspace) {
+        match self {
+            EncoderHead::Code { .. } => ws.kl_rows.fill(0.0),
+            EncoderHead::Gaussian { .. } => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
+        }
+    }
+
+    /// The code that stands for each image of the last [`EncoderHead::forward`]: the
+    /// posterior mean, or the code itself.
+    pub fn code<'w>(&self, ws: &'w Workspace) -> &'w Matrix {
+        match self {
+            EncoderHead::Code { .. } => &ws.z,
+            EncoderHead::Gaussian { .. } => &ws.mu,
+        }
+    }
+
+    /// The posterior's standard deviation around [`EncoderHead::code`] after a draw; `None`
+    /// for a code, which has no spread.
+    pub fn spread<'w>(&self, ws: &'w Workspace) -> Option<&'w Matrix> {
+        match self {
+            EncoderHead::Code { .. } => None,
+            EncoderHead::Gaussian { .. } => Some(&ws.std),
+        }
+    }
+
+    /// Whether training pulls the codes toward the prior (a KL term): then the prior is where
+    /// codes live, else only the data's codes say where they are.
+    pub fn is_regularised(&self) -> bool {
+        matches!(self, EncoderHead::Gaussian { .. })
+    }
+
+    /// What [`EncoderHead::code`] is, in words, for pictures' titles.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            EncoderHead::Code { .. } => "codes",
+            EncoderHead::Gaussian { .. } => "posterior means",
+        }
+    }
+}
+
+/// The prior `p(z)` new images are drawn from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prior {
+    /// `N(0, I)`, the VAE's.
+    #[default]
+    StandardNormal,
+}
+
+impl Prior {
+    /// `n` codes of `latent` dimensions drawn from the prior at temperature `T`: for the
+    /// standard normal, `N(0, T²·I)`.
+    pub fn sample(&self, n: usize, latent: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
+        match self {
+            Prior::StandardNormal => {
+                let mut z = Matrix::standard_normal(n, latent, rng);
+                for v in &mut z.data {
+                    *v *= temperature;
+                }
+                z
+            }
+        }
+    }
+
+    /// The value below which a share `p` of one coordinate's prior mass lies: lattices of
+    /// codes with equal prior mass per cell.
+    pub fn quantile(&self, p: f64) -> f64 {
+        match self {
+            Prior::StandardNormal => crate::latent::normal_quantile(p),
+        }
+    }
+}
