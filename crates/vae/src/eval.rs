@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::data::Split;
 use crate::engine::Matrix;
-use crate::engine::gaussian::{log_prior_ratio, reparameterize};
+use crate::engine::gaussian::reparameterize;
 use crate::error::{Error, Result};
 use crate::model::{EncoderHead, Latent, LossBreakdown, Model, Workspace};
 
@@ -93,7 +93,7 @@ const IW_ROWS: usize = 2048;
 ///
 /// `-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x)`, `z_k ~ q(z|x)`, averaged over
 /// `split`, with `log w = log p(x|z) + log p(z) - log q(z|x)` (the prior ratio by
-/// [`log_prior_ratio`]).
+/// [`crate::model::Prior::log_ratio`]).
 ///
 /// The log-sum-exp over the K weights is streamed (running maximum and scaled sum), so K =
 /// 5,000 needs no more memory than K = 50. `on_progress` receives the images done so far.
@@ -148,7 +148,7 @@ pub fn importance_weighted_nll(
             ws.recon_rows.resize(rows, 0.0);
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {
-                let prior_ratio = log_prior_ratio(z.row(r), eps.row(r), logvar.row(r));
+                let prior_ratio = model.prior.log_ratio(z.row(r), eps.row(r), logvar.row(r));
                 weights[r / k].add(-(ws.recon_rows[r] as f64) + offset + prior_ratio);
             }
             done += k;

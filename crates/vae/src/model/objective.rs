@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::{EncoderHead, Latent, Model, Workspace};
 use crate::engine::gaussian::{
-    kl_divergence, kl_per_dimension, log_prior_ratio, reparameterize_iw_backward, reparameterize_kl_backward,
+    kl_divergence, kl_per_dimension, reparameterize_iw_backward, reparameterize_kl_backward,
 };
 use crate::engine::layer::Pass;
 use crate::engine::{GradInput, Matrix};
@@ -216,7 +216,9 @@ impl Model {
         // log w_r = -recon_r + β·(log p(z) - log q(z|x)).
         let beta = objective.beta as f64;
         let log_w: Vec<f64> = (0..rows)
-            .map(|r| -(ws.recon_rows[r] as f64) + beta * log_prior_ratio(ws.z.row(r), ws.eps.row(r), ws.logvar.row(r)))
+            .map(|r| {
+                -(ws.recon_rows[r] as f64) + beta * self.prior.log_ratio(ws.z.row(r), ws.eps.row(r), ws.logvar.row(r))
+            })
             .collect();
         ws.row_scale.clear();
         ws.posterior_gradient = PosteriorGradient::ImportanceWeighted { beta: objective.beta };

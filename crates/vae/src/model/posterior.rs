@@ -6,7 +6,7 @@
 use rand::Rng;
 
 use super::{Latent, ModelKind, Workspace};
-use crate::engine::gaussian::{kl_divergence, reparameterize};
+use crate::engine::gaussian::{kl_divergence, log_prior_ratio, reparameterize};
 use crate::engine::{Linear, Matrix, Param};
 
 /// How the latent code is obtained from the encoder body's output `h`.
@@ -145,6 +145,14 @@ impl Prior {
                 }
                 z
             }
+        }
+    }
+
+    /// `log p(z) - log q(z|x)` of one importance sample `z = μ + σ ⊙ ε` of a diagonal
+    /// Gaussian posterior with log-variances `logvar`: the prior's part of its log-weight.
+    pub fn log_ratio(&self, z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
+        match self {
+            Prior::StandardNormal => log_prior_ratio(z, eps, logvar),
         }
     }
 
