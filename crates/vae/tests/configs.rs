@@ -1,5 +1,6 @@
-//! Run configurations: what `validate` refuses, at each limit and one step past it, and what
-//! an older `config.json` reads as.
+//! Run configurations: a new run as the command line asks for it (defaults, refused flags),
+//! what `validate` refuses at each limit and one step past it, and what an older
+//! `config.json` reads as.
 
 use vae::model::{ModelConfig, ModelKind};
 use vae::run::{MAX_FREE_BITS, MAX_LR, RunConfig, TrainConfig, TrainObjective};
@@ -159,4 +160,103 @@ fn a_config_from_before_the_importance_weighted_objective_reads_as_the_elbo() {
     assert_eq!(old.train.objective, TrainObjective::Elbo);
     assert_eq!(old.train.k, 1);
     assert_accepted(&old);
+}
+
+#[test]
+fn a_new_run_fills_in_the_defaults_and_refuses_flags_that_change_nothing() {
+    use vae::model::Arch;
+    use vae::run::{DEFAULT_EPOCHS, DEFAULT_K, NewRun};
+
+    let classic = NewRun::default().config().unwrap();
+    assert_eq!(classic.model, ModelConfig::mlp_vae());
+    assert_eq!(classic.train.epochs, DEFAULT_EPOCHS);
+    assert_eq!(classic.train.k, 1);
+    assert_eq!(
+        NewRun::default().default_folder(),
+        std::path::Path::new("runs/vae-mnist-sample")
+    );
+
+    let conv = NewRun {
+        arch: Arch::Conv,
+        channels: Some(vec![8, 16]),
+        ..NewRun::default()
+    }
+    .config()
+    .unwrap();
+    assert_eq!(conv.model.channels, vec![8, 16]);
+    assert_eq!(conv.model.hidden, ModelConfig::conv_vae().hidden);
+
+    let iwae = NewRun {
+        objective: TrainObjective::Iwae,
+        ..NewRun::default()
+    };
+    assert_eq!(iwae.config().unwrap().train.k, DEFAULT_K);
+    let cvae = NewRun {
+        model: ModelKind::Cvae,
+        ..NewRun::default()
+    };
+    assert_eq!(cvae.config().unwrap().model.classes, 10);
+
+    for (request, message) in [
+        (
+            NewRun {
+                channels: Some(vec![8]),
+                ..NewRun::default()
+            },
+            "--channels: only a conv body has channels",
+        ),
+        (
+            NewRun {
+                model: ModelKind::Ae,
+                beta: Some(2.0),
+                ..NewRun::default()
+            },
+            "--beta: an autoencoder has no KL term",
+        ),
+        (
+            NewRun {
+                k: Some(3),
+                ..NewRun::default()
+            },
+            "--k: the number of importance samples applies to --objective iwae only",
+        ),
+        (
+            NewRun {
+                dataset: "no-such-dataset".into(),
+                ..NewRun::default()
+            },
+            "unknown dataset 'no-such-dataset'",
+        ),
+    ] {
+        let error = request.config().unwrap_err().to_string();
+        assert!(error.contains(message), "{error}");
+    }
+
+    // A folder of IDX files is kept as an absolute path; the default run folder is named
+    // after its last component as written.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("digits");
+    std::fs::create_dir(&data).unwrap();
+    let relative = pathdiff(&data);
+    let request = NewRun {
+        dataset: format!("{}/", relative.display()),
+        ..NewRun::default()
+    };
+    let config = request.config().unwrap();
+    assert_eq!(
+        std::path::Path::new(&config.train.dataset),
+        data.canonicalize().unwrap()
+    );
+    assert_eq!(request.default_folder(), std::path::Path::new("runs/vae-digits"));
+}
+
+/// `path` relative to the working folder (through `..` as far as needed).
+fn pathdiff(path: &std::path::Path) -> std::path::PathBuf {
+    let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let there = path.canonicalize().unwrap();
+    let common = here.ancestors().find(|a| there.starts_with(a)).unwrap();
+    let ups = here.strip_prefix(common).unwrap().components().count();
+    let mut out: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
+    out.push(there.strip_prefix(common).unwrap());
+    out
 }

@@ -40,9 +40,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let threads = super::set_threads(args.threads)?;
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
+    let given = |v: Vec<usize>| (!v.is_empty()).then_some(v);
     let model = ModelConfig {
         latent: args.latent,
-        ..args.arch.config(&args.channels, &args.hidden)
+        ..ModelConfig::for_body(args.arch.arch(), given(args.channels), given(args.hidden))
     };
     let options = BenchOptions {
         model,

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use vae::data::{Binarize, DatasetSpec};
+use vae::data::Binarize;
 use vae::engine::Recon;
-use vae::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::model::{Arch, ModelKind};
+use vae::run::{NewRun, RunDir, TrainObjective};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 use crate::progress;
@@ -27,17 +27,10 @@ pub enum ArchArg {
 }
 
 impl ArchArg {
-    /// The classic model of this body, with `--channels` and `--hidden` where given.
-    pub fn config(self, channels: &[usize], hidden: &[usize]) -> ModelConfig {
-        let base = match self {
-            ArchArg::Mlp => ModelConfig::mlp_vae(),
-            ArchArg::Conv => ModelConfig::conv_vae(),
-        };
-        let or_default = |given: &[usize], default: Vec<usize>| if given.is_empty() { default } else { given.to_vec() };
-        ModelConfig {
-            channels: or_default(channels, base.channels.clone()),
-            hidden: or_default(hidden, base.hidden.clone()),
-            ..base
+    pub fn arch(self) -> Arch {
+        match self {
+            ArchArg::Mlp => Arch::Mlp,
+            ArchArg::Conv => Arch::Conv,
         }
     }
 }
@@ -80,18 +73,18 @@ pub struct Args {
     /// Passes over the training split (with --resume: the new total).
     #[arg(long)]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 128, conflicts_with = "resume")]
+    #[arg(long, default_value_t = NewRun::default().batch_size, conflicts_with = "resume")]
     batch_size: usize,
     /// Adam's learning rate.
     #[arg(
         long,
-        default_value_t = 1e-3,
+        default_value_t = NewRun::default().lr,
         conflicts_with = "resume",
         allow_negative_numbers = true
     )]
     lr: f32,
     /// Size of the latent code.
-    #[arg(long, default_value_t = 20, conflicts_with = "resume")]
+    #[arg(long, default_value_t = NewRun::default().latent, conflicts_with = "resume")]
     latent: usize,
     /// Dense hidden layer widths of the encoder, input side first, e.g. 512,256; the decoder
     /// mirrors them (default: 400 for mlp, 256 for conv).
@@ -141,96 +134,57 @@ pub struct Args {
     resume: Option<PathBuf>,
 }
 
-const DEFAULT_EPOCHS: usize = 10;
-const DEFAULT_K: usize = 5;
+impl Args {
+    /// The flags in the library's terms: one field each, no rules (those are the library's).
+    fn new_run(&self, threads: usize) -> NewRun {
+        let given = |v: &Vec<usize>| (!v.is_empty()).then(|| v.clone());
+        NewRun {
+            model: match self.model {
+                ModelArg::Ae => ModelKind::Ae,
+                ModelArg::Vae => ModelKind::Vae,
+                ModelArg::Cvae => ModelKind::Cvae,
+            },
+            arch: self.arch.arch(),
+            channels: given(&self.channels),
+            hidden: given(&self.hidden),
+            latent: self.latent,
+            recon: match self.recon {
+                ReconArg::Bce => Recon::Bce,
+                ReconArg::Mse => Recon::Mse,
+            },
+            beta: self.beta,
+            dataset: self.dataset.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            threads,
+            checkpoint_every: self.checkpoint_every,
+            kl_warmup: self.kl_warmup,
+            free_bits: self.free_bits,
+            objective: match self.objective {
+                ObjectiveArg::Elbo => TrainObjective::Elbo,
+                ObjectiveArg::Iwae => TrainObjective::Iwae,
+            },
+            k: self.k,
+            binarize: match self.binarize {
+                BinarizeArg::None => Binarize::None,
+                BinarizeArg::Static => Binarize::Static,
+                BinarizeArg::Dynamic => Binarize::Dynamic,
+            },
+        }
+    }
+}
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let threads = super::set_threads(args.threads)?;
     let (run, new_config) = match &args.resume {
         Some(path) => (RunDir::new(path), None),
         None => {
-            let kind = match args.model {
-                ModelArg::Ae => ModelKind::Ae,
-                ModelArg::Vae => ModelKind::Vae,
-                ModelArg::Cvae => ModelKind::Cvae,
-            };
-            let base = args.arch.config(&args.channels, &args.hidden);
-            let model = ModelConfig {
-                model: kind,
-                image_height: MNIST_SIDE,
-                image_width: MNIST_SIDE,
-                latent: args.latent,
-                recon: match args.recon {
-                    ReconArg::Bce => Recon::Bce,
-                    ReconArg::Mse => Recon::Mse,
-                },
-                beta: args.beta.unwrap_or(1.0),
-                // The classes of a CVAE are those of its dataset, known once it is loaded;
-                // validation before that counts the ten of every dataset this tool names.
-                classes: if kind.is_conditional() { 10 } else { 0 },
-                ..base
-            };
-            anyhow::ensure!(
-                matches!(args.arch, ArchArg::Conv) || args.channels.is_empty(),
-                "--channels: only a conv body has channels (add --arch conv)"
-            );
-            // A flag that would change nothing is refused, not ignored.
-            anyhow::ensure!(
-                args.beta.is_none() || kind.is_variational(),
-                "--beta: an autoencoder has no KL term to weigh (use --model vae or cvae)"
-            );
-            anyhow::ensure!(
-                args.k.is_none() || matches!(args.objective, ObjectiveArg::Iwae),
-                "--k: the number of importance samples applies to --objective iwae only"
-            );
-            // A directory is kept as an absolute path, so the run can be resumed and
-            // evaluated from anywhere.
-            let dataset = match args.dataset.parse::<DatasetSpec>()? {
-                DatasetSpec::Dir(dir) => std::fs::canonicalize(&dir)
-                    .with_context(|| format!("{}", dir.display()))?
-                    .display()
-                    .to_string(),
-                DatasetSpec::Named(name) => name.to_string(),
-            };
-            let train = TrainConfig {
-                dataset,
-                epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
-                batch_size: args.batch_size,
-                lr: args.lr,
-                seed: args.seed,
-                threads,
-                checkpoint_every: args.checkpoint_every,
-                kl_warmup: args.kl_warmup,
-                free_bits: args.free_bits,
-                objective: match args.objective {
-                    ObjectiveArg::Elbo => TrainObjective::Elbo,
-                    ObjectiveArg::Iwae => TrainObjective::Iwae,
-                },
-                k: match args.objective {
-                    ObjectiveArg::Iwae => args.k.unwrap_or(DEFAULT_K),
-                    ObjectiveArg::Elbo => 1,
-                },
-                binarize: match args.binarize {
-                    BinarizeArg::None => Binarize::None,
-                    BinarizeArg::Static => Binarize::Static,
-                    BinarizeArg::Dynamic => Binarize::Dynamic,
-                },
-            };
             // Refuse bad settings before any work (or download) starts.
-            let config = RunConfig { model, train };
-            config.validate()?;
-            let dataset_word = args
-                .dataset
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("data")
-                .to_string();
-            let out = args
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{dataset_word}", config.model.model.name())));
-            let run = RunDir::new(out);
+            let request = args.new_run(threads);
+            let config = request.config()?;
+            let run = RunDir::new(args.out.clone().unwrap_or_else(|| request.default_folder()));
             // A folder that holds a run, or the user's own files, is refused before any work.
             run.ensure_fresh()?;
             (run, Some(config))
@@ -247,9 +201,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Some(mut config) => {
             let data = super::load_dataset(&config.train.dataset)?;
-            if config.model.model.is_conditional() {
-                config.model.classes = data.classes();
-            }
+            config.fit_to(&data);
             let lock = run.create_and_lock()?;
             (lock, Trainer::new(run.clone(), config)?, data)
         }

@@ -116,6 +116,20 @@ pub const MAX_CHANNELS: usize = 1024;
 pub const MAX_STEP_ACTIVATIONS: usize = 1 << 29;
 
 impl ModelConfig {
+    /// The classic VAE of `arch` ([`ModelConfig::mlp_vae`] or [`ModelConfig::conv_vae`]),
+    /// with its channels and hidden widths replaced where given.
+    pub fn for_body(arch: Arch, channels: Option<Vec<usize>>, hidden: Option<Vec<usize>>) -> Self {
+        let base = match arch {
+            Arch::Mlp => ModelConfig::mlp_vae(),
+            Arch::Conv => ModelConfig::conv_vae(),
+        };
+        ModelConfig {
+            channels: channels.unwrap_or(base.channels.clone()),
+            hidden: hidden.unwrap_or(base.hidden.clone()),
+            ..base
+        }
+    }
+
     /// The classic MLP VAE of the PyTorch example: 784-400-20, Bernoulli likelihood.
     pub fn mlp_vae() -> Self {
         ModelConfig {

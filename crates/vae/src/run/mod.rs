@@ -10,6 +10,10 @@
 //! RUN/reconstructions.png     test inputs above their reconstructions
 //! ```
 
+mod new;
+
+pub use new::{DEFAULT_EPOCHS, DEFAULT_K, NewRun};
+
 use std::fs::{self, File};
 use std::path::PathBuf;
 

@@ -1,0 +1,154 @@
+//! A new run as a user asks for it, in the command line's terms: what they leave out gets the
+//! library's defaults, a flag that would change nothing is refused rather than ignored, and
+//! the result is one checked [`RunConfig`] and the folder it goes to by default.
+
+use std::path::PathBuf;
+
+use super::{RunConfig, TrainConfig, TrainObjective};
+use crate::data::{Binarize, Dataset, DatasetSpec};
+use crate::engine::Recon;
+use crate::error::{Error, Result};
+use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
+
+/// Epochs of a new run unless asked otherwise.
+pub const DEFAULT_EPOCHS: usize = 10;
+/// Importance samples per image under the importance-weighted objective unless asked otherwise.
+pub const DEFAULT_K: usize = 5;
+
+/// What a user asks of a new run; `None` leaves a setting to its default.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub model: ModelKind,
+    pub arch: Arch,
+    /// Conv: output channels of the encoder's convolutions (default: the conv body's 32, 64).
+    pub channels: Option<Vec<usize>>,
+    /// Dense hidden widths (default: the body's, 400 for mlp and 256 for conv).
+    pub hidden: Option<Vec<usize>>,
+    pub latent: usize,
+    pub recon: Recon,
+    /// The KL weight of a VAE or CVAE (default 1).
+    pub beta: Option<f32>,
+    /// A dataset's name or a folder of IDX files.
+    pub dataset: String,
+    pub epochs: Option<usize>,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub seed: u64,
+    pub threads: usize,
+    pub checkpoint_every: usize,
+    pub kl_warmup: usize,
+    pub free_bits: f32,
+    pub objective: TrainObjective,
+    /// Importance samples under `objective: iwae` (default [`DEFAULT_K`]).
+    pub k: Option<usize>,
+    pub binarize: Binarize,
+}
+
+impl Default for NewRun {
+    /// The classic MLP VAE of Kingma & Welling on the built-in sample (the command line's
+    /// defaults).
+    fn default() -> Self {
+        let train = TrainConfig::default();
+        NewRun {
+            model: ModelKind::Vae,
+            arch: Arch::Mlp,
+            channels: None,
+            hidden: None,
+            latent: ModelConfig::mlp_vae().latent,
+            recon: Recon::Bce,
+            beta: None,
+            dataset: train.dataset,
+            epochs: None,
+            batch_size: train.batch_size,
+            lr: train.lr,
+            seed: train.seed,
+            threads: train.threads,
+            checkpoint_every: train.checkpoint_every,
+            kl_warmup: train.kl_warmup,
+            free_bits: train.free_bits,
+            objective: train.objective,
+            k: None,
+            binarize: train.binarize,
+        }
+    }
+}
+
+impl NewRun {
+    /// The run's configuration, checked as a whole before any work (or download) starts. A
+    /// dataset folder is kept as an absolute path, so the run can be resumed and evaluated
+    /// from anywhere. A CVAE counts the ten classes of every dataset this tool names until
+    /// [`RunConfig::fit_to`] sees the data.
+    pub fn config(&self) -> Result<RunConfig> {
+        if self.arch != Arch::Conv && self.channels.is_some() {
+            return Err(Error::config(
+                "--channels",
+                "only a conv body has channels (add --arch conv)",
+            ));
+        }
+        if self.beta.is_some() && !self.model.is_variational() {
+            return Err(Error::config(
+                "--beta",
+                "an autoencoder has no KL term to weigh (use --model vae or cvae)",
+            ));
+        }
+        if self.k.is_some() && self.objective != TrainObjective::Iwae {
+            return Err(Error::config(
+                "--k",
+                "the number of importance samples applies to --objective iwae only",
+            ));
+        }
+        let model = ModelConfig {
+            model: self.model,
+            image_height: MNIST_SIDE,
+            image_width: MNIST_SIDE,
+            latent: self.latent,
+            recon: self.recon,
+            beta: self.beta.unwrap_or(1.0),
+            classes: if self.model.is_conditional() { 10 } else { 0 },
+            ..ModelConfig::for_body(self.arch, self.channels.clone(), self.hidden.clone())
+        };
+        let dataset = match self.dataset.parse::<DatasetSpec>()? {
+            DatasetSpec::Dir(dir) => std::fs::canonicalize(&dir)
+                .map_err(|e| Error::io(&dir, e))?
+                .display()
+                .to_string(),
+            DatasetSpec::Named(name) => name.to_string(),
+        };
+        let train = TrainConfig {
+            dataset,
+            epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            threads: self.threads,
+            checkpoint_every: self.checkpoint_every,
+            kl_warmup: self.kl_warmup,
+            free_bits: self.free_bits,
+            objective: self.objective,
+            k: match self.objective {
+                TrainObjective::Iwae => self.k.unwrap_or(DEFAULT_K),
+                TrainObjective::Elbo => 1,
+            },
+            binarize: self.binarize,
+        };
+        let config = RunConfig { model, train };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Where the run goes unless told: `runs/MODEL-DATASET`, the dataset's last path
+    /// component as the user wrote it.
+    pub fn default_folder(&self) -> PathBuf {
+        let word = self.dataset.trim_end_matches('/').rsplit('/').next().unwrap_or("data");
+        PathBuf::from(format!("runs/{}-{word}", self.model.name()))
+    }
+}
+
+impl RunConfig {
+    /// Fits the model to the loaded data: a CVAE takes as many classes as its labels name.
+    pub fn fit_to(&mut self, data: &Dataset) {
+        if self.model.model.is_conditional() {
+            self.model.classes = data.classes();
+        }
+    }
+}
