@@ -364,6 +364,46 @@ pub fn train(
     Ok(model)
 }
 
+/// What [`classifier_for`] reports while it works.
+#[derive(Clone, Copy, Debug)]
+pub enum ClassifierEvent<'a> {
+    /// No classifier in `dir` yet: one is trained on `images` training images, for `epochs`.
+    Training {
+        dir: &'a Path,
+        images: usize,
+        epochs: usize,
+    },
+    /// An epoch of that training finished.
+    Epoch(ClassifierEpoch),
+}
+
+/// The classifier in `dir` when one is named, else the dataset's default one under
+/// `data_dir` ([`default_dir`]), trained with the default settings and saved there first if
+/// there is none yet: the measuring instrument every latent-space report of a dataset shares.
+pub fn classifier_for(
+    data: &Dataset,
+    dir: Option<&Path>,
+    data_dir: &Path,
+    on_event: &mut dyn FnMut(ClassifierEvent),
+) -> Result<Classifier> {
+    if let Some(dir) = dir {
+        return Classifier::load(dir);
+    }
+    let dir = default_dir(data_dir, &data.name);
+    if dir.join("model.safetensors").is_file() {
+        return Classifier::load(&dir);
+    }
+    let options = ClassifierTraining::default();
+    on_event(ClassifierEvent::Training {
+        dir: &dir,
+        images: data.train.len(),
+        epochs: options.epochs.unwrap_or_else(|| default_epochs(data.train.len())),
+    });
+    let classifier = train(data, &options, &mut |e| on_event(ClassifierEvent::Epoch(e)))?;
+    classifier.save(&dir)?;
+    Ok(classifier)
+}
+
 /// Where the classifier for a dataset lives by default: `DATA_DIR/classifiers/<dataset>`.
 pub fn default_dir(data_dir: &Path, dataset: &str) -> PathBuf {
     let word: String = dataset

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use serde::Serialize;
+
 use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::engine::Recon;
@@ -95,6 +97,58 @@ pub struct DemoResult {
     pub real: Completeness,
     pub models: Vec<DemoModel>,
     pub seconds: f64,
+}
+
+/// `report.json`: the demo's numbers, for scripts (the pictures stay in the HTML report).
+#[derive(Debug, Serialize)]
+pub struct DemoNumbers<'a> {
+    pub dataset: &'a str,
+    pub epochs: usize,
+    pub classifier_accuracy: f64,
+    /// The metrics on real test images.
+    pub real_test_images: &'a Completeness,
+    pub models: Vec<ModelNumbers<'a>>,
+    pub seconds: f64,
+}
+
+/// One model's line of [`DemoNumbers`].
+#[derive(Debug, Serialize)]
+pub struct ModelNumbers<'a> {
+    pub name: &'a str,
+    pub model: &'static str,
+    pub arch: &'static str,
+    pub latent: usize,
+    pub epochs: usize,
+    /// The last epoch's metrics.
+    #[serde(rename = "final")]
+    pub last_epoch: Option<&'a EpochMetrics>,
+    pub latent_space: &'a LatentReport,
+}
+
+impl DemoResult {
+    /// The numbers of the demo, as `report.json` holds them.
+    pub fn numbers(&self) -> DemoNumbers<'_> {
+        DemoNumbers {
+            dataset: &self.dataset,
+            epochs: self.options.epochs,
+            classifier_accuracy: self.classifier_accuracy,
+            real_test_images: &self.real,
+            models: self
+                .models
+                .iter()
+                .map(|m| ModelNumbers {
+                    name: &m.name,
+                    model: m.kind.name(),
+                    arch: m.arch.name(),
+                    latent: m.latent,
+                    epochs: m.epochs,
+                    last_epoch: m.history.last(),
+                    latent_space: &m.report,
+                })
+                .collect(),
+            seconds: self.seconds,
+        }
+    }
 }
 
 /// Interpolation pairs shown per model (the same pairs for every model).

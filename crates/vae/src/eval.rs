@@ -3,12 +3,15 @@
 //! `-log p(x)` (Burda et al. 2016).
 
 use rand::Rng;
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::data::Split;
 use crate::engine::Matrix;
 use crate::engine::gaussian::reparameterize;
 use crate::error::{Error, Result};
+use crate::metrics::LatentReport;
 use crate::model::{EncoderHead, Latent, LossBreakdown, Model, Workspace};
 
 /// Images per evaluation batch: large batches amortise the matrix products.
@@ -73,6 +76,61 @@ impl LogMeanExp {
     /// The log-mean-exp of the values so far (-inf for none).
     pub fn value(&self) -> f64 {
         self.max + self.sum.ln() - (self.count as f64).ln()
+    }
+}
+
+/// How every loss in this tool is reduced, written into each metrics line and report.
+pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimensions, averaged over images";
+
+/// What `vae eval` measured on a run: what its `--json` prints, one object.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub run: PathBuf,
+    pub dataset: String,
+    /// Test images evaluated.
+    pub images: usize,
+    /// Seed of the sampled latent codes.
+    pub seed: u64,
+    /// Reconstruction + β · KL at the model's β.
+    pub test_loss: f64,
+    pub test_recon: f64,
+    pub test_kl: f64,
+    /// The importance-weighted estimate's samples per image, when asked for.
+    pub iw_samples: Option<usize>,
+    /// Its `-log p̂(x)` per image.
+    pub iw_nll: Option<f64>,
+    /// How every loss here is reduced ([`LOSS_REDUCTION`]).
+    pub reduction: &'static str,
+    /// The latent-space measurements, when asked for.
+    pub latent: Option<LatentReport>,
+}
+
+impl EvalReport {
+    /// The report of `loss` (and `iw`, `latent`) measured on `images` test images of
+    /// `dataset` for the run at `run`.
+    pub fn new(run: PathBuf, dataset: String, images: usize, seed: u64, loss: LossBreakdown) -> Self {
+        EvalReport {
+            run,
+            dataset,
+            images,
+            seed,
+            test_loss: loss.total,
+            test_recon: loss.reconstruction,
+            test_kl: loss.kl,
+            iw_samples: None,
+            iw_nll: None,
+            reduction: LOSS_REDUCTION,
+            latent: None,
+        }
+    }
+
+    /// With the importance-weighted estimate.
+    pub fn with_iw(self, estimate: IwEstimate) -> Self {
+        EvalReport {
+            iw_samples: Some(estimate.samples),
+            iw_nll: Some(estimate.nll),
+            ..self
+        }
     }
 }
 

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, ensure};
-use serde_json::json;
 use vae::demo::{DemoEvent, DemoOptions, default_epochs};
 use vae::files::write_atomic;
 use vae::metrics::LatentOptions;
@@ -106,23 +105,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let report = args.out.join("report.html");
     write_atomic(&report, render_html(&result).as_bytes())?;
-    let numbers = json!({
-        "dataset": result.dataset,
-        "epochs": result.options.epochs,
-        "classifier_accuracy": result.classifier_accuracy,
-        "real_test_images": result.real,
-        "models": result.models.iter().map(|m| json!({
-            "name": m.name,
-            "model": m.kind.name(),
-            "arch": m.arch.name(),
-            "latent": m.latent,
-            "epochs": m.epochs,
-            "final": m.history.last(),
-            "latent_space": m.report,
-        })).collect::<Vec<_>>(),
-        "seconds": result.seconds,
-    });
-    write_atomic(&args.out.join("report.json"), format!("{numbers:#}\n").as_bytes())?;
+    let numbers = serde_json::to_string_pretty(&result.numbers()).expect("the numbers serialise");
+    write_atomic(&args.out.join("report.json"), format!("{numbers}\n").as_bytes())?;
     eprintln!(
         "{:<12} {:>10} {:>9} {:>8} {:>10}",
         "model", "confident", "entropy", "FID", "mean step"

@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::json;
-use vae::eval::{evaluate, importance_weighted_nll};
+use vae::eval::{EvalReport, LOSS_REDUCTION, evaluate, importance_weighted_nll};
 use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
 use vae::rng::seeded;
 use vae::run::RunDir;
-use vae::train::LOSS_REDUCTION;
 
 use crate::progress;
 
@@ -92,20 +90,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None
     };
     if args.json {
-        let value = json!({
-            "run": args.run,
-            "dataset": data.name,
-            "images": test.len(),
-            "seed": args.seed,
-            "test_loss": loss.total,
-            "test_recon": loss.reconstruction,
-            "test_kl": loss.kl,
-            "iw_samples": iw.map(|e| e.samples),
-            "iw_nll": iw.map(|e| e.nll),
-            "reduction": LOSS_REDUCTION,
-            "latent": latent,
-        });
-        println!("{value}");
+        let mut report = EvalReport::new(args.run.clone(), data.name.clone(), test.len(), args.seed, loss);
+        if let Some(estimate) = iw {
+            report = report.with_iw(estimate);
+        }
+        report.latent = latent;
+        println!("{}", serde_json::to_string(&report).expect("a report serialises"));
     } else {
         println!(
             "{} on {} ({} test images, seed {})",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use vae::classifier::{Classifier, ClassifierTraining, default_dir};
+use vae::classifier::{Classifier, ClassifierEpoch, ClassifierEvent, ClassifierTraining};
 use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
 use vae::files::{write_atomic, write_output};
 use vae::model::Model;
@@ -153,34 +153,45 @@ pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<
     let epochs = options
         .epochs
         .unwrap_or_else(|| vae::classifier::default_epochs(data.train.len()));
-    let classifier = vae::classifier::train(data, options, &mut |e| {
-        eprintln!(
-            "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%",
-            e.epoch,
-            epochs,
-            e.train_loss,
-            100.0 * e.test_accuracy
-        )
-    })?;
+    let classifier = vae::classifier::train(data, options, &mut |e| print_classifier_epoch(&e, epochs))?;
     Ok(classifier)
 }
 
-/// The classifier in `dir`, or the default one of `data`, trained and saved first if absent.
-pub fn classifier_for(data: &Dataset, dir: Option<PathBuf>) -> Result<Classifier> {
-    if let Some(dir) = dir {
-        return Classifier::load(&dir).with_context(|| format!("loading the classifier in {}", dir.display()));
-    }
-    let dir = default_dir(&DataDirs::from_env().user, &data.name);
-    if dir.join("model.safetensors").is_file() {
-        return Classifier::load(&dir).with_context(|| format!("loading the classifier in {}", dir.display()));
-    }
+fn print_classifier_epoch(e: &ClassifierEpoch, epochs: usize) {
     eprintln!(
-        "no classifier for {} yet in {}: training one (once)",
-        data.name,
-        dir.display()
-    );
-    let classifier = train_classifier(data, &ClassifierTraining::default())?;
-    classifier.save(&dir)?;
+        "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%",
+        e.epoch,
+        epochs,
+        e.train_loss,
+        100.0 * e.test_accuracy
+    )
+}
+
+/// The classifier in `dir`, or the default one of `data`, trained and saved first if absent
+/// (with one progress line per epoch).
+pub fn classifier_for(data: &Dataset, dir: Option<PathBuf>) -> Result<Classifier> {
+    let mut epochs = 0;
+    let classifier =
+        vae::classifier::classifier_for(
+            data,
+            dir.as_deref(),
+            &DataDirs::from_env().user,
+            &mut |event| match event {
+                ClassifierEvent::Training {
+                    dir,
+                    images,
+                    epochs: total,
+                } => {
+                    epochs = total;
+                    eprintln!(
+                        "no classifier for {} yet in {}: training one (once) on {images} images",
+                        data.name,
+                        dir.display()
+                    );
+                }
+                ClassifierEvent::Epoch(e) => print_classifier_epoch(&e, epochs),
+            },
+        )?;
     Ok(classifier)
 }
 

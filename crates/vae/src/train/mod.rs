@@ -30,8 +30,7 @@ use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainObjective};
 
-/// How every loss in this tool is reduced, written into each metrics line.
-pub const LOSS_REDUCTION: &str = "per image: summed over pixels and latent dimensions, averaged over images";
+pub use crate::eval::LOSS_REDUCTION;
 
 /// Prior samples drawn into `samples.png` (an 8x8 grid).
 pub const SAMPLE_COUNT: usize = 64;
