@@ -313,16 +313,24 @@ fn sizes_past_their_caps_are_refused_before_any_work() {
 
 /// Sends `request` on a new connection and returns the status code of the answer.
 fn status_of(addr: &str, request: &str) -> u16 {
+    answer_to(addr, request.as_bytes()).0
+}
+
+/// Sends `request` on a new connection: the answer's status code and its whole text.
+fn answer_to(addr: &str, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer
+    // The server may answer (413) and close before a long body is all sent.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    (status, answer)
 }
 
 #[test]
@@ -380,12 +388,51 @@ fn the_server_closes_idle_connections_bounds_them_and_answers_only_to_loopback_n
     assert_eq!(status_of(&addr, &post("text/plain")), 415);
     assert_eq!(status_of(&addr, &post("application/json; charset=utf-8")), 200);
 
+    // A route asked with the other method gets a 405 naming the one it answers, with an
+    // Allow header; a path that is no route gets a 404; both as JSON errors.
+    let (status, text) = answer_to(
+        &addr,
+        format!("GET /api/decode HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 405, "{text}");
+    assert!(text.to_ascii_lowercase().contains("allow: post"), "{text}");
+    assert!(
+        text.contains(r#"{"error":"GET /api/decode: this route answers POST"}"#),
+        "{text}"
+    );
+    let (status, text) = answer_to(
+        &addr,
+        post("application/json")
+            .replace("/api/decode", "/api/models")
+            .as_bytes(),
+    );
+    assert_eq!(status, 405, "{text}");
+    assert!(text.contains("this route answers GET"), "{text}");
+    let (status, text) = answer_to(
+        &addr,
+        format!("GET /api/nothing HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        text.contains(r#"{"error":"GET /api/nothing: no such route"}"#),
+        "{text}"
+    );
+
     // A body declared larger than 1 MiB is refused before it is read; one that never
     // arrives in full times out with the idle timeout.
     let large = format!(
         "POST /api/decode HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(status_of(&addr, &large), 413);
+    // Undeclared (chunked), the body is cut off at the cap.
+    let chunk = format!("{:x}\r\n{}\r\n", 1 << 16, "x".repeat(1 << 16));
+    let chunked = format!(
+        "POST /api/decode HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+        chunk.repeat(20)
+    );
+    let (status, text) = answer_to(&addr, chunked.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("request body: larger than 1048576 bytes"), "{text}");
     let start = Instant::now();
     let partial = format!(
         "POST /api/decode HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"model\""

@@ -18,17 +18,26 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use vae::error::ensure_in_range;
+use vae::explore::api::{
+    ApiError, DecodeRequest, EncodeRequest, InterpolateRequest, MapQuery, SampleQuery, TestImageQuery, parse_body,
+    parse_query,
+};
 use vae::explore::{ExploredModel, Explorer, PAGE};
 use vae::files::{MAX_METRICS_BYTES, read_text_limited};
 use vae::run::RunDir;
@@ -128,7 +137,15 @@ async fn serve(app: Arc<App>, addr: SocketAddr, max_connections: usize) -> Resul
     let router = Router::new()
         .route("/", get(page))
         .route("/favicon.ico", get(no_icon))
-        .fallback(api)
+        .route("/api/models", only_get(models))
+        .route("/api/sample", only_get(sample))
+        .route("/api/latent-map", only_get(latent_map))
+        .route("/api/test-image", only_get(test_image))
+        .route("/api/decode", only_post(decode))
+        .route("/api/encode", only_post(encode))
+        .route("/api/interpolate", only_post(interpolate))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app);
     // Connections are served on tasks of their own; Ctrl-C ends the loop, and dropping the
@@ -221,37 +238,137 @@ async fn no_icon() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Every other path: read the body (capped in size and time), answer on a blocking thread.
-async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return too_large();
-    }
-    let bytes = match tokio::time::timeout(app.idle_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
-        Err(_) => {
-            let error = format!("request body: not received within {} s", app.idle_timeout.as_secs());
-            return answer(408, json!({ "error": error }));
+/// A route that answers GET (and HEAD) only; any other method gets a 405 naming it, with
+/// axum's `Allow` header.
+fn only_get<H, T>(handler: H) -> MethodRouter<Arc<App>>
+where
+    H: Handler<T, Arc<App>>,
+    T: 'static,
+{
+    get(handler).fallback(|method: Method, uri: Uri| async move { wrong_method(&method, &uri, "GET") })
+}
+
+/// A route that answers POST only, as [`only_get`] does GET.
+fn only_post<H, T>(handler: H) -> MethodRouter<Arc<App>>
+where
+    H: Handler<T, Arc<App>>,
+    T: 'static,
+{
+    post(handler).fallback(|method: Method, uri: Uri| async move { wrong_method(&method, &uri, "POST") })
+}
+
+fn wrong_method(method: &Method, uri: &Uri, answers: &str) -> Response {
+    answer(
+        405,
+        json!({ "error": format!("{method} {}: this route answers {answers}", uri.path()) }),
+    )
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    answer(
+        404,
+        json!({ "error": format!("{method} {}: no such route", uri.path()) }),
+    )
+}
+
+/// A request body read (capped in size by the router's limit, and in time by
+/// `--idle-timeout`) and parsed into the route's request type.
+struct ApiJson<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request<Body>, app: &Arc<App>) -> Result<Self, Response> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY) {
+            return Err(too_large());
         }
-        // Without a declared length, a body cut off at the cap is too large; any other
-        // failure is the client's connection.
-        Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
-        Ok(Err(e)) => return answer(400, json!({ "error": format!("request body: {e}") })),
-        Ok(Ok(bytes)) => bytes,
-    };
+        let bytes = match tokio::time::timeout(app.idle_timeout, Bytes::from_request(request, app)).await {
+            Err(_) => {
+                let error = format!("request body: not received within {} s", app.idle_timeout.as_secs());
+                return Err(answer(408, json!({ "error": error })));
+            }
+            // A body cut off at the cap is too large; any other failure is the client's
+            // connection.
+            Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
+                return Err(too_large());
+            }
+            Ok(Err(e)) => {
+                return Err(answer(
+                    400,
+                    json!({ "error": format!("request body: {}", e.body_text()) }),
+                ));
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+        parse_body(&bytes).map(ApiJson).map_err(|e| refusal(&e))
+    }
+}
+
+/// A query string parsed into the route's query type.
+struct ApiQuery<T>(T);
+
+impl<T: DeserializeOwned, S: Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        parse_query(parts.uri.query().unwrap_or(""))
+            .map(ApiQuery)
+            .map_err(|e| refusal(&e))
+    }
+}
+
+/// Computes one answer on a blocking thread, at most `2 x threads` at once.
+async fn compute<T, F>(app: Arc<App>, work: F) -> Response
+where
+    T: Serialize,
+    F: FnOnce(&Explorer) -> Result<T, ApiError> + Send + 'static,
+{
     let Ok(_permit) = app.computing.acquire().await else {
         return answer(503, json!({ "error": "the server is shutting down" }));
     };
     let worker = app.clone();
-    let (status, value) = tokio::task::spawn_blocking(move || {
-        worker
-            .explorer
-            .handle(method.as_str(), uri.path(), uri.query().unwrap_or(""), &bytes)
-    })
-    .await
-    .unwrap_or_else(|_| (500, json!({ "error": "the request failed inside the server" })));
-    answer(status, value)
+    let done = tokio::task::spawn_blocking(move || work(&worker.explorer).map(|a| serde_json::to_value(a)));
+    match done.await {
+        Ok(Ok(Ok(value))) => answer(200, value),
+        Ok(Err(e)) => refusal(&e),
+        _ => answer(500, json!({ "error": "the request failed inside the server" })),
+    }
+}
+
+async fn models(State(app): State<Arc<App>>) -> Response {
+    compute(app, |e| Ok::<_, ApiError>(e.list())).await
+}
+
+async fn sample(State(app): State<Arc<App>>, ApiQuery(query): ApiQuery<SampleQuery>) -> Response {
+    compute(app, move |e| e.sample(query)).await
+}
+
+async fn latent_map(State(app): State<Arc<App>>, ApiQuery(query): ApiQuery<MapQuery>) -> Response {
+    compute(app, move |e| e.latent_map(query)).await
+}
+
+async fn test_image(State(app): State<Arc<App>>, ApiQuery(query): ApiQuery<TestImageQuery>) -> Response {
+    compute(app, move |e| e.test_image(query)).await
+}
+
+async fn decode(State(app): State<Arc<App>>, ApiJson(request): ApiJson<DecodeRequest>) -> Response {
+    compute(app, move |e| e.decode(request)).await
+}
+
+async fn encode(State(app): State<Arc<App>>, ApiJson(request): ApiJson<EncodeRequest>) -> Response {
+    compute(app, move |e| e.encode(request)).await
+}
+
+async fn interpolate(State(app): State<Arc<App>>, ApiJson(request): ApiJson<InterpolateRequest>) -> Response {
+    compute(app, move |e| e.interpolate(request)).await
+}
+
+fn refusal(error: &ApiError) -> Response {
+    answer(error.status(), error.body())
 }
 
 fn too_large() -> Response {

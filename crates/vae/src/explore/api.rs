@@ -19,10 +19,8 @@ pub const MAX_MAP_POINTS: usize = 10_000;
 pub enum ApiError {
     /// 400: the body or query could not be read (malformed JSON, a wrong type).
     Malformed(String),
-    /// 404: no such model, test image or route.
+    /// 404: no such model or test image.
     NotFound(String),
-    /// 405: a route asked with the other method (GET for POST or the reverse).
-    MethodNotAllowed(String),
     /// 422: well-formed, but a value is out of range (wrong length, NaN, too many rows).
     Invalid(String),
 }
@@ -33,15 +31,19 @@ impl ApiError {
         match self {
             ApiError::Malformed(_) => 400,
             ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Invalid(_) => 422,
         }
+    }
+
+    /// The body of the refusal: `{"error": MESSAGE}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.message() })
     }
 
     /// The message, without the class.
     pub fn message(&self) -> &str {
         match self {
-            ApiError::Malformed(m) | ApiError::NotFound(m) | ApiError::MethodNotAllowed(m) | ApiError::Invalid(m) => m,
+            ApiError::Malformed(m) | ApiError::NotFound(m) | ApiError::Invalid(m) => m,
         }
     }
 }

@@ -1,15 +1,15 @@
 //! The latent explorer behind `vae serve`: trained models held in memory, answering the JSON
 //! API of the page (`page.html`, compiled in) from any number of threads at once. No HTTP
-//! here: [`Explorer::handle`] takes a method, path, query and body and returns a status and a
-//! JSON value, so the server stays a thin layer and the whole API can be tested and fuzzed
-//! without a socket.
+//! here: one typed method per route ([`Explorer::list`], [`Explorer::decode`], …) takes its
+//! parsed request ([`api::parse_body`], [`api::parse_query`]) and returns its answer or an
+//! [`api::ApiError`], so the server (an axum router in the binary) stays a thin layer and the
+//! whole API can be tested and fuzzed without a socket.
 
 pub mod api;
 
 use base64::Engine;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use serde::Serialize;
 
 use crate::data::Split;
 use crate::data::catalog::class_names;
@@ -217,38 +217,10 @@ impl Explorer {
         })
     }
 
-    /// Answers one request: the status and the JSON body (`{"error": ...}` on a refusal).
-    /// `query` is the raw query string; `body` the raw request body.
-    pub fn handle(&self, method: &str, path: &str, query: &str, body: &[u8]) -> (u16, serde_json::Value) {
-        match self.route(method, path, query, body) {
-            Ok(value) => (200, value),
-            Err(e) => (e.status(), serde_json::json!({ "error": e.message() })),
-        }
-    }
-
-    fn route(&self, method: &str, path: &str, query: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
-        // Each route answers one method: the path finds the route, then the method is checked.
-        let answers = match path {
-            "/api/models" | "/api/sample" | "/api/latent-map" | "/api/test-image" => "GET",
-            "/api/decode" | "/api/encode" | "/api/interpolate" => "POST",
-            _ => return Err(ApiError::NotFound(format!("{method} {path}: no such route"))),
-        };
-        if method != answers {
-            return Err(ApiError::MethodNotAllowed(format!(
-                "{method} {path}: this route answers {answers}"
-            )));
-        }
-        match path {
-            "/api/models" => json(&ModelsResponse {
-                models: self.models.iter().map(ExploredModel::info).collect(),
-            }),
-            "/api/decode" => json(&self.decode(parse_body(body)?)?),
-            "/api/encode" => json(&self.encode(parse_body(body)?)?),
-            "/api/interpolate" => json(&self.interpolate(parse_body(body)?)?),
-            "/api/sample" => json(&self.sample(parse_query(query)?)?),
-            "/api/latent-map" => json(&self.latent_map(parse_query(query)?)?),
-            // The one route left: "/api/test-image".
-            _ => json(&self.test_image(parse_query(query)?)?),
+    /// The models served, as the page lists them.
+    pub fn list(&self) -> ModelsResponse {
+        ModelsResponse {
+            models: self.models.iter().map(ExploredModel::info).collect(),
         }
     }
 
@@ -386,10 +358,6 @@ impl Explorer {
             image: to_pixels(&image.data),
         })
     }
-}
-
-fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
-    Ok(serde_json::to_value(value).expect("API responses serialise"))
 }
 
 #[cfg(test)]
