@@ -354,6 +354,13 @@ fn conv_transpose_gradients_match_finite_differences() {
         layer.forward(&x, &mut cols, &mut y);
         assert_eq!(y.shape(), (2, g.out_size()));
         layer.backward(&x, &c, &mut dcols, GradInput::Write(&mut dx));
+        // Adding onto an input that feeds two layers gives the same gradient on top.
+        let mut both = Matrix::from_vec(dx.rows, dx.cols, vec![1.0; dx.data.len()]);
+        layer.backward(&x, &c, &mut dcols, GradInput::Add(&mut both));
+        assert_eq!(both.shape(), dx.shape());
+        for (sum, d) in both.data.iter().zip(&dx.data) {
+            assert!((sum - 1.0 - d).abs() < 1e-5, "GradInput::Add: {sum} vs 1 + {d}");
+        }
         let loss = |l: &ConvTranspose2d, x: &Matrix| {
             let (mut cols, mut y) = (Matrix::default(), Matrix::default());
             l.forward(x, &mut cols, &mut y);

@@ -276,3 +276,58 @@ impl Stack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_stack_passes_its_input_and_its_gradient_through() {
+        let mut stack = Stack::new("none");
+        let x = Matrix::from_vec(2, 3, vec![1.0, -2.0, 3.0, 0.5, 0.0, -1.0]);
+        let (mut acts, mut y) = (StackActivations::default(), Matrix::default());
+        stack.forward(&x, None, &mut acts, &mut y);
+        assert_eq!(y, x);
+        let dy = Matrix::from_vec(2, 3, vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+        let pass = Pass {
+            x: &x,
+            condition: None,
+            acts: &acts,
+            y: &y,
+        };
+        let mut scratch = GradScratch::default();
+        let mut dx = Matrix::default();
+        stack.backward(pass, &mut dy.clone(), &mut scratch, GradInput::Write(&mut dx));
+        assert_eq!(dx, dy);
+        let mut sum = Matrix::from_vec(2, 3, vec![1.0; 6]);
+        stack.backward(pass, &mut dy.clone(), &mut scratch, GradInput::Add(&mut sum));
+        let expected: Vec<f32> = dy.data.iter().map(|g| 1.0 + g).collect();
+        assert_eq!(sum.data, expected);
+        assert_eq!(stack.params().count(), 0);
+    }
+
+    #[test]
+    fn a_stack_names_its_parameters_by_path_and_walks_them_input_side_first() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut stack = Stack::new("net");
+        stack.push("fc1", Linear::new(3, 4, &mut rng), Activation::Relu);
+        let label = Param::new(Matrix::zeros(2, 5));
+        stack.push_conditioned("fc2", Linear::new(4, 2, &mut rng), label, Activation::Identity);
+        let expected = [
+            ("net.fc1.weight", (4, 3)),
+            ("net.fc1.bias", (1, 4)),
+            ("net.fc2.weight", (2, 4)),
+            ("net.fc2.bias", (1, 2)),
+            ("net.fc2_label.weight", (2, 5)),
+        ];
+        let walked: Vec<(String, (usize, usize))> = stack.params().map(|p| (p.name.clone(), p.value.shape())).collect();
+        let expected: Vec<(String, (usize, usize))> = expected.iter().map(|&(n, s)| (n.to_string(), s)).collect();
+        assert_eq!(walked, expected);
+        let names_mut: Vec<String> = stack.params_mut().map(|p| p.name.clone()).collect();
+        let names: Vec<String> = expected.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names_mut, names);
+    }
+}

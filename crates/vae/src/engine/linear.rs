@@ -77,11 +77,6 @@ impl Linear {
         }
     }
 
-    /// Number of inputs per row.
-    pub fn inputs(&self) -> usize {
-        self.weight.value.cols
-    }
-
     /// Number of outputs per row.
     pub fn outputs(&self) -> usize {
         self.weight.value.rows
