@@ -25,7 +25,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do files+=("$1"); shift; done
     crates/vae/src/engine/gaussian.rs
     crates/vae/src/eval.rs
     crates/vae/src/checkpoint.rs
-    crates/vae/src/run.rs
+    crates/vae/src/run/mod.rs
+    crates/vae/src/run/new.rs
     crates/vae/src/files.rs
 )
 args=()

@@ -227,6 +227,12 @@ mod tests {
         assert!(error.contains("is a directory, expected a regular file"), "{error}");
         let error = read_text_limited(&path, 100).map(|_| ()).unwrap_err().to_string();
         assert!(error.contains("is not UTF-8 text"), "{error}");
+        // A file whose size says less than it holds (procfs says 0) is still stopped at the
+        // cap while being read, not cut short.
+        let error = read_limited(Path::new("/proc/self/status"), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("holds 11 bytes, more than the 10"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! what `validate` refuses at each limit and one step past it, and what an older
 //! `config.json` reads as.
 
+mod common;
+
 use vae::model::{ModelConfig, ModelKind};
 use vae::run::{MAX_FREE_BITS, MAX_LR, RunConfig, TrainConfig, TrainObjective};
 
@@ -196,6 +198,25 @@ fn a_new_run_fills_in_the_defaults_and_refuses_flags_that_change_nothing() {
         ..NewRun::default()
     };
     assert_eq!(cvae.config().unwrap().model.classes, 10);
+    let ae = NewRun {
+        model: ModelKind::Ae,
+        ..NewRun::default()
+    };
+    assert_eq!(ae.config().unwrap().model.beta, 1.0);
+    let weighted = NewRun {
+        beta: Some(4.0),
+        ..NewRun::default()
+    };
+    assert_eq!(weighted.config().unwrap().model.beta, 4.0);
+    let asked = NewRun {
+        latent: 8,
+        recon: vae::engine::Recon::Mse,
+        ..NewRun::default()
+    }
+    .config()
+    .unwrap();
+    assert_eq!((asked.model.latent, asked.model.recon), (8, vae::engine::Recon::Mse));
+    assert_eq!((asked.model.image_height, asked.model.image_width), (28, 28));
 
     for (request, message) in [
         (
@@ -259,4 +280,31 @@ fn pathdiff(path: &std::path::Path) -> std::path::PathBuf {
     let mut out: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
     out.push(there.strip_prefix(common).unwrap());
     out
+}
+
+#[test]
+fn a_cvae_takes_as_many_classes_as_its_data_names() {
+    use vae::run::NewRun;
+
+    let mut data = common::small_sample(200, 50);
+    for labels in [&mut data.train.labels, &mut data.test.labels] {
+        for l in labels.iter_mut() {
+            *l %= 5;
+        }
+    }
+    let mut cvae = NewRun {
+        model: ModelKind::Cvae,
+        ..NewRun::default()
+    }
+    .config()
+    .unwrap();
+    assert_eq!(
+        cvae.model.classes, 10,
+        "before the data is seen: every named dataset's ten"
+    );
+    cvae.fit_to(&data);
+    assert_eq!(cvae.model.classes, 5);
+    let mut vae = NewRun::default().config().unwrap();
+    vae.fit_to(&data);
+    assert_eq!(vae.model.classes, 0, "an unconditional model takes no label");
 }

@@ -8,7 +8,7 @@ use super::{RunConfig, TrainConfig, TrainObjective};
 use crate::data::{Binarize, Dataset, DatasetSpec};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
-use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
+use crate::model::{Arch, ModelConfig, ModelKind};
 
 /// Epochs of a new run unless asked otherwise.
 pub const DEFAULT_EPOCHS: usize = 10;
@@ -99,8 +99,6 @@ impl NewRun {
         }
         let model = ModelConfig {
             model: self.model,
-            image_height: MNIST_SIDE,
-            image_width: MNIST_SIDE,
             latent: self.latent,
             recon: self.recon,
             beta: self.beta.unwrap_or(1.0),
