@@ -150,8 +150,7 @@ const IW_ROWS: usize = 2048;
 /// For a CVAE the same estimate, given each image's label, is of `-log p(x|y)`.
 ///
 /// `-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x)`, `z_k ~ q(z|x)`, averaged over
-/// `split`, with `log w = log p(x|z) + log p(z) - log q(z|x)` (the prior ratio by
-/// [`crate::model::Prior::log_ratio`]).
+/// `split`, with `log w = log p(x|z) + log p(z) - log q(z|x)` ([`Model::log_weight`]).
 ///
 /// The log-sum-exp over the K weights is streamed (running maximum and scaled sum), so K =
 /// 5,000 needs no more memory than K = 50. `on_progress` receives the images done so far.
@@ -206,8 +205,8 @@ pub fn importance_weighted_nll(
             ws.recon_rows.resize(rows, 0.0);
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {
-                let prior_ratio = model.prior.log_ratio(z.row(r), eps.row(r), logvar.row(r));
-                weights[r / k].add(-(ws.recon_rows[r] as f64) + offset + prior_ratio);
+                let log_w = model.log_weight(ws.recon_rows[r], 1.0, z.row(r), eps.row(r), logvar.row(r));
+                weights[r / k].add(log_w + offset);
             }
             done += k;
         }

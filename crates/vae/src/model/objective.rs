@@ -158,6 +158,13 @@ impl Model {
         loss
     }
 
+    /// The log importance weight of one sample `z = μ + σ ⊙ ε` of the posterior,
+    /// `log w = -recon + β·(log p(z) - log q(z|x))`, `recon` its reconstruction loss: the one
+    /// formula behind training's bound (any β) and `vae eval`'s estimate (β = 1).
+    pub fn log_weight(&self, recon: f32, beta: f32, z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
+        -(recon as f64) + beta as f64 * self.prior.log_ratio(z, eps, logvar)
+    }
+
     /// Whether `objective` asks this model for the importance-weighted bound.
     fn importance_weighted(&self, objective: Objective) -> bool {
         objective.k > 1 && matches!(self.encoder.head, EncoderHead::Gaussian { .. })
@@ -213,11 +220,15 @@ impl Model {
             .recon
             .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
         kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows);
-        // log w_r = -recon_r + β·(log p(z) - log q(z|x)).
-        let beta = objective.beta as f64;
         let log_w: Vec<f64> = (0..rows)
             .map(|r| {
-                -(ws.recon_rows[r] as f64) + beta * self.prior.log_ratio(ws.z.row(r), ws.eps.row(r), ws.logvar.row(r))
+                self.log_weight(
+                    ws.recon_rows[r],
+                    objective.beta,
+                    ws.z.row(r),
+                    ws.eps.row(r),
+                    ws.logvar.row(r),
+                )
             })
             .collect();
         ws.row_scale.clear();
