@@ -12,7 +12,7 @@ use crate::engine::Matrix;
 use crate::engine::gaussian::reparameterize;
 use crate::error::{Error, Result};
 use crate::metrics::LatentReport;
-use crate::model::{EncoderHead, Latent, LossBreakdown, Model, Workspace};
+use crate::model::{Latent, LossBreakdown, Model, Workspace};
 
 /// Images per evaluation batch: large batches amortise the matrix products.
 pub const EVAL_BATCH: usize = 1024;
@@ -106,9 +106,17 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    /// The report of `loss` (and `iw`, `latent`) measured on `images` test images of
+    /// The report of `loss` (with `iw` and `latent` when measured) on `images` test images of
     /// `dataset` for the run at `run`.
-    pub fn new(run: PathBuf, dataset: String, images: usize, seed: u64, loss: LossBreakdown) -> Self {
+    pub fn new(
+        run: PathBuf,
+        dataset: String,
+        images: usize,
+        seed: u64,
+        loss: LossBreakdown,
+        iw: Option<IwEstimate>,
+        latent: Option<LatentReport>,
+    ) -> Self {
         EvalReport {
             run,
             dataset,
@@ -117,19 +125,10 @@ impl EvalReport {
             test_loss: loss.total,
             test_recon: loss.reconstruction,
             test_kl: loss.kl,
-            iw_samples: None,
-            iw_nll: None,
+            iw_samples: iw.map(|e| e.samples),
+            iw_nll: iw.map(|e| e.nll),
             reduction: LOSS_REDUCTION,
-            latent: None,
-        }
-    }
-
-    /// With the importance-weighted estimate.
-    pub fn with_iw(self, estimate: IwEstimate) -> Self {
-        EvalReport {
-            iw_samples: Some(estimate.samples),
-            iw_nll: Some(estimate.nll),
-            ..self
+            latent,
         }
     }
 }
@@ -161,7 +160,7 @@ pub fn importance_weighted_nll(
     rng: &mut impl Rng,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<IwEstimate> {
-    if !matches!(model.encoder.head, EncoderHead::Gaussian { .. }) {
+    if !model.encoder.head.has_posterior() {
         return Err(Error::config(
             "iw-samples",
             "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",

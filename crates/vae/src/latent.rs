@@ -7,6 +7,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rand::RngExt;
 
 use crate::engine::Matrix;
+pub use crate::engine::gaussian::normal_quantile;
 use crate::error::Result;
 use crate::model::{Model, Prior, Workspace, rows_of};
 use crate::rng::RunRng;
@@ -131,58 +132,6 @@ pub fn quantile_bounds(codes: &Matrix, q: f64) -> [(f32, f32); 2] {
         (at(q), at(1.0 - q))
     };
     [bound(0), bound(1)]
-}
-
-/// The inverse of the standard normal distribution function, `Φ⁻¹(p)` for `p` in (0, 1).
-///
-/// Acklam's rational approximation, relative error below 1.2e-9: more than enough for
-/// placing grid lines.
-pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -39.696_830_286_653_76,
-        220.946_098_424_520_5,
-        -275.928_510_446_968_7,
-        138.357_751_867_269,
-        -30.664_798_066_147_16,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -54.476_098_798_224_06,
-        161.585_836_858_040_9,
-        -155.698_979_859_886_6,
-        66.801_311_887_719_72,
-        -13.280_681_552_885_72,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -0.322_396_458_041_136_5,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        0.322_467_129_070_039_8,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    const LOW: f64 = 0.024_25;
-    let p = p.clamp(1e-300, 1.0 - 1e-16);
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < LOW {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - LOW {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    }
 }
 
 /// Codes projected to 2-D, and how they were projected.

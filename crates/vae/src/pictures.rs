@@ -162,7 +162,7 @@ pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> 
         ));
     }
     // Codes not trained toward the prior (an autoencoder's): span where the test codes lie.
-    let prior = model.encoder.head.is_regularised().then_some(model.prior);
+    let prior = model.encoder.head.has_posterior().then_some(model.prior);
     let bounds = match prior {
         Some(_) => [(0.0, 0.0); 2],
         None => quantile_bounds(

@@ -90,11 +90,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None
     };
     if args.json {
-        let mut report = EvalReport::new(args.run.clone(), data.name.clone(), test.len(), args.seed, loss);
-        if let Some(estimate) = iw {
-            report = report.with_iw(estimate);
-        }
-        report.latent = latent;
+        let report = EvalReport::new(
+            args.run.clone(),
+            data.name.clone(),
+            test.len(),
+            args.seed,
+            loss,
+            iw,
+            latent,
+        );
         println!("{}", serde_json::to_string(&report).expect("a report serialises"));
     } else {
         println!(

@@ -21,7 +21,6 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
-use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -137,13 +136,13 @@ async fn serve(app: Arc<App>, addr: SocketAddr, max_connections: usize) -> Resul
     let router = Router::new()
         .route("/", get(page))
         .route("/favicon.ico", get(no_icon))
-        .route("/api/models", only_get(models))
-        .route("/api/sample", only_get(sample))
-        .route("/api/latent-map", only_get(latent_map))
-        .route("/api/test-image", only_get(test_image))
-        .route("/api/decode", only_post(decode))
-        .route("/api/encode", only_post(encode))
-        .route("/api/interpolate", only_post(interpolate))
+        .route("/api/models", only(get(models), "GET"))
+        .route("/api/sample", only(get(sample), "GET"))
+        .route("/api/latent-map", only(get(latent_map), "GET"))
+        .route("/api/test-image", only(get(test_image), "GET"))
+        .route("/api/decode", only(post(decode), "POST"))
+        .route("/api/encode", only(post(encode), "POST"))
+        .route("/api/interpolate", only(post(interpolate), "POST"))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -238,23 +237,10 @@ async fn no_icon() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// A route that answers GET (and HEAD) only; any other method gets a 405 naming it, with
-/// axum's `Allow` header.
-fn only_get<H, T>(handler: H) -> MethodRouter<Arc<App>>
-where
-    H: Handler<T, Arc<App>>,
-    T: 'static,
-{
-    get(handler).fallback(|method: Method, uri: Uri| async move { wrong_method(&method, &uri, "GET") })
-}
-
-/// A route that answers POST only, as [`only_get`] does GET.
-fn only_post<H, T>(handler: H) -> MethodRouter<Arc<App>>
-where
-    H: Handler<T, Arc<App>>,
-    T: 'static,
-{
-    post(handler).fallback(|method: Method, uri: Uri| async move { wrong_method(&method, &uri, "POST") })
+/// A route that answers `method` only (GET also answers HEAD); any other method gets a 405
+/// naming it, with axum's `Allow` header.
+fn only(route: MethodRouter<Arc<App>>, method: &'static str) -> MethodRouter<Arc<App>> {
+    route.fallback(move |asked: Method, uri: Uri| async move { wrong_method(&asked, &uri, method) })
 }
 
 fn wrong_method(method: &Method, uri: &Uri, answers: &str) -> Response {
@@ -283,6 +269,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        // The router's limit only counts bytes as they arrive: a declared length past the cap
+        // is refused before waiting for a body that would be refused anyway.
         if declared.is_some_and(|n| n > MAX_BODY) {
             return Err(too_large());
         }
@@ -331,11 +319,13 @@ where
         return answer(503, json!({ "error": "the server is shutting down" }));
     };
     let worker = app.clone();
-    let done = tokio::task::spawn_blocking(move || work(&worker.explorer).map(|a| serde_json::to_value(a)));
+    let done = tokio::task::spawn_blocking(move || {
+        work(&worker.explorer).map(|a| serde_json::to_value(a).expect("API answers serialise"))
+    });
     match done.await {
-        Ok(Ok(Ok(value))) => answer(200, value),
+        Ok(Ok(value)) => answer(200, value),
         Ok(Err(e)) => refusal(&e),
-        _ => answer(500, json!({ "error": "the request failed inside the server" })),
+        Err(_) => answer(500, json!({ "error": "the request failed inside the server" })),
     }
 }
 

@@ -4,9 +4,7 @@
 use rand::Rng;
 
 use super::{EncoderHead, Latent, Model, Workspace};
-use crate::engine::gaussian::{
-    kl_divergence, kl_per_dimension, reparameterize_iw_backward, reparameterize_kl_backward,
-};
+use crate::engine::gaussian::{kl_per_dimension, reparameterize_iw_backward, reparameterize_kl_backward};
 use crate::engine::layer::Pass;
 use crate::engine::{GradInput, Matrix};
 
@@ -125,7 +123,7 @@ impl Model {
 
     /// β for the VAE, 0 for the autoencoder, whose code has no KL term.
     pub fn kl_weight(&self) -> f32 {
-        if self.encoder.head.is_regularised() {
+        if self.encoder.head.has_posterior() {
             self.config.beta
         } else {
             0.0
@@ -167,7 +165,7 @@ impl Model {
 
     /// Whether `objective` asks this model for the importance-weighted bound.
     fn importance_weighted(&self, objective: Objective) -> bool {
-        objective.k > 1 && matches!(self.encoder.head, EncoderHead::Gaussian { .. })
+        objective.k > 1 && self.encoder.head.has_posterior()
     }
 
     /// Forward and loss of a training batch under `objective`, leaving in `ws` what the
@@ -219,7 +217,7 @@ impl Model {
         self.config
             .recon
             .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
-        kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows);
+        self.encoder.head.kl_rows(ws);
         let log_w: Vec<f64> = (0..rows)
             .map(|r| {
                 self.log_weight(

@@ -6,7 +6,7 @@
 use rand::Rng;
 
 use super::{Latent, ModelKind, Workspace};
-use crate::engine::gaussian::{kl_divergence, log_prior_ratio, reparameterize};
+use crate::engine::gaussian::{kl_divergence, log_prior_ratio, normal_quantile, reparameterize};
 use crate::engine::{Linear, Matrix, Param};
 
 /// How the latent code is obtained from the encoder body's output `h`.
@@ -36,26 +36,27 @@ impl EncoderHead {
         }
     }
 
-    /// The head's layers, in the order their parameters are walked.
-    fn layers(&self) -> Vec<&Linear> {
-        match self {
-            EncoderHead::Code { fc_z } => vec![fc_z],
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![fc_mu, fc_logvar],
-        }
-    }
-
     /// Every parameter: each layer's weight, then its bias.
     pub fn params(&self) -> Vec<&Param> {
-        self.layers().into_iter().flat_map(|l| [&l.weight, &l.bias]).collect()
+        match self {
+            EncoderHead::Code { fc_z } => vec![&fc_z.weight, &fc_z.bias],
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+                vec![&fc_mu.weight, &fc_mu.bias, &fc_logvar.weight, &fc_logvar.bias]
+            }
+        }
     }
 
     /// Every parameter, mutably, in the order of [`EncoderHead::params`].
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        let layers = match self {
-            EncoderHead::Code { fc_z } => vec![fc_z],
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![fc_mu, fc_logvar],
-        };
-        layers.into_iter().flat_map(|l| [&mut l.weight, &mut l.bias]).collect()
+        match self {
+            EncoderHead::Code { fc_z } => vec![&mut fc_z.weight, &mut fc_z.bias],
+            EncoderHead::Gaussian { fc_mu, fc_logvar } => vec![
+                &mut fc_mu.weight,
+                &mut fc_mu.bias,
+                &mut fc_logvar.weight,
+                &mut fc_logvar.bias,
+            ],
+        }
     }
 
     /// Reads `ws.h` into the code (`ws.z`) or the posterior (`ws.mu`, `ws.logvar`).
@@ -110,9 +111,10 @@ impl EncoderHead {
         }
     }
 
-    /// Whether training pulls the codes toward the prior (a KL term): then the prior is where
-    /// codes live, else only the data's codes say where they are.
-    pub fn is_regularised(&self) -> bool {
+    /// Whether the head is a distribution `q(z|x)` rather than a single code: then it has a
+    /// KL term that pulls the codes toward the prior (so the prior is where they live) and a
+    /// density that importance weights can be formed from.
+    pub fn has_posterior(&self) -> bool {
         matches!(self, EncoderHead::Gaussian { .. })
     }
 
@@ -160,7 +162,7 @@ impl Prior {
     /// codes with equal prior mass per cell.
     pub fn quantile(&self, p: f64) -> f64 {
         match self {
-            Prior::StandardNormal => crate::latent::normal_quantile(p),
+            Prior::StandardNormal => normal_quantile(p),
         }
     }
 }
