@@ -289,3 +289,48 @@ fn forged_training_states_are_refused_on_resume() {
     forge_state(&run, |_| {});
     resume_within(&run, data, limit).unwrap();
 }
+
+#[test]
+fn a_new_run_goes_only_into_an_absent_or_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = RunDir::new(dir.path().join("absent"));
+    absent.ensure_fresh().unwrap();
+
+    let empty = RunDir::new(dir.path().join("empty"));
+    std::fs::create_dir(&empty.root).unwrap();
+    empty.ensure_fresh().unwrap();
+    // A lock left by a run killed at its very start is not the user's file.
+    std::fs::write(empty.root.join(".lock"), "").unwrap();
+    empty.ensure_fresh().unwrap();
+
+    std::fs::write(empty.root.join("notes.txt"), "mine").unwrap();
+    std::fs::write(empty.root.join("photo.png"), "mine").unwrap();
+    assert_one_line_naming(empty.ensure_fresh().unwrap_err(), "empty", "is not empty (2 entries)");
+
+    // A file where the folder should be cannot be listed: refused, not taken for absent.
+    let file = RunDir::new(dir.path().join("a-file"));
+    std::fs::write(&file.root, "").unwrap();
+    assert_one_line_naming(file.ensure_fresh().unwrap_err(), "a-file", "Not a directory");
+
+    let (_trained_dir, trained) = trained_run();
+    assert_one_line_naming(trained.ensure_fresh().unwrap_err(), "", "already holds a run");
+}
+
+#[test]
+fn a_missing_run_folder_is_named_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = RunDir::new(dir.path().join("typo"));
+    assert_one_line_naming(missing.lock().unwrap_err(), "typo", "no such directory");
+    assert_one_line_naming(missing.read_config().unwrap_err(), "typo", "no such directory");
+    assert!(!missing.root.exists(), "nothing is created for a folder that is not a run");
+}
+
+#[test]
+fn a_real_runs_metrics_fit_the_limit_they_are_read_under() {
+    let (_dir, run) = trained_run();
+    let text = vae::files::read_text_limited(&run.metrics(), vae::files::MAX_METRICS_BYTES).unwrap();
+    assert!(text.lines().count() >= 1);
+    // Room for a long run: a metrics line is a few hundred bytes, so 100,000 epochs fit.
+    let line = text.lines().next().unwrap().len() as u64;
+    assert!(vae::files::MAX_METRICS_BYTES >= 100_000 * line, "{line}-byte lines");
+}
