@@ -30,7 +30,7 @@ fn explorer() -> &'static Explorer {
             .into_iter()
             .map(|(name, kind, latent)| {
                 let config = ModelConfig {
-                    model: kind,
+                    kind,
                     hidden: vec![8],
                     latent,
                     classes: if kind == ModelKind::Cvae { 10 } else { 0 },

@@ -23,7 +23,7 @@ fn main() {
     // The classic body (784-400-2): what a user explores.
     let trained = Command::new(vae)
         .args([
-            "train", "--model", "vae", "--latent", "2", "--epochs", "1", "--out", "vae-2",
+            "train", "--kind", "vae", "--latent", "2", "--epochs", "1", "--out", "vae-2",
         ])
         .current_dir(dir.path())
         .stderr(Stdio::null())

@@ -133,8 +133,8 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
     let runs: Vec<String> = match std::env::var("VAE_EXPLORER_RUNS") {
         Ok(runs) => runs.split_whitespace().map(String::from).collect(),
         Err(_) => {
-            train(d, &["--model", "ae", "--out", "ae-2"]);
-            train(d, &["--model", "vae", "--out", "vae-2"]);
+            train(d, &["--kind", "ae", "--out", "ae-2"]);
+            train(d, &["--kind", "vae", "--out", "vae-2"]);
             vec!["ae-2".into(), "vae-2".into()]
         }
     };

@@ -85,9 +85,12 @@ fn pictures_never_replace_links_folders_or_device_nodes() {
         &vae(d, &["sample", "run", "-n", "4", "--out", "link.png"]),
         "link.png: is a symbolic link: refusing to replace it",
     );
-    symlink(d.join("victim.txt"), d.join("run/sample.png")).unwrap();
-    assert_refused(&vae(d, &["sample", "run", "-n", "4"]), "sample.png: is a symbolic link");
-    assert!(is_symlink(&d.join("link.png")) && is_symlink(&d.join("run/sample.png")));
+    symlink(d.join("victim.txt"), d.join("run/samples-seed0.png")).unwrap();
+    assert_refused(
+        &vae(d, &["sample", "run", "-n", "4"]),
+        "samples-seed0.png: is a symbolic link",
+    );
+    assert!(is_symlink(&d.join("link.png")) && is_symlink(&d.join("run/samples-seed0.png")));
     assert_eq!(std::fs::read_to_string(d.join("victim.txt")).unwrap(), "precious");
 
     std::fs::create_dir(d.join("folder.png")).unwrap();
@@ -130,7 +133,7 @@ fn planted_temporary_links_are_never_followed() {
         "config.json",
         "samples.png",
         "reconstructions.png",
-        "sample.png",
+        "samples-seed0.png",
     ];
     for (i, name) in names.iter().enumerate() {
         let outside = d.join(format!("outside-{i}"));

@@ -149,8 +149,8 @@ pub fn run(
                 .condition(&train.labels_of(&order[cursor..end]))
                 .expect("dataset labels fit");
             cursor = end;
-            let objective = model.objective();
-            model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut rng, objective);
+            let bound = model.elbo();
+            model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut rng, bound);
             adam.update(&mut model.params_mut());
         });
         let images_per_sec = rate * batch_size.min(train.len()) as f64;

@@ -115,7 +115,7 @@ pub struct DemoNumbers<'a> {
 #[derive(Debug, Serialize)]
 pub struct ModelNumbers<'a> {
     pub name: &'a str,
-    pub model: &'static str,
+    pub kind: &'static str,
     pub arch: &'static str,
     pub latent: usize,
     pub epochs: usize,
@@ -138,7 +138,7 @@ impl DemoResult {
                 .iter()
                 .map(|m| ModelNumbers {
                     name: &m.name,
-                    model: m.kind.name(),
+                    kind: m.kind.name(),
                     arch: m.arch.name(),
                     latent: m.latent,
                     epochs: m.epochs,
@@ -172,7 +172,7 @@ pub fn run(
     let reference = Reference::new(classifier, data, options.latent.prior_samples);
 
     let mlp = |model: ModelKind, latent: usize| ModelConfig {
-        model,
+        kind: model,
         image_height: MNIST_SIDE,
         image_width: MNIST_SIDE,
         hidden: options.hidden.clone(),
@@ -254,7 +254,7 @@ pub fn short_name(config: &ModelConfig) -> String {
         Arch::Mlp => "",
         Arch::Conv => "conv ",
     };
-    format!("{body}{}", config.model.name().to_uppercase())
+    format!("{body}{}", config.kind.name().to_uppercase())
 }
 
 /// "convolutional variational autoencoder", "plain autoencoder", …
@@ -263,7 +263,7 @@ pub fn describe(config: &ModelConfig) -> String {
         Arch::Mlp => "",
         Arch::Conv => "convolutional ",
     };
-    let kind = match config.model {
+    let kind = match config.kind {
         ModelKind::Ae => "plain autoencoder",
         ModelKind::Vae => "variational autoencoder",
         ModelKind::Cvae => "conditional variational autoencoder",
@@ -282,14 +282,14 @@ fn look_at(
     options: &DemoOptions,
 ) -> Result<DemoModel> {
     let model = &trainer.model;
-    let kind = model.config.model;
+    let kind = model.config.kind;
     let latent = model.config.latent;
     let test = &data.test;
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
     let inputs = test.range_batch(0, 16);
     let reconstructions = encode_png(&pictures::reconstructions(model, &inputs, &test.labels[..inputs.rows])?)?;
     let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = if model.config.model.is_conditional() {
+    let samples = if model.config.kind.is_conditional() {
         encode_png(&pictures::samples_per_class(model, 10, 1.0, &mut rng)?)?
     } else {
         encode_png(&pictures::prior_samples(model, 64, 1.0, None, &mut rng)?)?

@@ -95,8 +95,8 @@ pub struct EvalReport {
     pub test_loss: f64,
     pub test_recon: f64,
     pub test_kl: f64,
-    /// The importance-weighted estimate's samples per image, when asked for.
-    pub iw_samples: Option<usize>,
+    /// The importance-weighted estimate's draws per image (its K), when asked for.
+    pub iw_k: Option<usize>,
     /// Its `-log p̂(x)` per image.
     pub iw_nll: Option<f64>,
     /// How every loss here is reduced ([`LOSS_REDUCTION`]).
@@ -125,7 +125,7 @@ impl EvalReport {
             test_loss: loss.total,
             test_recon: loss.reconstruction,
             test_kl: loss.kl,
-            iw_samples: iw.map(|e| e.samples),
+            iw_k: iw.map(|e| e.k),
             iw_nll: iw.map(|e| e.nll),
             reduction: LOSS_REDUCTION,
             latent,
@@ -138,8 +138,8 @@ impl EvalReport {
 pub struct IwEstimate {
     /// Mean over images of `-log p̂(x)`, in nats per image.
     pub nll: f64,
-    /// Samples per image: as many as were averaged (the K asked for).
-    pub samples: usize,
+    /// Draws of q(z|x) per image: as many as were averaged (the K asked for).
+    pub k: usize,
     pub images: usize,
 }
 
@@ -156,28 +156,28 @@ const IW_ROWS: usize = 2048;
 pub fn importance_weighted_nll(
     model: &Model,
     split: &Split,
-    samples: usize,
+    k: usize,
     rng: &mut impl Rng,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<IwEstimate> {
     if !model.encoder.head.has_posterior() {
         return Err(Error::config(
-            "iw-samples",
-            "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
+            "k",
+            "the importance-weighted bound needs a VAE or CVAE (--kind vae|cvae)",
         ));
     }
-    if samples == 0 {
-        return Err(Error::config("iw-samples", "must be at least 1"));
+    if k == 0 {
+        return Err(Error::config("k", "must be at least 1"));
     }
     let offset = model.config.recon.log_likelihood_offset(model.config.pixels());
-    // Images per group and samples per chunk, so that one decode holds at most IW_ROWS rows.
-    let per_chunk = samples.min(IW_ROWS);
+    // Images per group and draws per chunk, so that one decode holds at most IW_ROWS rows.
+    let per_chunk = k.min(IW_ROWS);
     let group = (IW_ROWS / per_chunk).max(1);
     let latent = model.config.latent;
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
     let mut condition = Matrix::default();
-    let (mut total, mut averaged) = (0.0f64, samples);
+    let (mut total, mut averaged) = (0.0f64, k);
     let indices: Vec<usize> = (0..split.len()).collect();
     for images in indices.chunks(group) {
         split.batch_into(images, &mut x);
@@ -187,15 +187,15 @@ pub fn importance_weighted_nll(
         // Per image, the log-mean-exp of its weights, streamed.
         let mut weights = vec![LogMeanExp::default(); images.len()];
         let mut done = 0;
-        while done < samples {
-            let k = per_chunk.min(samples - done);
-            let rows = images.len() * k;
-            // Row r = image r / k, sample r % k: repeat each image's posterior and pixels k times.
-            ws.mu.repeat_rows_into(k, &mut mu);
-            ws.logvar.repeat_rows_into(k, &mut logvar);
-            x.repeat_rows_into(k, &mut target);
+        while done < k {
+            let draws = per_chunk.min(k - done);
+            let rows = images.len() * draws;
+            // Row r = image r / draws, draw r % draws: each image's posterior and pixels repeated.
+            ws.mu.repeat_rows_into(draws, &mut mu);
+            ws.logvar.repeat_rows_into(draws, &mut logvar);
+            x.repeat_rows_into(draws, &mut target);
             if let Some(c) = &image_condition {
-                c.repeat_rows_into(k, &mut condition);
+                c.repeat_rows_into(draws, &mut condition);
             }
             let eps = Matrix::standard_normal(rows, latent, rng);
             reparameterize(&mu, &logvar, &eps, &mut z, &mut std);
@@ -205,9 +205,9 @@ pub fn importance_weighted_nll(
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
             for r in 0..rows {
                 let log_w = model.log_weight(ws.recon_rows[r], 1.0, z.row(r), eps.row(r), logvar.row(r));
-                weights[r / k].add(log_w + offset);
+                weights[r / draws].add(log_w + offset);
             }
-            done += k;
+            done += draws;
         }
         total -= weights.iter().map(LogMeanExp::value).sum::<f64>();
         averaged = weights[0].count;
@@ -215,7 +215,7 @@ pub fn importance_weighted_nll(
     }
     Ok(IwEstimate {
         nll: total / split.len().max(1) as f64,
-        samples: averaged,
+        k: averaged,
         images: split.len(),
     })
 }

@@ -46,7 +46,7 @@ pub fn prior_samples(
 /// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
 /// a column keeps its style while the rows change the class.
 pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng: &mut impl Rng) -> Result<GrayImage> {
-    if !model.config.model.is_conditional() {
+    if !model.config.kind.is_conditional() {
         return Err(Error::config(
             "grid-labels",
             "only a cvae draws a chosen class (this model is not conditional)",

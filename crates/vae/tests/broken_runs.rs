@@ -322,7 +322,10 @@ fn a_missing_run_folder_is_named_as_missing() {
     let missing = RunDir::new(dir.path().join("typo"));
     assert_one_line_naming(missing.lock().unwrap_err(), "typo", "no such directory");
     assert_one_line_naming(missing.read_config().unwrap_err(), "typo", "no such directory");
-    assert!(!missing.root.exists(), "nothing is created for a folder that is not a run");
+    assert!(
+        !missing.root.exists(),
+        "nothing is created for a folder that is not a run"
+    );
 }
 
 #[test]
@@ -333,4 +336,24 @@ fn a_real_runs_metrics_fit_the_limit_they_are_read_under() {
     // Room for a long run: a metrics line is a few hundred bytes, so 100,000 epochs fit.
     let line = text.lines().next().unwrap().len() as u64;
     assert!(vae::files::MAX_METRICS_BYTES >= 100_000 * line, "{line}-byte lines");
+}
+
+#[test]
+fn a_run_folder_from_before_the_kind_was_named_kind_resumes() {
+    // Folders written before `model.kind` had its name said `model.model`, in config.json and
+    // in the checkpoint's saved configuration alike.
+    let (_dir, run) = trained_run();
+    let rename = |model: &mut serde_json::Value| {
+        let kind = model.as_object_mut().unwrap().remove("kind").unwrap();
+        model["model"] = kind;
+    };
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.config()).unwrap()).unwrap();
+    rename(&mut config["model"]);
+    std::fs::write(run.config(), config.to_string()).unwrap();
+    forge_state(&run, |state| rename(&mut state["config"]["model"]));
+
+    assert_eq!(run.read_config().unwrap().model.kind, vae::model::ModelKind::Vae);
+    resume_within(&run, common::small_sample(300, 50), std::time::Duration::from_secs(60)).unwrap();
+    let metrics = std::fs::read_to_string(run.metrics()).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "the old run trained its second epoch");
 }

@@ -5,12 +5,12 @@
 mod common;
 
 use vae::model::{ModelConfig, ModelKind};
-use vae::run::{MAX_FREE_BITS, MAX_LR, RunConfig, TrainConfig, TrainObjective};
+use vae::run::{MAX_FREE_BITS, MAX_LR, Objective, RunConfig, TrainConfig};
 
 fn run(model: ModelKind, train: TrainConfig) -> RunConfig {
     RunConfig {
         model: ModelConfig {
-            model,
+            kind: model,
             classes: if model.is_conditional() { 10 } else { 0 },
             ..ModelConfig::mlp_vae()
         },
@@ -73,7 +73,7 @@ fn free_bits_must_lie_between_zero_and_the_limit_and_apply_to_the_elbo_only() {
         );
     }
     let iwae = TrainConfig {
-        objective: TrainObjective::Iwae,
+        objective: Objective::Iwae,
         k: 5,
         ..TrainConfig::default()
     };
@@ -88,14 +88,14 @@ fn k_applies_to_the_importance_weighted_bound_only() {
     assert_refused(&vae(TrainConfig { k: 2, ..elbo }), "k");
     for k in [1, 2, 50] {
         assert_accepted(&vae(TrainConfig {
-            objective: TrainObjective::Iwae,
+            objective: Objective::Iwae,
             k,
             ..TrainConfig::default()
         }));
     }
     assert_refused(
         &vae(TrainConfig {
-            objective: TrainObjective::Iwae,
+            objective: Objective::Iwae,
             k: 0,
             ..TrainConfig::default()
         }),
@@ -106,7 +106,7 @@ fn k_applies_to_the_importance_weighted_bound_only() {
         &run(
             ModelKind::Ae,
             TrainConfig {
-                objective: TrainObjective::Iwae,
+                objective: Objective::Iwae,
                 k: 2,
                 ..TrainConfig::default()
             },
@@ -159,9 +159,23 @@ fn a_config_from_before_the_importance_weighted_objective_reads_as_the_elbo() {
     let train = json["train"].as_object_mut().unwrap();
     assert!(train.remove("objective").is_some() && train.remove("k").is_some());
     let old: RunConfig = serde_json::from_value(json).unwrap();
-    assert_eq!(old.train.objective, TrainObjective::Elbo);
+    assert_eq!(old.train.objective, Objective::Elbo);
     assert_eq!(old.train.k, 1);
     assert_accepted(&old);
+}
+
+#[test]
+fn a_config_that_named_the_model_kind_model_still_loads() {
+    // config.json of a conv VAE as written before `kind` had its name, verbatim.
+    let old = r#"{"model": {"model": "vae", "arch": "conv", "image_height": 28, "image_width": 28, "channels": [32, 64], "hidden": [256], "latent": 16, "recon": "bce", "beta": 1.0, "classes": 0}, "train": {"dataset": "mnist-sample", "epochs": 5, "batch_size": 128, "lr": 0.001, "seed": 0, "threads": 2, "checkpoint_every": 0, "kl_warmup": 0, "free_bits": 0.0, "binarize": "none", "objective": "elbo", "k": 1}}"#;
+    let config: RunConfig = serde_json::from_str(old).unwrap();
+    assert_eq!(config.model.kind, ModelKind::Vae);
+    assert_eq!(config.model.channels, [32, 64]);
+    assert_accepted(&config);
+    // Written again, it says `kind`.
+    let again = serde_json::to_value(&config).unwrap();
+    assert_eq!(again["model"]["kind"], "vae");
+    assert!(again["model"].get("model").is_none());
 }
 
 #[test]
@@ -189,17 +203,17 @@ fn a_new_run_fills_in_the_defaults_and_refuses_flags_that_change_nothing() {
     assert_eq!(conv.model.hidden, ModelConfig::conv_vae().hidden);
 
     let iwae = NewRun {
-        objective: TrainObjective::Iwae,
+        objective: Objective::Iwae,
         ..NewRun::default()
     };
     assert_eq!(iwae.config().unwrap().train.k, DEFAULT_K);
     let cvae = NewRun {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         ..NewRun::default()
     };
     assert_eq!(cvae.config().unwrap().model.classes, 10);
     let ae = NewRun {
-        model: ModelKind::Ae,
+        kind: ModelKind::Ae,
         ..NewRun::default()
     };
     assert_eq!(ae.config().unwrap().model.beta, 1.0);
@@ -228,7 +242,7 @@ fn a_new_run_fills_in_the_defaults_and_refuses_flags_that_change_nothing() {
         ),
         (
             NewRun {
-                model: ModelKind::Ae,
+                kind: ModelKind::Ae,
                 beta: Some(2.0),
                 ..NewRun::default()
             },
@@ -281,7 +295,7 @@ fn a_cvae_takes_as_many_classes_as_its_data_names() {
         }
     }
     let mut cvae = NewRun {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         ..NewRun::default()
     }
     .config()

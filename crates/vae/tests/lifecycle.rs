@@ -13,7 +13,7 @@ use vae::eval::evaluate;
 use vae::latent::{blended_condition, encode_codes, interpolate};
 use vae::model::{Arch, Latent, Model, ModelConfig, ModelKind, Workspace};
 use vae::rng::{RunRng, seeded};
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::run::{Objective, RunConfig, RunDir, TrainConfig};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 /// Model kind, body, and importance samples (1: the ELBO).
@@ -41,7 +41,7 @@ fn config(kind: ModelKind, arch: Arch, k: usize) -> RunConfig {
     };
     RunConfig {
         model: ModelConfig {
-            model: kind,
+            kind: kind,
             hidden: vec![32],
             latent: LATENT,
             classes: if kind == ModelKind::Cvae { 10 } else { 0 },
@@ -54,11 +54,7 @@ fn config(kind: ModelKind, arch: Arch, k: usize) -> RunConfig {
             lr: if arch == Arch::Conv { 1e-3 } else { 3e-3 },
             seed: 11,
             threads: 2,
-            objective: if k > 1 {
-                TrainObjective::Iwae
-            } else {
-                TrainObjective::Elbo
-            },
+            objective: if k > 1 { Objective::Iwae } else { Objective::Elbo },
             k,
             ..TrainConfig::default()
         },
@@ -68,7 +64,7 @@ fn config(kind: ModelKind, arch: Arch, k: usize) -> RunConfig {
 fn name(config: &RunConfig) -> String {
     format!(
         "{}/{}/k={}",
-        config.model.model.name(),
+        config.model.kind.name(),
         config.model.arch.name(),
         config.train.k
     )

@@ -9,7 +9,7 @@ use vae::classifier::{ClassifierTraining, argmax, train as train_classifier};
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{Arch, ModelConfig, ModelKind};
 use vae::rng::seeded;
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::run::{Objective, RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
 
 fn run_config(model: ModelConfig, epochs: usize) -> RunConfig {
@@ -65,7 +65,7 @@ fn a_cvae_draws_the_class_it_is_asked_for() {
     )
     .unwrap();
     let config = ModelConfig {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         classes: data.classes(),
         hidden: vec![256],
         // A small code leaves the class to the label, as in the classic CVAE demonstration.
@@ -96,14 +96,14 @@ fn a_cvae_draws_the_class_it_is_asked_for() {
 fn a_cvae_trains_on_the_importance_weighted_bound() {
     let data = common::small_sample(2_000, 200);
     let config = ModelConfig {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         classes: 10,
         hidden: vec![64],
         latent: 4,
         ..ModelConfig::mlp_vae()
     };
     let mut run = run_config(config, 2);
-    run.train.objective = TrainObjective::Iwae;
+    run.train.objective = Objective::Iwae;
     run.train.k = 3;
     let dir = tempfile::tempdir().unwrap();
     let trainer = train(&RunDir::new(dir.path()), run, &data);
@@ -119,7 +119,7 @@ fn a_cvae_trains_on_the_importance_weighted_bound() {
 fn a_cvae_refuses_labels_beyond_its_classes() {
     let data = common::small_sample(300, 50);
     let config = ModelConfig {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         classes: 5,
         hidden: vec![16],
         latent: 2,
@@ -176,7 +176,7 @@ fn the_importance_weighted_estimate_is_exact_where_the_posterior_is_the_prior() 
             let mut done = 0;
             let estimate = importance_weighted_nll(&model, &data.test, k, &mut seeded(3), &mut |n| done = n).unwrap();
             assert_eq!(done, data.test.len(), "the progress reported at the end");
-            assert_eq!(estimate.samples, k, "samples averaged per image");
+            assert_eq!(estimate.k, k, "draws averaged per image");
             assert!(
                 (estimate.nll - expected).abs() < 1e-3,
                 "{recon:?}, K = {k}: {} vs {expected}",

@@ -12,13 +12,13 @@ use vae::engine::Recon;
 use vae::eval::{evaluate, importance_weighted_nll};
 use vae::model::{MNIST_SIDE, ModelConfig, ModelKind};
 use vae::rng::seeded;
-use vae::run::{RunConfig, RunDir, TrainConfig, TrainObjective};
+use vae::run::{Objective, RunConfig, RunDir, TrainConfig};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 fn config(model: ModelKind, epochs: usize) -> RunConfig {
     RunConfig {
         model: ModelConfig {
-            model,
+            kind: model,
             image_height: MNIST_SIDE,
             image_width: MNIST_SIDE,
             hidden: vec![64],
@@ -97,7 +97,7 @@ fn kl_warm_up_ramps_beta_and_free_bits_are_recorded() {
     assert_eq!(betas, vec![0.5, 1.0, 1.0]);
     assert!(trainer.state.history.iter().all(|m| m.free_bits == 0.25));
     // Mid-epoch, β follows the batches: a quarter of the way through the warm-up, a quarter of β.
-    let quarter = trainer.objective(0, 4, 10);
+    let quarter = trainer.bound_at(0, 4, 10);
     assert_eq!((quarter.beta, quarter.free_bits), (0.25, 0.25));
     let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
     assert!(metrics.lines().next().unwrap().contains("\"beta\":0.5"), "{metrics}");
@@ -129,7 +129,7 @@ fn the_importance_weighted_objective_trains_and_is_recorded() {
     let data = common::small_sample(1_000, 200);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(ModelKind::Vae, 3);
-    cfg.train.objective = TrainObjective::Iwae;
+    cfg.train.objective = Objective::Iwae;
     cfg.train.k = 5;
     let t = train(&RunDir::new(dir.path()), cfg.clone(), &data);
     let h = &t.state.history;
@@ -141,13 +141,13 @@ fn the_importance_weighted_objective_trains_and_is_recorded() {
         .total;
     let iw = vae::eval::importance_weighted_nll(&t.model, &data.test, 50, &mut vae::rng::seeded(2), &mut |_| {});
     assert!(iw.unwrap().nll < elbo, "{elbo}");
-    assert_eq!(t.objective(2, 0, 10).k, 5);
+    assert_eq!(t.bound_at(2, 0, 10).k, 5);
     let saved: vae::run::RunConfig =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!((saved.train.objective, saved.train.k), (TrainObjective::Iwae, 5));
+    assert_eq!((saved.train.objective, saved.train.k), (Objective::Iwae, 5));
     // Not for the autoencoder, and not with free bits.
     let mut ae = config(ModelKind::Ae, 1);
-    ae.train.objective = TrainObjective::Iwae;
+    ae.train.objective = Objective::Iwae;
     let other = tempfile::tempdir().unwrap();
     assert!(Trainer::new(RunDir::new(other.path()), ae).is_err());
     cfg.train.free_bits = 0.5;
@@ -321,7 +321,7 @@ fn the_training_objective_and_the_binarization_reach_the_updates() {
     let data = common::small_sample(640, 50);
     let elbo = one_epoch(config(ModelKind::Vae, 1), &data);
     let mut iwae = config(ModelKind::Vae, 1);
-    iwae.train.objective = TrainObjective::Iwae;
+    iwae.train.objective = Objective::Iwae;
     iwae.train.k = 5;
     let iwae = one_epoch(iwae, &data);
     // A trainer that ignored the objective would reproduce the ELBO run to the bit.
@@ -387,7 +387,7 @@ fn a_finished_run_trained_further_ends_where_a_longer_run_does() {
             param_values(&further.model),
             param_values(&straight.model),
             "{:?} {:?}",
-            further.config.model.model,
+            further.config.model.kind,
             further.config.model.arch
         );
         let losses =

@@ -19,9 +19,10 @@ pub struct Args {
     /// Dataset whose test split to use (default: the one the run trained on).
     #[arg(long)]
     dataset: Option<String>,
-    /// Also estimate -log p(x) by importance weighting with K samples per image (VAE only).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    iw_samples: usize,
+    /// Also estimate -log p(x) by importance weighting with K draws of q(z|x) per image (VAE
+    /// only): the same K as training's --k.
+    #[arg(long, alias = "iw-samples", value_name = "K", default_value_t = 0)]
+    k: usize,
     /// Seed of the sampled latent codes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -61,12 +62,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut rng = seeded(args.seed);
     let loss = evaluate(&model, &test, &mut rng)?;
-    let iw = if args.iw_samples > 0 {
+    let iw = if args.k > 0 {
         let bar = progress::bar(
             test.len() as u64,
             "importance sampling [{bar:30}] {pos}/{len} images {eta}",
         );
-        let estimate = importance_weighted_nll(&model, &test, args.iw_samples, &mut rng, &mut |done| {
+        let estimate = importance_weighted_nll(&model, &test, args.k, &mut rng, &mut |done| {
             bar.set_position(done as u64)
         });
         bar.finish_and_clear();
@@ -113,12 +114,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  KL              {:10.3}", loss.kl);
         if let Some(e) = iw {
             // A CVAE's likelihood is of the image given its label.
-            let what = if model.config.model.is_conditional() {
+            let what = if model.config.kind.is_conditional() {
                 "-log p(x|y)"
             } else {
                 "-log p(x)  "
             };
-            println!("  {what}     {:10.3}  (importance-weighted, K = {})", e.nll, e.samples);
+            println!("  {what}     {:10.3}  (importance-weighted, K = {})", e.nll, e.k);
         }
         println!("  ({LOSS_REDUCTION})");
         if let Some(r) = &latent {

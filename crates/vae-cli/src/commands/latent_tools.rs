@@ -161,7 +161,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         .unwrap_or_default();
     let title = format!(
         "Latent map: {run_name} ({}, latent {})",
-        model.config.model.name(),
+        model.config.kind.name(),
         model.config.latent
     );
     let picture = pictures::latent_map(&model, &test, &config.train.dataset, title)?;

@@ -17,7 +17,8 @@ pub struct Args {
     /// Dataset whose test split to use (default: the one the run trained on).
     #[arg(long)]
     dataset: Option<String>,
-    /// Picture to write (default: RUN/reconstruction.png).
+    /// Picture to write (default: RUN/reconstructions-N.png; training's own
+    /// reconstructions.png is left as it is).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -30,7 +31,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     super::write_picture(
         &args.run,
         args.out,
-        "reconstruction.png",
+        &format!("reconstructions-{}.png", args.count),
         &encode_png(&pictures::reconstructions(&model, &inputs, labels)?)?,
     )
 }

@@ -27,7 +27,8 @@ pub struct Args {
     /// CVAE: one row per class, N draws a row, the same latent draws in every row.
     #[arg(long, conflicts_with = "label")]
     grid_labels: bool,
-    /// Picture to write (default: RUN/sample.png).
+    /// Picture to write (default: RUN/samples-seedS.png; training's own samples.png is
+    /// left as it is).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -40,10 +41,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let model = RunDir::new(&args.run).load_model()?;
     anyhow::ensure!(
-        model.config.model.is_conditional() || (args.label.is_none() && !args.grid_labels),
+        model.config.kind.is_conditional() || (args.label.is_none() && !args.grid_labels),
         "{}: --label and --grid-labels need a cvae, this run is a {}",
         args.run.display(),
-        model.config.model.name()
+        model.config.kind.name()
     );
     let mut rng = seeded(args.seed);
     let picture = if args.grid_labels {
@@ -52,5 +53,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         pictures::prior_samples(&model, args.count.unwrap_or(64), args.temperature, args.label, &mut rng)?
     };
-    super::write_picture(&args.run, args.out, "sample.png", &encode_png(&picture)?)
+    let name = format!("samples-seed{}.png", args.seed);
+    super::write_picture(&args.run, args.out, &name, &encode_png(&picture)?)
 }

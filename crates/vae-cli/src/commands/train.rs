@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use vae::data::Binarize;
 use vae::engine::Recon;
 use vae::model::{Arch, ModelKind};
-use vae::run::{NewRun, RunDir, TrainObjective};
+use vae::run::{NewRun, Objective, RunDir};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
 use crate::progress;
@@ -57,8 +57,14 @@ pub enum ReconArg {
 #[derive(clap::Args)]
 pub struct Args {
     /// Autoencoder, variational autoencoder, or conditional VAE (given the label).
-    #[arg(long, value_enum, default_value = "vae", conflicts_with = "resume")]
-    model: ModelArg,
+    #[arg(
+        long,
+        visible_alias = "model",
+        value_enum,
+        default_value = "vae",
+        conflicts_with = "resume"
+    )]
+    kind: ModelArg,
     /// Body of encoder and decoder: dense layers only (mlp), or strided convolutions before
     /// them, mirrored by transposed convolutions in the decoder (conv).
     #[arg(long, value_enum, default_value = "mlp", conflicts_with = "resume")]
@@ -139,7 +145,7 @@ impl Args {
     fn new_run(&self, threads: usize) -> NewRun {
         let given = |v: &Vec<usize>| (!v.is_empty()).then(|| v.clone());
         NewRun {
-            model: match self.model {
+            kind: match self.kind {
                 ModelArg::Ae => ModelKind::Ae,
                 ModelArg::Vae => ModelKind::Vae,
                 ModelArg::Cvae => ModelKind::Cvae,
@@ -163,8 +169,8 @@ impl Args {
             kl_warmup: self.kl_warmup,
             free_bits: self.free_bits,
             objective: match self.objective {
-                ObjectiveArg::Elbo => TrainObjective::Elbo,
-                ObjectiveArg::Iwae => TrainObjective::Iwae,
+                ObjectiveArg::Elbo => Objective::Elbo,
+                ObjectiveArg::Iwae => Objective::Iwae,
             },
             k: self.k,
             binarize: match self.binarize {
@@ -211,7 +217,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!(
         "{} {} ({}) on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
         if args.resume.is_some() { "resuming" } else { "training" },
-        c.model.model.name(),
+        c.model.kind.name(),
         match c.model.arch {
             Arch::Mlp => "mlp".to_string(),
             Arch::Conv => format!("conv {:?}", c.model.channels),

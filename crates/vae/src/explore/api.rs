@@ -53,7 +53,7 @@ impl ApiError {
 pub struct ModelInfo {
     pub name: String,
     /// `ae`, `vae` or `cvae`.
-    pub model: &'static str,
+    pub kind: &'static str,
     /// `mlp` or `conv`.
     pub arch: &'static str,
     pub latent: usize,

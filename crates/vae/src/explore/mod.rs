@@ -72,7 +72,7 @@ impl ExploredModel {
         let c = &self.model.config;
         ModelInfo {
             name: self.name.clone(),
-            model: c.model.name(),
+            kind: c.kind.name(),
             arch: c.arch.name(),
             latent: c.latent,
             classes: c.classes,
@@ -86,14 +86,14 @@ impl ExploredModel {
     /// The condition of `rows` rows: a CVAE needs a label (one for all, or one per row), the
     /// other models take none.
     fn condition(&self, rows: usize, label: Option<u8>, labels: Option<&[u8]>) -> Result<Option<Matrix>, ApiError> {
-        let conditional = self.model.config.model.is_conditional();
+        let conditional = self.model.config.kind.is_conditional();
         let labels: Vec<u8> = match (conditional, label, labels) {
             (false, None, None) => return Ok(None),
             (false, _, _) => {
                 return Err(ApiError::Invalid(format!(
                     "label: {} is a {}, which takes no label",
                     self.name,
-                    self.model.config.model.name()
+                    self.model.config.kind.name()
                 )));
             }
             (true, Some(_), Some(_)) => {
@@ -134,7 +134,7 @@ impl ExploredModel {
                 label: None,
             } => {
                 let (image, label) = self.test_image(*index)?;
-                let label = self.model.config.model.is_conditional().then_some(label);
+                let label = self.model.config.kind.is_conditional().then_some(label);
                 Ok((image.data, label))
             }
             End {
@@ -315,7 +315,7 @@ impl Explorer {
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
         let codes = m.model.prior_codes(query.n, 1.0, &mut rng);
-        let condition = if m.model.config.model.is_conditional() {
+        let condition = if m.model.config.kind.is_conditional() {
             m.model
                 .label_condition(query.n, query.label)
                 .map_err(|e| ApiError::Invalid(e.to_string()))?

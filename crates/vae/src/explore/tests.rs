@@ -19,7 +19,7 @@ fn explorer() -> Explorer {
         ExploredModel::new(name.into(), model, "mnist-sample".into(), 3, test.clone()).unwrap()
     };
     let small = |model, latent| ModelConfig {
-        model,
+        kind: model,
         hidden: vec![32],
         latent,
         classes: if model == ModelKind::Cvae { 10 } else { 0 },
@@ -72,7 +72,7 @@ fn every_route_answers() {
     let (status, models) = handle(&e, "GET", "/api/models", "", b"");
     assert_eq!(status, 200);
     assert_eq!(models["models"].as_array().unwrap().len(), 3);
-    assert_eq!(models["models"][2]["model"], "cvae");
+    assert_eq!(models["models"][2]["kind"], "cvae");
     assert_eq!(models["models"][1]["class_names"][7], "7");
 
     let (status, decoded) = post(
@@ -296,7 +296,7 @@ fn an_explorer_needs_distinct_runs() {
 fn decode_and_encode_answer_what_the_library_computes_for_a_conv_cvae() {
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
     let config = ModelConfig {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         channels: vec![4, 8],
         hidden: vec![16],
         latent: 3,

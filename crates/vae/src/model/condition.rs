@@ -12,7 +12,7 @@ impl Model {
     /// # Errors
     /// A label at or beyond the model's number of classes.
     pub fn condition(&self, labels: &[u8]) -> Result<Option<Matrix>> {
-        if !self.config.model.is_conditional() {
+        if !self.config.kind.is_conditional() {
             return Ok(None);
         }
         let classes = self.config.classes;
@@ -35,7 +35,7 @@ impl Model {
     /// # Errors
     /// The first label beyond the classes, named with `what`.
     pub fn check_labels(&self, labels: &[u8], what: &str) -> Result<()> {
-        if !self.config.model.is_conditional() {
+        if !self.config.kind.is_conditional() {
             return Ok(());
         }
         match labels.iter().find(|&&l| l as usize >= self.config.classes) {
@@ -68,7 +68,7 @@ impl Model {
     /// A CVAE must be given a condition of one row per image, the others none: a caller's bug
     /// otherwise.
     pub(super) fn check_condition(&self, rows: usize, condition: Option<&Matrix>) {
-        match (self.config.model.is_conditional(), condition) {
+        match (self.config.kind.is_conditional(), condition) {
             (true, Some(c)) => assert_eq!(
                 c.shape(),
                 (rows, self.config.classes),

@@ -65,7 +65,9 @@ impl Arch {
 /// The architecture and objective of a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    pub model: ModelKind,
+    /// `"model"` in configs written before it was named for what it is.
+    #[serde(alias = "model")]
+    pub kind: ModelKind,
     /// Absent from configs written before convolutional bodies existed: those are MLPs.
     #[serde(default)]
     pub arch: Arch,
@@ -133,7 +135,7 @@ impl ModelConfig {
     /// The classic MLP VAE of the PyTorch example: 784-400-20, Bernoulli likelihood.
     pub fn mlp_vae() -> Self {
         ModelConfig {
-            model: ModelKind::Vae,
+            kind: ModelKind::Vae,
             image_height: MNIST_SIDE,
             image_width: MNIST_SIDE,
             hidden: vec![400],
@@ -211,7 +213,7 @@ impl ModelConfig {
                 }
             }
         }
-        match (self.model.is_conditional(), self.classes) {
+        match (self.kind.is_conditional(), self.classes) {
             (true, 0) => return Err(Error::config("classes", "a cvae needs at least 1 class")),
             (true, c) if c > MAX_CLASSES => {
                 return Err(Error::config("classes", format!("must be at most {MAX_CLASSES}")));
@@ -366,7 +368,7 @@ impl ModelConfig {
             shapes.push((width, h));
             width = h;
         }
-        let heads = if self.model.is_variational() { 2 } else { 1 };
+        let heads = if self.kind.is_variational() { 2 } else { 1 };
         shapes.extend(std::iter::repeat_n((width, self.latent), heads));
         width = self.latent + self.classes;
         for &h in self.hidden.iter().rev() {

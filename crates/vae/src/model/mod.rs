@@ -15,7 +15,7 @@ mod posterior;
 mod workspace;
 
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
-pub use objective::{LossBreakdown, Objective};
+pub use objective::{Bound, LossBreakdown};
 pub use posterior::{EncoderHead, Prior};
 pub use workspace::Workspace;
 
@@ -120,7 +120,7 @@ impl Model {
             push_dense(&mut body, i + 1, width, h, classes, rng);
             width = h;
         }
-        let head = EncoderHead::new(config.model, width, config.latent, rng);
+        let head = EncoderHead::new(config.kind, width, config.latent, rng);
         // The decoder's dense widths: the hidden layers mirrored, then (conv body) the size of
         // the encoder's last feature map, which the transposed convolutions take from there.
         let mut widths: Vec<usize> = config.hidden.iter().rev().copied().collect();

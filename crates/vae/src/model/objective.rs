@@ -19,8 +19,8 @@ pub struct LossBreakdown {
     pub kl: f64,
 }
 
-/// What a training step minimises: reconstruction + β · Σ_j max(free_bits, KL̄_j), with KL̄_j
-/// the batch mean of latent dimension j's KL term. `free_bits = 0` is the plain β-VAE loss; a
+/// The bound on log p(x) whose negative one step minimises: reconstruction + β · Σ_j
+/// max(free_bits, KL̄_j), with KL̄_j the batch mean of latent dimension j's KL term. `free_bits = 0` is the plain β-VAE loss; a
 /// floor keeps the optimiser from pushing a dimension's KL below it (Kingma et al. 2016), so
 /// dimensions are not abandoned early. The autoencoder ignores both.
 ///
@@ -28,14 +28,14 @@ pub struct LossBreakdown {
 /// 2016): `-log (1/k) Σ_i w_i`, `log w_i = log p(x|z_i) + β·(log p(z_i) - log q(z_i|x))`,
 /// `z_i ~ q(z|x)`; free bits do not apply to it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Objective {
+pub struct Bound {
     pub beta: f32,
     pub free_bits: f32,
-    /// Importance samples per image: 1 is the ELBO.
+    /// Importance weights per image: 1 is the ELBO.
     pub k: usize,
 }
 
-/// How the code's gradient reaches the posterior's mean and log-variance, as the objective
+/// How the code's gradient reaches the posterior's mean and log-variance, as the bound
 /// that filled the workspace left it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) enum PosteriorGradient {
@@ -79,18 +79,18 @@ impl Model {
         }
     }
 
-    /// The model's own objective: its configured β, no free bits.
-    pub fn objective(&self) -> Objective {
-        Objective {
+    /// The model's own bound: the ELBO at its configured β, no free bits.
+    pub fn elbo(&self) -> Bound {
+        Bound {
             beta: self.config.beta,
             free_bits: 0.0,
             k: 1,
         }
     }
 
-    /// The batch loss under `objective`, with the gradient with respect to the logits and the
+    /// The batch loss under `bound`, with the gradient with respect to the logits and the
     /// KL weight of every latent dimension left in `ws` for [`Model::backward`].
-    pub(super) fn objective_loss(&self, x: &Matrix, ws: &mut Workspace, objective: Objective) -> LossBreakdown {
+    pub(super) fn bound_loss(&self, x: &Matrix, ws: &mut Workspace, bound: Bound) -> LossBreakdown {
         ws.posterior_gradient = PosteriorGradient::Elbo;
         let mut loss = self.loss(x, ws, true);
         let latent = self.config.latent;
@@ -101,21 +101,21 @@ impl Model {
                 ws.kl_scale.resize(latent, 0.0);
                 loss.total = loss.reconstruction;
             }
-            EncoderHead::Gaussian { .. } if objective.free_bits > 0.0 => {
-                let floor = objective.free_bits as f64;
+            EncoderHead::Gaussian { .. } if bound.free_bits > 0.0 => {
+                let floor = bound.free_bits as f64;
                 let per_dim = kl_per_dimension(&ws.mu, &ws.logvar);
                 // Below the floor a dimension's KL is replaced by the constant floor: no gradient.
                 ws.kl_scale.extend(
                     per_dim
                         .iter()
-                        .map(|&k| if k >= floor { objective.beta * per_row } else { 0.0 }),
+                        .map(|&k| if k >= floor { bound.beta * per_row } else { 0.0 }),
                 );
                 let kl_term: f64 = per_dim.iter().map(|&k| k.max(floor)).sum();
-                loss.total = loss.reconstruction + objective.beta as f64 * kl_term;
+                loss.total = loss.reconstruction + bound.beta as f64 * kl_term;
             }
             EncoderHead::Gaussian { .. } => {
-                ws.kl_scale.resize(latent, objective.beta * per_row);
-                loss.total = loss.reconstruction + objective.beta as f64 * loss.kl;
+                ws.kl_scale.resize(latent, bound.beta * per_row);
+                loss.total = loss.reconstruction + bound.beta as f64 * loss.kl;
             }
         }
         loss
@@ -131,18 +131,18 @@ impl Model {
     }
 
     /// Forward, loss and backward of one training batch: leaves `∂loss/∂θ` of the batch-mean
-    /// `objective` in every parameter's `grad`, and returns that loss (its `total` is the
-    /// objective's value; `reconstruction` and `kl` are the plain means over the rows decoded).
+    /// `bound` in every parameter's `grad`, and returns that loss (its `total` is the
+    /// bound's value; `reconstruction` and `kl` are the plain means over the rows decoded).
     pub fn compute_gradients<R: Rng>(
         &mut self,
         x: &Matrix,
         condition: Option<&Matrix>,
         ws: &mut Workspace,
         rng: &mut R,
-        objective: Objective,
+        bound: Bound,
     ) -> LossBreakdown {
-        let loss = self.objective_value(x, condition, ws, rng, objective);
-        if self.importance_weighted(objective) {
+        let loss = self.bound_value(x, condition, ws, rng, bound);
+        if self.importance_weighted(bound) {
             let (repeated, repeated_condition) = (
                 std::mem::take(&mut ws.repeated),
                 std::mem::take(&mut ws.repeated_condition),
@@ -163,27 +163,27 @@ impl Model {
         -(recon as f64) + beta as f64 * self.prior.log_ratio(z, eps, logvar)
     }
 
-    /// Whether `objective` asks this model for the importance-weighted bound.
-    fn importance_weighted(&self, objective: Objective) -> bool {
-        objective.k > 1 && self.encoder.head.has_posterior()
+    /// Whether `bound` asks this model for the importance-weighted bound.
+    fn importance_weighted(&self, bound: Bound) -> bool {
+        bound.k > 1 && self.encoder.head.has_posterior()
     }
 
-    /// Forward and loss of a training batch under `objective`, leaving in `ws` what the
+    /// Forward and loss of a training batch under `bound`, leaving in `ws` what the
     /// backward pass needs (for `k > 1`, the input and condition repeated k times in
     /// `ws.repeated` and `ws.repeated_condition`).
-    pub(super) fn objective_value<R: Rng>(
+    pub(super) fn bound_value<R: Rng>(
         &self,
         x: &Matrix,
         condition: Option<&Matrix>,
         ws: &mut Workspace,
         rng: &mut R,
-        objective: Objective,
+        bound: Bound,
     ) -> LossBreakdown {
-        if !self.importance_weighted(objective) {
+        if !self.importance_weighted(bound) {
             self.forward(x, condition, ws, Latent::Sample(rng));
-            return self.objective_loss(x, ws, objective);
+            return self.bound_loss(x, ws, bound);
         }
-        let k = objective.k;
+        let k = bound.k;
         let (mut repeated, mut repeated_condition) = (
             std::mem::take(&mut ws.repeated),
             std::mem::take(&mut ws.repeated_condition),
@@ -194,7 +194,7 @@ impl Model {
         }
         let rc = condition.map(|_| &repeated_condition);
         self.forward(&repeated, rc, ws, Latent::Sample(rng));
-        let loss = self.importance_weighted_loss(&repeated, x.rows, ws, objective);
+        let loss = self.importance_weighted_loss(&repeated, x.rows, ws, bound);
         (ws.repeated, ws.repeated_condition) = (repeated, repeated_condition);
         loss
     }
@@ -203,14 +203,8 @@ impl Model {
     /// (rows `i·k .. i·k + k`), whose forward pass is in `ws`. Leaves the logit gradient and
     /// each row's weight `w̃_r / images` (its normalised importance weight over the batch) in
     /// `ws` for the backward pass: `∂L/∂θ = Σ_r (w̃_r / images) · ∂(-log w_r)/∂θ`.
-    fn importance_weighted_loss(
-        &self,
-        xr: &Matrix,
-        images: usize,
-        ws: &mut Workspace,
-        objective: Objective,
-    ) -> LossBreakdown {
-        let k = objective.k;
+    fn importance_weighted_loss(&self, xr: &Matrix, images: usize, ws: &mut Workspace, bound: Bound) -> LossBreakdown {
+        let k = bound.k;
         let rows = xr.rows;
         ws.recon_rows.resize(rows, 0.0);
         ws.kl_rows.resize(rows, 0.0);
@@ -222,7 +216,7 @@ impl Model {
             .map(|r| {
                 self.log_weight(
                     ws.recon_rows[r],
-                    objective.beta,
+                    bound.beta,
                     ws.z.row(r),
                     ws.eps.row(r),
                     ws.logvar.row(r),
@@ -230,7 +224,7 @@ impl Model {
             })
             .collect();
         ws.row_scale.clear();
-        ws.posterior_gradient = PosteriorGradient::ImportanceWeighted { beta: objective.beta };
+        ws.posterior_gradient = PosteriorGradient::ImportanceWeighted { beta: bound.beta };
         let mut bound = 0.0;
         for weights in log_w.chunks(k) {
             let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -253,7 +247,7 @@ impl Model {
         }
     }
 
-    /// Backward pass from `ws.grad_logits` and what the objective left in `ws` (how the
+    /// Backward pass from `ws.grad_logits` and what the bound left in `ws` (how the
     /// code's gradient reaches the posterior: `ws.posterior_gradient`).
     fn backward(&mut self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
         let Workspace {

@@ -9,7 +9,7 @@ use crate::engine::Recon;
 
 fn tiny_config(model: ModelKind, recon: Recon, hidden: Vec<usize>) -> ModelConfig {
     ModelConfig {
-        model,
+        kind: model,
         image_height: 2,
         image_width: 3,
         hidden,
@@ -57,10 +57,10 @@ fn tiny_batch(config: &ModelConfig) -> (Matrix, Option<Matrix>) {
 /// The batch-mean loss with the noise drawn from a fixed seed, so each evaluation sees the
 /// same ε, and which ReLUs are active: where that pattern changes between `θ - h` and `θ + h`,
 /// a kink lies in between and the finite difference says nothing about the derivative.
-fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, objective: Objective) -> (f64, Vec<bool>) {
+fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, bound: Bound) -> (f64, Vec<bool>) {
     let mut ws = Workspace::default();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(99);
-    let total = model.objective_value(x, condition, &mut ws, &mut rng, objective).total;
+    let total = model.bound_value(x, condition, &mut ws, &mut rng, bound).total;
     // Free bits switch a dimension's KL on and off: another kink to stay clear of.
     let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
     let active = ws
@@ -76,19 +76,19 @@ fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, objective: Obj
 }
 
 fn check_model(model: ModelKind, recon: Recon, hidden: Vec<usize>) {
-    let objective = tiny(model, recon, hidden.clone()).objective();
-    check_objective(model, recon, hidden, objective);
+    let bound = tiny(model, recon, hidden.clone()).elbo();
+    check_bound(model, recon, hidden, bound);
 }
 
-fn check_objective(model: ModelKind, recon: Recon, hidden: Vec<usize>, objective: Objective) {
-    check_config(tiny_config(model, recon, hidden), objective);
+fn check_bound(model: ModelKind, recon: Recon, hidden: Vec<usize>, bound: Bound) {
+    check_config(tiny_config(model, recon, hidden), bound);
 }
 
 /// Every parameter's analytic gradient against the central difference of the loss.
-fn check_config(config: ModelConfig, objective: Objective) {
+fn check_config(config: ModelConfig, bound: Bound) {
     let (x, condition) = tiny_batch(&config);
     let condition = condition.as_ref();
-    let label = format!("{}/{}/{:?}", config.model.name(), config.arch.name(), config.recon);
+    let label = format!("{}/{}/{:?}", config.kind.name(), config.arch.name(), config.recon);
     let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
     let mut ws = Workspace::default();
     m.compute_gradients(
@@ -96,7 +96,7 @@ fn check_config(config: ModelConfig, objective: Objective) {
         condition,
         &mut ws,
         &mut Xoshiro256PlusPlus::seed_from_u64(99),
-        objective,
+        bound,
     );
     let names: Vec<String> = m.params().into_iter().map(|p| p.name.clone()).collect();
     let analytic: Vec<Vec<f32>> = m.params().iter().map(|p| p.grad.data.clone()).collect();
@@ -113,9 +113,9 @@ fn check_config(config: ModelConfig, objective: Objective) {
             let mut probe = m.clone();
             let original = probe.params_mut()[p].value.data[i];
             probe.params_mut()[p].value.data[i] = original + step;
-            let (up, up_active) = loss_at(&probe, &x, condition, objective);
+            let (up, up_active) = loss_at(&probe, &x, condition, bound);
             probe.params_mut()[p].value.data[i] = original - step;
-            let (down, down_active) = loss_at(&probe, &x, condition, objective);
+            let (down, down_active) = loss_at(&probe, &x, condition, bound);
             if up_active != down_active {
                 skipped += 1;
                 continue;
@@ -162,11 +162,11 @@ fn free_bits_and_beta_gradients_match_finite_differences() {
     );
     let per_dim = crate::engine::gaussian::kl_per_dimension(&ws.mu, &ws.logvar);
     let floor = ((per_dim[0] + per_dim[1]) / 2.0) as f32;
-    check_objective(
+    check_bound(
         ModelKind::Vae,
         Recon::Bce,
         vec![4],
-        Objective {
+        Bound {
             beta: 0.3,
             free_bits: floor,
             k: 1,
@@ -176,21 +176,21 @@ fn free_bits_and_beta_gradients_match_finite_differences() {
 
 #[test]
 fn importance_weighted_gradients_match_finite_differences() {
-    check_objective(
+    check_bound(
         ModelKind::Vae,
         Recon::Bce,
         vec![4],
-        Objective {
+        Bound {
             beta: 1.0,
             free_bits: 0.0,
             k: 3,
         },
     );
-    check_objective(
+    check_bound(
         ModelKind::Vae,
         Recon::Mse,
         vec![5],
-        Objective {
+        Bound {
             beta: 0.6,
             free_bits: 0.0,
             k: 2,
@@ -216,7 +216,7 @@ fn free_bits_floor_each_dimension_on_known_values() {
         None,
         &mut ws,
         &mut Xoshiro256PlusPlus::seed_from_u64(1),
-        Objective {
+        Bound {
             beta: 2.0,
             free_bits: 0.25,
             k: 1,
@@ -262,16 +262,16 @@ fn parameter_names_follow_the_pytorch_layout() {
 fn conv_body_gradients_match_finite_differences() {
     for (model, recon) in [(ModelKind::Vae, Recon::Bce), (ModelKind::Ae, Recon::Mse)] {
         let config = tiny_conv_config(model, recon);
-        let objective = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
+        let bound = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
             .unwrap()
-            .objective();
-        check_config(config, objective);
+            .elbo();
+        check_config(config, bound);
     }
 }
 
 #[test]
 fn conditional_gradients_match_finite_differences() {
-    let elbo = Objective {
+    let elbo = Bound {
         beta: 0.8,
         free_bits: 0.0,
         k: 1,
@@ -281,7 +281,7 @@ fn conditional_gradients_match_finite_differences() {
     // The importance-weighted bound repeats the condition with the images.
     check_config(
         tiny_config(ModelKind::Cvae, Recon::Mse, vec![4]),
-        Objective {
+        Bound {
             beta: 1.0,
             free_bits: 0.0,
             k: 3,
@@ -324,7 +324,7 @@ fn the_conv_body_is_the_keras_example_by_default() {
 #[test]
 fn a_cvae_takes_its_label_as_extra_columns_of_fc1() {
     let config = ModelConfig {
-        model: ModelKind::Cvae,
+        kind: ModelKind::Cvae,
         classes: 10,
         ..ModelConfig::mlp_vae()
     };

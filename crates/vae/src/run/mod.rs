@@ -62,7 +62,7 @@ pub struct TrainConfig {
     pub binarize: Binarize,
     /// What training minimises.
     #[serde(default)]
-    pub objective: TrainObjective,
+    pub objective: Objective,
     /// Importance samples per image under `objective: iwae`.
     #[serde(default = "one")]
     pub k: usize,
@@ -75,7 +75,7 @@ fn one() -> usize {
 /// The bound a VAE is trained on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TrainObjective {
+pub enum Objective {
     /// The evidence lower bound (with β, warm-up and free bits).
     #[default]
     Elbo,
@@ -98,7 +98,7 @@ impl Default for TrainConfig {
             kl_warmup: 0,
             free_bits: 0.0,
             binarize: Binarize::None,
-            objective: TrainObjective::Elbo,
+            objective: Objective::Elbo,
             k: 1,
         }
     }
@@ -112,13 +112,13 @@ impl TrainConfig {
         ensure_in_range("threads", self.threads, 1..=MAX_THREADS)?;
         ensure_in_range("kl-warmup", self.kl_warmup, 0..=MAX_EPOCHS)?;
         match self.objective {
-            TrainObjective::Iwae => ensure_in_range("k", self.k, 1..=MAX_K)?,
-            TrainObjective::Elbo if self.k != 1 => {
+            Objective::Iwae => ensure_in_range("k", self.k, 1..=MAX_K)?,
+            Objective::Elbo if self.k != 1 => {
                 return Err(Error::config("k", "applies to --objective iwae only"));
             }
-            TrainObjective::Elbo => {}
+            Objective::Elbo => {}
         }
-        if self.objective == TrainObjective::Iwae && self.free_bits > 0.0 {
+        if self.objective == Objective::Iwae && self.free_bits > 0.0 {
             return Err(Error::config(
                 "free-bits",
                 "applies to the ELBO only, not to --objective iwae",
@@ -154,7 +154,7 @@ impl RunConfig {
         self.model.validate()?;
         self.train.validate()?;
         let (model, train) = (&self.model, &self.train);
-        if model.model == ModelKind::Ae {
+        if model.kind == ModelKind::Ae {
             // The autoencoder has no KL term: these would change nothing.
             if model.beta != 1.0 {
                 return Err(Error::config(
@@ -169,15 +169,15 @@ impl RunConfig {
                 return Err(Error::config("free-bits", "an autoencoder has no KL term to floor"));
             }
         }
-        if train.objective == TrainObjective::Iwae && !model.model.is_variational() {
+        if train.objective == Objective::Iwae && !model.kind.is_variational() {
             return Err(Error::config(
                 "objective",
-                "the importance-weighted bound needs a VAE or CVAE (--model vae|cvae)",
+                "the importance-weighted bound needs a VAE or CVAE (--kind vae|cvae)",
             ));
         }
         let field = match train.objective {
-            TrainObjective::Iwae => "batch-size x k",
-            TrainObjective::Elbo => "batch-size",
+            Objective::Iwae => "batch-size x k",
+            Objective::Elbo => "batch-size",
         };
         model.ensure_step_fits(field, train.batch_size.saturating_mul(train.k.max(1)))
     }

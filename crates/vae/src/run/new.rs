@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{RunConfig, TrainConfig, TrainObjective};
+use super::{Objective, RunConfig, TrainConfig};
 use crate::data::{Binarize, Dataset, DatasetSpec};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ pub const DEFAULT_K: usize = 5;
 /// What a user asks of a new run; `None` leaves a setting to its default.
 #[derive(Clone, Debug)]
 pub struct NewRun {
-    pub model: ModelKind,
+    pub kind: ModelKind,
     pub arch: Arch,
     /// Conv: output channels of the encoder's convolutions (default: the conv body's 32, 64).
     pub channels: Option<Vec<usize>>,
@@ -38,7 +38,7 @@ pub struct NewRun {
     pub checkpoint_every: usize,
     pub kl_warmup: usize,
     pub free_bits: f32,
-    pub objective: TrainObjective,
+    pub objective: Objective,
     /// Importance samples under `objective: iwae` (default [`DEFAULT_K`]).
     pub k: Option<usize>,
     pub binarize: Binarize,
@@ -50,7 +50,7 @@ impl Default for NewRun {
     fn default() -> Self {
         let train = TrainConfig::default();
         NewRun {
-            model: ModelKind::Vae,
+            kind: ModelKind::Vae,
             arch: Arch::Mlp,
             channels: None,
             hidden: None,
@@ -85,24 +85,24 @@ impl NewRun {
                 "only a conv body has channels (add --arch conv)",
             ));
         }
-        if self.beta.is_some() && !self.model.is_variational() {
+        if self.beta.is_some() && !self.kind.is_variational() {
             return Err(Error::config(
                 "--beta",
-                "an autoencoder has no KL term to weigh (use --model vae or cvae)",
+                "an autoencoder has no KL term to weigh (use --kind vae or cvae)",
             ));
         }
-        if self.k.is_some() && self.objective != TrainObjective::Iwae {
+        if self.k.is_some() && self.objective != Objective::Iwae {
             return Err(Error::config(
                 "--k",
                 "the number of importance samples applies to --objective iwae only",
             ));
         }
         let model = ModelConfig {
-            model: self.model,
+            kind: self.kind,
             latent: self.latent,
             recon: self.recon,
             beta: self.beta.unwrap_or(1.0),
-            classes: if self.model.is_conditional() { 10 } else { 0 },
+            classes: if self.kind.is_conditional() { 10 } else { 0 },
             ..ModelConfig::for_body(self.arch, self.channels.clone(), self.hidden.clone())
         };
         let dataset = match self.dataset.parse::<DatasetSpec>()? {
@@ -124,8 +124,8 @@ impl NewRun {
             free_bits: self.free_bits,
             objective: self.objective,
             k: match self.objective {
-                TrainObjective::Iwae => self.k.unwrap_or(DEFAULT_K),
-                TrainObjective::Elbo => 1,
+                Objective::Iwae => self.k.unwrap_or(DEFAULT_K),
+                Objective::Elbo => 1,
             },
             binarize: self.binarize,
         };
@@ -138,14 +138,14 @@ impl NewRun {
     /// component as the user wrote it.
     pub fn default_folder(&self) -> PathBuf {
         let word = self.dataset.trim_end_matches('/').rsplit('/').next().unwrap_or("data");
-        PathBuf::from(format!("runs/{}-{word}", self.model.name()))
+        PathBuf::from(format!("runs/{}-{word}", self.kind.name()))
     }
 }
 
 impl RunConfig {
     /// Fits the model to the loaded data: a CVAE takes as many classes as its labels name.
     pub fn fit_to(&mut self, data: &Dataset) {
-        if self.model.model.is_conditional() {
+        if self.model.kind.is_conditional() {
             self.model.classes = data.classes();
         }
     }

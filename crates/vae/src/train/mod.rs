@@ -25,10 +25,10 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::files::write_atomic;
 use crate::image::encode_png;
-use crate::model::{Model, Objective, Workspace};
+use crate::model::{Bound, Model, Workspace};
 use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
-use crate::run::{RunConfig, RunDir, TrainObjective};
+use crate::run::{Objective, RunConfig, RunDir};
 
 pub use crate::eval::LOSS_REDUCTION;
 
@@ -257,10 +257,10 @@ impl Trainer {
                     let seed = self.config.train.seed;
                     Split::binarize_batch(&mut x, &mut stream_rng(seed, Stream::BinarizeBatch { epoch, batch }));
                 }
-                let objective = self.objective(epoch, batch, batches);
+                let bound = self.bound_at(epoch, batch, batches);
                 let loss =
                     self.model
-                        .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, objective);
+                        .compute_gradients(&x, condition.as_ref(), &mut ws, &mut self.state.noise_rng, bound);
                 // Past MAX_LOSS the run has diverged as surely as at infinity, and no record
                 // may hold such a loss (a resume refuses it).
                 if !(loss.total.is_finite() && loss.total.abs() <= MAX_LOSS) {
@@ -318,7 +318,7 @@ impl Trainer {
         let seed = self.config.train.seed;
         let test = evaluate(&self.model, test_split, &mut stream_rng(seed, Stream::Eval { epoch }))?;
         let p = std::mem::take(&mut self.state.partial);
-        let end_of_epoch = self.objective(epoch, batches.saturating_sub(1), batches);
+        let end_of_epoch = self.bound_at(epoch, batches.saturating_sub(1), batches);
         self.state.history.push(EpochMetrics {
             epoch: epoch + 1,
             train_loss: p.loss_sum / p.images.max(1) as f64,
@@ -340,21 +340,21 @@ impl Trainer {
         write_pictures(&self.run, &self.model, test_split, seed)
     }
 
-    /// The objective of batch `batch` of `batches` in epoch `epoch` (0-based): β ramps up
+    /// The bound of batch `batch` of `batches` in epoch `epoch` (0-based): β ramps up
     /// linearly over the warm-up epochs, batch by batch, then holds at its target.
-    pub fn objective(&self, epoch: usize, batch: usize, batches: usize) -> Objective {
+    pub fn bound_at(&self, epoch: usize, batch: usize, batches: usize) -> Bound {
         let train = &self.config.train;
         let progress = epoch as f64 + (batch + 1) as f64 / batches.max(1) as f64;
         let ramp = match train.kl_warmup {
             0 => 1.0,
             warmup => (progress / warmup as f64).min(1.0),
         };
-        Objective {
+        Bound {
             beta: (self.config.model.beta as f64 * ramp) as f32,
             free_bits: train.free_bits,
             k: match train.objective {
-                TrainObjective::Elbo => 1,
-                TrainObjective::Iwae => train.k,
+                Objective::Elbo => 1,
+                Objective::Iwae => train.k,
             },
         }
     }
@@ -398,7 +398,7 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 /// `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
     let mut rng = stream_rng(seed, Stream::Samples);
-    let samples = if model.config.model.is_conditional() {
+    let samples = if model.config.kind.is_conditional() {
         pictures::samples_per_class(model, SAMPLES_PER_CLASS, 1.0, &mut rng)?
     } else {
         pictures::prior_samples(model, SAMPLE_COUNT, 1.0, None, &mut rng)?

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{EpochMetrics, EpochProgress};
 use crate::error::{Error, Result};
 use crate::rng::RunRng;
-use crate::run::{RunConfig, TrainObjective};
+use crate::run::{Objective, RunConfig};
 
 /// Where a run stands, saved in the checkpoint's metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ impl TrainState {
         if !(p.seconds.is_finite() && p.seconds >= 0.0) {
             return bad(format!("the epoch's seconds {} are out of range", shown(p.seconds)));
         }
-        let elbo = self.config.train.objective == TrainObjective::Elbo;
+        let elbo = self.config.train.objective == Objective::Elbo;
         for (i, m) in self.history.iter().enumerate() {
             let loss_ok =
                 |v: f64, non_negative: bool| v.is_finite() && v.abs() <= MAX_LOSS && (!non_negative || v >= -ROUNDING);
