@@ -15,12 +15,11 @@ use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::engine::Recon;
 use crate::error::{Error, Result};
-use crate::image::encode_png;
+use crate::image::{encode_png, encode_png_rgb};
 use crate::latent::random_pairs;
 use crate::metrics::{Completeness, LatentOptions, LatentReport, Reference, latent_report};
 use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
-use crate::plot::encode_png_rgb;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
@@ -286,14 +285,9 @@ fn look_at(
     let latent = model.config.latent;
     let test = &data.test;
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
-    let inputs = test.range_batch(0, 16);
-    let reconstructions = encode_png(&pictures::reconstructions(model, &inputs, &test.labels[..inputs.rows])?)?;
+    let reconstructions = encode_png(&pictures::run_reconstructions(model, test)?)?;
     let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = if model.config.kind.is_conditional() {
-        encode_png(&pictures::samples_per_class(model, 10, 1.0, &mut rng)?)?
-    } else {
-        encode_png(&pictures::prior_samples(model, 64, 1.0, None, &mut rng)?)?
-    };
+    let samples = encode_png(&pictures::run_samples(model, &mut rng)?)?;
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));

@@ -1,5 +1,7 @@
-//! Pictures: batches of images tiled into grids and encoded as PNG. Drawing is apart from
-//! computing: these functions take pixels and return bytes; the caller writes the file.
+//! Pictures: one image type per colour model ([`GrayImage`], [`RgbImage`]), batches of
+//! images tiled into grids, and the one PNG encoder. Drawing is apart from computing: these
+//! functions take pixels and return bytes; the caller writes the file. Charts draw on an
+//! [`RgbImage`] in [`crate::plot`].
 
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
@@ -10,6 +12,29 @@ pub struct GrayImage {
     pub width: usize,
     pub height: usize,
     pub pixels: Vec<u8>,
+}
+
+/// An RGB colour.
+pub type Rgb = [u8; 3];
+
+/// An 8-bit RGB image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    /// Row-major, 3 bytes a pixel.
+    pub pixels: Vec<u8>,
+}
+
+impl RgbImage {
+    /// A canvas filled with `background`.
+    pub fn new(width: usize, height: usize, background: Rgb) -> Self {
+        RgbImage {
+            width,
+            height,
+            pixels: background.repeat(width * height),
+        }
+    }
 }
 
 /// Grey of the gaps between tiles: distinct from both the black background of a digit and
@@ -122,8 +147,13 @@ pub fn encode_png(image: &GrayImage) -> Result<Vec<u8>> {
     encode_pixels(image.width, image.height, png::ColorType::Grayscale, &image.pixels)
 }
 
+/// Encodes as an 8-bit RGB PNG.
+pub fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>> {
+    encode_pixels(image.width, image.height, png::ColorType::Rgb, &image.pixels)
+}
+
 /// Encodes 8-bit pixels of the given colour type as a PNG.
-pub(crate) fn encode_pixels(width: usize, height: usize, colour: png::ColorType, pixels: &[u8]) -> Result<Vec<u8>> {
+fn encode_pixels(width: usize, height: usize, colour: png::ColorType, pixels: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
     encoder.set_color(colour);

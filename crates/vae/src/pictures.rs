@@ -8,12 +8,12 @@ use crate::data::Split;
 use crate::data::catalog::class_names;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
-use crate::image::{GrayImage, GridLayout, comparison_grid, tile_grid};
+use crate::image::{GrayImage, GridLayout, RgbImage, comparison_grid, tile_grid};
 use crate::latent::{
     blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
 };
 use crate::model::Model;
-use crate::plot::{RgbImage, Scatter, scatter_plot};
+use crate::plot::{Scatter, scatter_plot};
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
 /// CVAE only).
@@ -25,6 +25,31 @@ pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<
         &model.reconstruct(inputs, condition.as_ref()),
         8,
     ))
+}
+
+/// Test images in a run's `reconstructions.png` and the demo's report.
+pub const RECONSTRUCTION_COUNT: usize = 16;
+
+/// The reconstructions picture a run shows: the first [`RECONSTRUCTION_COUNT`] images of
+/// `test` above their reconstructions.
+pub fn run_reconstructions(model: &Model, test: &Split) -> Result<GrayImage> {
+    let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
+    reconstructions(model, &inputs, &test.labels[..inputs.rows])
+}
+
+/// Prior draws in a run's `samples.png` and the demo's report (an 8x8 grid).
+pub const SAMPLE_COUNT: usize = 64;
+/// Draws per class row of a CVAE's samples picture.
+pub const SAMPLES_PER_CLASS: usize = 8;
+
+/// The samples picture a run shows for `model`: [`SAMPLE_COUNT`] prior draws, or for a CVAE a
+/// row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at temperature 1.
+pub fn run_samples(model: &Model, rng: &mut impl Rng) -> Result<GrayImage> {
+    if model.config.kind.is_conditional() {
+        samples_per_class(model, SAMPLES_PER_CLASS, 1.0, rng)
+    } else {
+        prior_samples(model, SAMPLE_COUNT, 1.0, None, rng)
+    }
 }
 
 /// `n` decoded draws from `N(0, T²·I)`, in a square-ish grid. A CVAE draws class `label`, or

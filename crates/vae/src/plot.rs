@@ -1,15 +1,12 @@
-//! Colour pictures with words on them: an RGB canvas with a bitmap font, and the scatter plot
-//! of latent codes (axes, ticks, a legend and a title). Pure drawing: callers pass numbers in
-//! and get an image out.
+//! Charts: drawing on an [`RgbImage`] (shapes and a bitmap font), the scatter plot of latent
+//! codes, and the SVG line chart of training curves, both on one [`Axis`] type (span, ticks).
+//! Pure drawing: callers pass numbers in and get an image out.
 
 use font8x8::{BASIC_FONTS, UnicodeFonts};
 
 use crate::engine::Matrix;
-use crate::error::Result;
 use crate::html::escape as esc;
-
-/// An RGB colour.
-pub type Rgb = [u8; 3];
+pub use crate::image::{Rgb, RgbImage};
 
 pub const WHITE: Rgb = [255, 255, 255];
 pub const BLACK: Rgb = [0, 0, 0];
@@ -29,28 +26,11 @@ pub const PALETTE: [Rgb; 10] = [
     [23, 190, 207],
 ];
 
-/// An 8-bit RGB image.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RgbImage {
-    pub width: usize,
-    pub height: usize,
-    /// Row-major, 3 bytes a pixel.
-    pub pixels: Vec<u8>,
-}
-
 /// Height of a line of text at scale 1, in pixels.
 pub const GLYPH: usize = 8;
 
+/// Drawing on a canvas.
 impl RgbImage {
-    /// A canvas filled with `background`.
-    pub fn new(width: usize, height: usize, background: Rgb) -> Self {
-        RgbImage {
-            width,
-            height,
-            pixels: background.repeat(width * height),
-        }
-    }
-
     /// Sets one pixel; outside the canvas nothing happens.
     pub fn set(&mut self, x: i64, y: i64, colour: Rgb) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
@@ -123,13 +103,8 @@ impl RgbImage {
     }
 }
 
-/// Encodes as an 8-bit RGB PNG.
-pub fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>> {
-    crate::image::encode_pixels(image.width, image.height, png::ColorType::Rgb, &image.pixels)
-}
-
 /// Tick positions covering `[lo, hi]` at a "nice" step (1, 2 or 5 times a power of ten).
-pub fn nice_ticks(lo: f64, hi: f64, about: usize) -> Vec<f64> {
+fn nice_ticks(lo: f64, hi: f64, about: usize) -> Vec<f64> {
     let span = (hi - lo).abs().max(1e-12);
     let raw = span / about.max(1) as f64;
     let power = 10f64.powf(raw.log10().floor());
@@ -141,6 +116,46 @@ pub fn nice_ticks(lo: f64, hi: f64, about: usize) -> Vec<f64> {
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
     (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// One axis of a chart, whichever way it is drawn (the raster scatter plot, the SVG line
+/// chart): the span of data it shows and its ticks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Axis {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Axis {
+    /// The span of the finite `values` (`empty` when there are none), widened by `pad` of it
+    /// on each side (at least 1e-6) so that no mark sits on the frame.
+    pub fn covering(values: impl IntoIterator<Item = f64>, pad: f64, empty: (f64, f64)) -> Axis {
+        let (mut lo, mut hi) = values
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lo > hi {
+            (lo, hi) = empty;
+        }
+        let pad = ((hi - lo) * pad).max(1e-6);
+        Axis {
+            lo: lo - pad,
+            hi: hi + pad,
+        }
+    }
+
+    /// Where `v` falls along the axis: 0 at `lo`, 1 at `hi`.
+    pub fn fraction(&self, v: f64) -> f64 {
+        (v - self.lo) / (self.hi - self.lo)
+    }
+
+    /// About `about` ticks at round values within the span, each with its label.
+    pub fn ticks(&self, about: usize) -> Vec<(f64, String)> {
+        nice_ticks(self.lo, self.hi, about)
+            .into_iter()
+            .map(|t| (t, tick_label(t)))
+            .collect()
+    }
 }
 
 /// Formats a tick value without trailing noise (`0.5`, `-2`, `10`).
@@ -179,23 +194,10 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
     let height = (TOP + PLOT_H + BOTTOM) as usize;
     let mut img = RgbImage::new(width, height, WHITE);
     let p = scatter.points;
-    let column = |c: usize| (0..p.rows).map(move |r| p.row(r)[c] as f64).filter(|v| v.is_finite());
-    let range = |c: usize| {
-        let (lo, hi) = column(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        if lo > hi {
-            (-1.0, 1.0)
-        } else {
-            let pad = ((hi - lo) * 0.05).max(1e-6);
-            (lo - pad, hi + pad)
-        }
-    };
-    let ((x0, x1), (y0, y1)) = (range(0), range(1));
-    let to_px = |x: f64, y: f64| {
-        (
-            LEFT + ((x - x0) / (x1 - x0) * PLOT_W as f64).round() as i64,
-            TOP + PLOT_H - ((y - y0) / (y1 - y0) * PLOT_H as f64).round() as i64,
-        )
-    };
+    let axis = |c: usize| Axis::covering((0..p.rows).map(|r| p.row(r)[c] as f64), 0.05, (-1.0, 1.0));
+    let (x_axis, y_axis) = (axis(0), axis(1));
+    let px = |x: f64| LEFT + (x_axis.fraction(x) * PLOT_W as f64).round() as i64;
+    let py = |y: f64| TOP + PLOT_H - (y_axis.fraction(y) * PLOT_H as f64).round() as i64;
 
     // Title and note.
     img.text(LEFT, 14, &scatter.title, 2, BLACK);
@@ -203,34 +205,31 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
         img.text(LEFT, 40, note, 1, GREY);
     }
     // Ticks and grid lines, then the points, then the frame on top.
-    for t in nice_ticks(x0, x1, 6) {
-        let (px, _) = to_px(t, y0);
-        img.fill_rect(px, TOP, 1, PLOT_H, [235, 235, 235]);
-        img.fill_rect(px, TOP + PLOT_H, 1, 6, BLACK);
-        let label = tick_label(t);
+    for (t, label) in x_axis.ticks(6) {
+        let x = px(t);
+        img.fill_rect(x, TOP, 1, PLOT_H, [235, 235, 235]);
+        img.fill_rect(x, TOP + PLOT_H, 1, 6, BLACK);
         img.text(
-            px - RgbImage::text_width(&label, 2) / 2,
+            x - RgbImage::text_width(&label, 2) / 2,
             TOP + PLOT_H + 10,
             &label,
             2,
             BLACK,
         );
     }
-    for t in nice_ticks(y0, y1, 6) {
-        let (_, py) = to_px(x0, t);
-        img.fill_rect(LEFT, py, PLOT_W, 1, [235, 235, 235]);
-        img.fill_rect(LEFT - 6, py, 6, 1, BLACK);
-        let label = tick_label(t);
-        img.text(LEFT - 10 - RgbImage::text_width(&label, 2), py - 8, &label, 2, BLACK);
+    for (t, label) in y_axis.ticks(6) {
+        let y = py(t);
+        img.fill_rect(LEFT, y, PLOT_W, 1, [235, 235, 235]);
+        img.fill_rect(LEFT - 6, y, 6, 1, BLACK);
+        img.text(LEFT - 10 - RgbImage::text_width(&label, 2), y - 8, &label, 2, BLACK);
     }
     for r in 0..p.rows {
         let (x, y) = (p.row(r)[0] as f64, p.row(r)[1] as f64);
         if !(x.is_finite() && y.is_finite()) {
             continue;
         }
-        let (px, py) = to_px(x, y);
         let colour = PALETTE[scatter.labels.get(r).copied().unwrap_or(0) as usize % PALETTE.len()];
-        img.disc(px, py, 2, colour);
+        img.disc(px(x), py(y), 2, colour);
     }
     for (x, y, w, h) in [
         (LEFT, TOP, PLOT_W, 1),
@@ -273,42 +272,31 @@ pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Serie
     const R: f64 = 16.0;
     const T: f64 = 36.0;
     const B: f64 = 48.0;
-    let finite = || {
-        series
-            .iter()
-            .flat_map(|s| s.values.iter().copied())
-            .filter(|v| v.is_finite())
-    };
-    let (mut lo, mut hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        (lo, hi) = (0.0, 1.0);
-    }
-    let pad = ((hi - lo) * 0.08).max(1e-6);
-    let (lo, hi) = (lo - pad, hi + pad);
+    let y_axis = Axis::covering(series.iter().flat_map(|s| s.values.iter().copied()), 0.08, (0.0, 1.0));
     let n = series.iter().map(|s| s.values.len()).max().unwrap_or(1).max(2);
-    let x = |i: f64| L + (i - 1.0) / (n as f64 - 1.0) * (W - L - R);
-    let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
+    let x_axis = Axis { lo: 1.0, hi: n as f64 };
+    let x = |i: f64| L + x_axis.fraction(i) * (W - L - R);
+    let y = |v: f64| T + (1.0 - y_axis.fraction(v)) * (H - T - B);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{L}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         esc(title),
         esc(title)
     );
-    for t in nice_ticks(lo, hi, 5) {
+    for (t, label) in y_axis.ticks(5) {
         svg += &format!(
-            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{label}</text>"##,
             W - R,
             L - 6.0,
             y(t) + 4.0,
-            tick_label(t),
             y = y(t)
         );
     }
-    for t in nice_ticks(1.0, n as f64, 8).into_iter().filter(|t| t.fract() == 0.0) {
+    // Epochs are whole: no tick between two.
+    for (t, label) in x_axis.ticks(8).into_iter().filter(|(t, _)| t.fract() == 0.0) {
         svg += &format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#,
             x(t),
             H - B + 16.0,
-            tick_label(t)
         );
     }
     svg += &format!(
@@ -357,6 +345,23 @@ mod tests {
         assert_eq!(nice_ticks(0.0, 100.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
         assert_eq!(tick_label(-0.0), "0");
         assert_eq!(tick_label(2.5), "2.5");
+    }
+
+    #[test]
+    fn an_axis_covers_its_finite_values_with_room_to_spare() {
+        let axis = Axis::covering([2.0, f64::NAN, 12.0, f64::INFINITY, 7.0], 0.1, (0.0, 1.0));
+        assert_eq!(axis, Axis { lo: 1.0, hi: 13.0 });
+        assert_eq!(axis.fraction(1.0), 0.0);
+        assert_eq!(axis.fraction(7.0), 0.5);
+        assert_eq!(axis.fraction(13.0), 1.0);
+        let ticks: Vec<String> = axis.ticks(6).into_iter().map(|(_, label)| label).collect();
+        assert_eq!(ticks, ["2", "4", "6", "8", "10", "12"]);
+        // Nothing finite: the fallback span, padded alike.
+        let empty = Axis::covering([f64::NAN], 0.5, (-1.0, 1.0));
+        assert_eq!(empty, Axis { lo: -2.0, hi: 2.0 });
+        // A single value still spans something.
+        let one = Axis::covering([3.0], 0.05, (0.0, 1.0));
+        assert!(one.lo < 3.0 && 3.0 < one.hi);
     }
 
     #[test]

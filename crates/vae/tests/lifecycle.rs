@@ -41,7 +41,7 @@ fn config(kind: ModelKind, arch: Arch, k: usize) -> RunConfig {
     };
     RunConfig {
         model: ModelConfig {
-            kind: kind,
+            kind,
             hidden: vec![32],
             latent: LATENT,
             classes: if kind == ModelKind::Cvae { 10 } else { 0 },

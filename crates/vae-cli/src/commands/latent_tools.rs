@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, ensure};
-use vae::image::encode_png;
+use vae::image::{encode_png, encode_png_rgb};
 use vae::latent::{encode_codes, random_pairs};
 use vae::pictures;
-use vae::plot::encode_png_rgb;
 use vae::rng::seeded;
 
 use super::{LoadedRun, load_run};

@@ -32,13 +32,6 @@ use crate::run::{Objective, RunConfig, RunDir};
 
 pub use crate::eval::LOSS_REDUCTION;
 
-/// Prior samples drawn into `samples.png` (an 8x8 grid).
-pub const SAMPLE_COUNT: usize = 64;
-/// Draws per class row of a CVAE's `samples.png`.
-pub const SAMPLES_PER_CLASS: usize = 8;
-/// Test images shown in `reconstructions.png`.
-pub const RECONSTRUCTION_COUNT: usize = 16;
-
 /// Running sums over the batches of an epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochProgress {
@@ -398,16 +391,9 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 /// `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
     let mut rng = stream_rng(seed, Stream::Samples);
-    let samples = if model.config.kind.is_conditional() {
-        pictures::samples_per_class(model, SAMPLES_PER_CLASS, 1.0, &mut rng)?
-    } else {
-        pictures::prior_samples(model, SAMPLE_COUNT, 1.0, None, &mut rng)?
-    };
-    write_atomic(&run.samples(), &encode_png(&samples)?)?;
-    let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
-    let labels = &test.labels[..inputs.rows];
+    write_atomic(&run.samples(), &encode_png(&pictures::run_samples(model, &mut rng)?)?)?;
     write_atomic(
         &run.reconstructions(),
-        &encode_png(&pictures::reconstructions(model, &inputs, labels)?)?,
+        &encode_png(&pictures::run_reconstructions(model, test)?)?,
     )
 }
