@@ -330,4 +330,40 @@ mod tests {
         let names: Vec<String> = expected.into_iter().map(|(n, _)| n).collect();
         assert_eq!(names_mut, names);
     }
+    #[test]
+    fn convolutions_name_both_their_weight_and_their_bias() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let conv = super::super::ConvGeometry {
+            in_channels: 1,
+            out_channels: 2,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            in_height: 4,
+            in_width: 4,
+        };
+        let deconv = super::super::ConvTransposeGeometry {
+            in_channels: 2,
+            out_channels: 1,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+            in_height: 2,
+            in_width: 2,
+        };
+        let mut stack = Stack::new("net");
+        stack.push("conv1", Conv2d::new(conv, &mut rng), Activation::Relu);
+        stack.push("deconv1", ConvTranspose2d::new(deconv, &mut rng), Activation::Identity);
+        let names: Vec<&str> = stack.params().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "net.conv1.weight",
+                "net.conv1.bias",
+                "net.deconv1.weight",
+                "net.deconv1.bias"
+            ]
+        );
+    }
 }
