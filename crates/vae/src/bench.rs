@@ -106,14 +106,8 @@ fn gemm_ceiling(config: &ModelConfig, batch: usize, seconds: f64) -> f64 {
 /// again), and the input gradients of every layer but the first (whose input is the data).
 pub fn train_flops_per_image(config: &ModelConfig) -> f64 {
     let forward = config.forward_flops() as f64;
-    // The first layer reading the data: the first convolution, or the first dense layer.
-    let first = match config.encoder_convs().first() {
-        Some(g) => (g.out_height() * g.out_width() * g.out_channels * g.patch()) as f64,
-        None => {
-            let (i, o) = config.layer_shapes()[0];
-            (i * o) as f64
-        }
-    };
+    // The layer reading the data: its input gradient is never computed.
+    let first = config.plan().shapes().next().map_or(0, |s| s.forward_flops()) as f64 / 2.0;
     3.0 * forward - 2.0 * first
 }
 

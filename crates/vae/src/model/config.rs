@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::plan::LayerShape;
 use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
 
@@ -247,31 +248,13 @@ impl ModelConfig {
 
     /// Weights and biases of the model this config describes.
     pub fn parameters(&self) -> u64 {
-        let dense: u64 = self.layer_shapes().iter().map(|&(i, o)| ((i + 1) * o) as u64).sum();
-        let convs: u64 = self
-            .encoder_convs()
-            .iter()
-            .map(|g| ((g.patch() + 1) * g.out_channels) as u64)
-            .sum();
-        let deconvs: u64 = self
-            .decoder_deconvs()
-            .iter()
-            .map(|g| (g.in_channels * g.out_channels * g.kernel * g.kernel + g.out_channels) as u64)
-            .sum();
-        dense + convs + deconvs
+        self.plan().shapes().map(|s| s.parameters()).sum()
     }
 
-    /// Values a forward and backward pass keeps per image: feature maps, patch matrices and
-    /// dense activations of both sides, roughly. Sizes the passes over many images.
+    /// Values a forward and backward pass keeps per image: every layer's, and the output
+    /// pixels. Sizes the passes over many images.
     pub fn activations_per_image(&self) -> usize {
-        let convs: usize = self
-            .encoder_convs()
-            .iter()
-            .map(|g| g.out_size() + g.out_height() * g.out_width() * g.patch())
-            .sum();
-        let dense: usize = self.layer_shapes().iter().map(|&(i, o)| i + o).sum();
-        // The decoder mirrors the encoder's maps and patches.
-        2 * convs + dense + self.pixels()
+        self.plan().shapes().map(|s| s.activations()).sum::<usize>() + self.pixels()
     }
 
     /// Refuses a training step of `rows` images whose activations would pass
@@ -293,22 +276,7 @@ impl ModelConfig {
 
     /// Floating-point operations of one forward pass for one image (2 per multiply-add).
     pub fn forward_flops(&self) -> u64 {
-        let dense: u64 = self.layer_shapes().iter().map(|&(i, o)| 2 * (i * o) as u64).sum();
-        let convs: u64 = self
-            .encoder_convs()
-            .iter()
-            .map(|g| 2 * (g.out_height() * g.out_width() * g.out_channels * g.patch()) as u64)
-            .sum();
-        // A transposed convolution costs what the convolution it is the adjoint of costs.
-        let deconvs: u64 = self
-            .decoder_deconvs()
-            .iter()
-            .map(|g| {
-                let a = g.adjoint();
-                2 * (a.out_height() * a.out_width() * a.out_channels * a.patch()) as u64
-            })
-            .sum();
-        dense + convs + deconvs
+        self.plan().shapes().map(|s| s.forward_flops()).sum()
     }
 
     /// The encoder's convolutions, input side first (none for the MLP).
@@ -362,20 +330,12 @@ impl ModelConfig {
     /// `(inputs, outputs)` of every linear layer, in execution order; the first layer of each
     /// side counts the label's columns of a CVAE among its inputs.
     pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
-        let mut shapes = Vec::new();
-        let mut width = self.dense_input() + self.classes;
-        for &h in &self.hidden {
-            shapes.push((width, h));
-            width = h;
-        }
-        let heads = if self.kind.is_variational() { 2 } else { 1 };
-        shapes.extend(std::iter::repeat_n((width, self.latent), heads));
-        width = self.latent + self.classes;
-        for &h in self.hidden.iter().rev() {
-            shapes.push((width, h));
-            width = h;
-        }
-        shapes.push((width, self.dense_input()));
-        shapes
+        self.plan()
+            .shapes()
+            .filter_map(|s| match *s {
+                LayerShape::Dense { inputs, outputs, label } => Some((inputs + label, outputs)),
+                _ => None,
+            })
+            .collect()
     }
 }

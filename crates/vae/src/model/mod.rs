@@ -1,6 +1,6 @@
 //! The models: an encoder and a decoder shared by the autoencoder and the VAE, so the two
 //! compare fairly. Each file here has one job: this one the model's parts and how they are
-//! built, [`condition`] the CVAE's label, [`forward`] inference, [`objective`] the losses and
+//! built, [`plan`] the layers a config describes, [`condition`] the CVAE's label, [`forward`] inference, [`objective`] the losses and
 //! the backward pass of a training step.
 //!
 //! Parameter names are paths (`encoder.fc1.weight`, `encoder.fc_mu.bias`, `decoder.fc_out.weight`)
@@ -11,11 +11,13 @@ mod condition;
 mod config;
 mod forward;
 mod objective;
+mod plan;
 mod posterior;
 mod workspace;
 
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{Bound, LossBreakdown};
+pub use plan::{LayerShape, Plan, PlannedLayer};
 pub use posterior::{EncoderHead, Prior};
 pub use workspace::Workspace;
 
@@ -23,8 +25,8 @@ use std::borrow::Cow;
 
 use rand::Rng;
 
-use crate::engine::layer::{Activation, Stack};
-use crate::engine::{Conv2d, ConvTranspose2d, Linear, Matrix, Param};
+use crate::engine::layer::Stack;
+use crate::engine::{Matrix, Param};
 use crate::error::Result;
 
 /// `x → h → code`: the body (convolutions for the conv body, then dense layers, each followed
@@ -78,77 +80,20 @@ pub(crate) fn rows_of(m: &Matrix, start: usize, end: usize) -> Cow<'_, Matrix> {
     ))
 }
 
-/// Appends dense layer `fc{number}` of `inputs` to `outputs` with ReLU. A CVAE's first one
-/// also reads the `classes` label columns: initialised as one PyTorch layer over the
-/// concatenation, then split into the layer and its label columns.
-fn push_dense(stack: &mut Stack, number: usize, inputs: usize, outputs: usize, classes: usize, rng: &mut impl Rng) {
-    let name = format!("fc{number}");
-    let columns = if number == 1 { classes } else { 0 };
-    let layer = Linear::new(inputs + columns, outputs, rng);
-    if columns == 0 {
-        stack.push(&name, layer, Activation::Relu);
-        return;
-    }
-    let (mut data, mut label) = (
-        Vec::with_capacity(outputs * inputs),
-        Vec::with_capacity(outputs * columns),
-    );
-    for row in layer.weight.value.data.chunks_exact(inputs + columns) {
-        data.extend_from_slice(&row[..inputs]);
-        label.extend_from_slice(&row[inputs..]);
-    }
-    let layer = Linear {
-        weight: Param::new(Matrix::from_vec(outputs, inputs, data)),
-        bias: layer.bias,
-    };
-    let weight = Param::new(Matrix::from_vec(outputs, columns, label));
-    stack.push_conditioned(&name, layer, weight, Activation::Relu);
-}
-
 impl Model {
     /// A freshly initialised model (PyTorch's default initialisation), layers drawn in
     /// execution order from `rng`.
     pub fn new(config: ModelConfig, rng: &mut impl Rng) -> Result<Self> {
         config.validate()?;
-        let classes = config.classes;
+        let plan = config.plan();
         let mut body = Stack::new("encoder");
-        for (i, g) in config.encoder_convs().into_iter().enumerate() {
-            body.push(&format!("conv{}", i + 1), Conv2d::new(g, rng), Activation::Relu);
+        for layer in &plan.body {
+            layer.push_onto(&mut body, rng);
         }
-        let mut width = config.dense_input();
-        for (i, &h) in config.hidden.iter().enumerate() {
-            push_dense(&mut body, i + 1, width, h, classes, rng);
-            width = h;
-        }
-        let head = EncoderHead::new(config.kind, width, config.latent, rng);
-        // The decoder's dense widths: the hidden layers mirrored, then (conv body) the size of
-        // the encoder's last feature map, which the transposed convolutions take from there.
-        let mut widths: Vec<usize> = config.hidden.iter().rev().copied().collect();
-        if config.arch == Arch::Conv {
-            widths.push(config.dense_input());
-        }
+        let head = EncoderHead::new(config.kind, plan.head_inputs(), config.latent, rng);
         let mut decoder = Stack::new("decoder");
-        let mut width = config.latent;
-        for (i, h) in widths.into_iter().enumerate() {
-            push_dense(&mut decoder, i + 1, width, h, classes, rng);
-            width = h;
-        }
-        match config.arch {
-            Arch::Mlp => {
-                decoder.push("fc_out", Linear::new(width, config.pixels(), rng), Activation::Identity);
-            }
-            Arch::Conv => {
-                let deconvs = config.decoder_deconvs();
-                let last = deconvs.len() - 1;
-                for (i, g) in deconvs.into_iter().enumerate() {
-                    let activation = if i == last {
-                        Activation::Identity
-                    } else {
-                        Activation::Relu
-                    };
-                    decoder.push(&format!("deconv{}", i + 1), ConvTranspose2d::new(g, rng), activation);
-                }
-            }
+        for layer in &plan.decoder {
+            layer.push_onto(&mut decoder, rng);
         }
         Ok(Model {
             config,

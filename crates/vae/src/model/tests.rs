@@ -387,3 +387,42 @@ fn many_images_are_decoded_and_encoded_in_bounded_passes_with_the_same_result() 
     let conv = Model::new(ModelConfig::conv_vae(), &mut Xoshiro256PlusPlus::seed_from_u64(2)).unwrap();
     assert!(conv.rows_per_pass() <= m.rows_per_pass());
 }
+
+#[test]
+fn the_plan_counts_what_the_model_builds_for_every_kind_and_body() {
+    use crate::engine::Recon::Bce;
+    for kind in [ModelKind::Ae, ModelKind::Vae, ModelKind::Cvae] {
+        for config in [tiny_config(kind, Bce, vec![5, 4]), tiny_conv_config(kind, Bce)] {
+            let model = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+            let built: usize = model.params().iter().map(|p| p.value.data.len()).sum();
+            assert_eq!(config.parameters(), built as u64, "{config:?}");
+            // Every planned layer is in the model under its name, and nothing else is.
+            let plan = config.plan();
+            let mut planned: Vec<String> = plan
+                .body
+                .iter()
+                .map(|l| format!("encoder.{}.weight", l.name))
+                .chain(plan.decoder.iter().map(|l| format!("decoder.{}.weight", l.name)))
+                .collect();
+            planned.extend(
+                model
+                    .encoder
+                    .head
+                    .params()
+                    .iter()
+                    .filter(|p| p.name.ends_with(".weight"))
+                    .map(|p| p.name.clone()),
+            );
+            let mut weights: Vec<String> = model
+                .params()
+                .iter()
+                .map(|p| p.name.clone())
+                .filter(|n| n.ends_with(".weight") && !n.contains("_label"))
+                .collect();
+            planned.sort();
+            weights.sort();
+            assert_eq!(planned, weights, "{config:?}");
+            assert_eq!(plan.head.len(), model.encoder.head.params().len() / 2);
+        }
+    }
+}
