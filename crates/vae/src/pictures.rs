@@ -12,7 +12,7 @@ use crate::image::{GrayImage, GridLayout, RgbImage, comparison_grid, tile_grid};
 use crate::latent::{
     blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
 };
-use crate::model::Model;
+use crate::model::{Conditioning, Model};
 use crate::plot::{Scatter, scatter_plot};
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
@@ -45,10 +45,9 @@ pub const SAMPLES_PER_CLASS: usize = 8;
 /// The samples picture a run shows for `model`: [`SAMPLE_COUNT`] prior draws, or for a CVAE a
 /// row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at temperature 1.
 pub fn run_samples(model: &Model, rng: &mut impl Rng) -> Result<GrayImage> {
-    if model.config.kind.is_conditional() {
-        samples_per_class(model, SAMPLES_PER_CLASS, 1.0, rng)
-    } else {
-        prior_samples(model, SAMPLE_COUNT, 1.0, None, rng)
+    match model.conditioning {
+        Conditioning::Label { .. } => samples_per_class(model, SAMPLES_PER_CLASS, 1.0, rng),
+        Conditioning::Unconditional => prior_samples(model, SAMPLE_COUNT, 1.0, None, rng),
     }
 }
 
@@ -71,13 +70,12 @@ pub fn prior_samples(
 /// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
 /// a column keeps its style while the rows change the class.
 pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng: &mut impl Rng) -> Result<GrayImage> {
-    if !model.config.kind.is_conditional() {
+    let Some(classes) = model.conditioning.classes() else {
         return Err(Error::config(
             "grid-labels",
             "only a cvae draws a chosen class (this model is not conditional)",
         ));
-    }
-    let classes = model.config.classes;
+    };
     let layout = GridLayout::mnist(per_class);
     layout.ensure_fits(classes.saturating_mul(per_class))?;
     let z = model.prior_codes(per_class, temperature, rng);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use vae::eval::{EvalReport, LOSS_REDUCTION, evaluate, importance_weighted_nll};
 use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
+use vae::model::Conditioning;
 use vae::rng::seeded;
 use vae::run::RunDir;
 
@@ -114,10 +115,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  KL              {:10.3}", loss.kl);
         if let Some(e) = iw {
             // A CVAE's likelihood is of the image given its label.
-            let what = if model.config.kind.is_conditional() {
-                "-log p(x|y)"
-            } else {
-                "-log p(x)  "
+            let what = match model.conditioning {
+                Conditioning::Label { .. } => "-log p(x|y)",
+                Conditioning::Unconditional => "-log p(x)  ",
             };
             println!("  {what}     {:10.3}  (importance-weighted, K = {})", e.nll, e.k);
         }

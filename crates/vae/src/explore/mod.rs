@@ -18,7 +18,7 @@ use crate::engine::activation::sigmoid_into;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, encode_png};
 use crate::latent::{Projection, codes_of, encode_codes, interpolate, project_2d};
-use crate::model::{Latent, Model, Workspace};
+use crate::model::{Conditioning, Latent, Model, Workspace};
 
 use api::*;
 
@@ -86,32 +86,32 @@ impl ExploredModel {
     /// The condition of `rows` rows: a CVAE needs a label (one for all, or one per row), the
     /// other models take none.
     fn condition(&self, rows: usize, label: Option<u8>, labels: Option<&[u8]>) -> Result<Option<Matrix>, ApiError> {
-        let conditional = self.model.config.kind.is_conditional();
-        let labels: Vec<u8> = match (conditional, label, labels) {
-            (false, None, None) => return Ok(None),
-            (false, _, _) => {
+        let classes = self.model.conditioning.classes();
+        let labels: Vec<u8> = match (classes, label, labels) {
+            (None, None, None) => return Ok(None),
+            (None, _, _) => {
                 return Err(ApiError::Invalid(format!(
                     "label: {} is a {}, which takes no label",
                     self.name,
                     self.model.config.kind.name()
                 )));
             }
-            (true, Some(_), Some(_)) => {
+            (Some(_), Some(_), Some(_)) => {
                 return Err(ApiError::Invalid("give label or labels, not both".into()));
             }
-            (true, Some(l), None) => vec![l; rows],
-            (true, None, Some(ls)) if ls.len() == rows => ls.to_vec(),
-            (true, None, Some(ls)) => {
+            (Some(_), Some(l), None) => vec![l; rows],
+            (Some(_), None, Some(ls)) if ls.len() == rows => ls.to_vec(),
+            (Some(_), None, Some(ls)) => {
                 return Err(ApiError::Invalid(format!(
                     "labels: expected one per row ({rows}), got {}",
                     ls.len()
                 )));
             }
-            (true, None, None) => {
+            (Some(classes), None, None) => {
                 return Err(ApiError::Invalid(format!(
                     "label: {} is a cvae and needs the class to draw (0 to {})",
                     self.name,
-                    self.model.config.classes - 1
+                    classes - 1
                 )));
             }
         };
@@ -134,7 +134,7 @@ impl ExploredModel {
                 label: None,
             } => {
                 let (image, label) = self.test_image(*index)?;
-                let label = self.model.config.kind.is_conditional().then_some(label);
+                let label = self.model.conditioning.classes().map(|_| label);
                 Ok((image.data, label))
             }
             End {
@@ -315,12 +315,13 @@ impl Explorer {
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
         let codes = m.model.prior_codes(query.n, 1.0, &mut rng);
-        let condition = if m.model.config.kind.is_conditional() {
-            m.model
+        // A CVAE cycles through its classes without a label; the others refuse one.
+        let condition = match m.model.conditioning {
+            Conditioning::Label { .. } => m
+                .model
                 .label_condition(query.n, query.label)
-                .map_err(|e| ApiError::Invalid(e.to_string()))?
-        } else {
-            m.condition(query.n, query.label, None)?
+                .map_err(|e| ApiError::Invalid(e.to_string()))?,
+            Conditioning::Unconditional => m.condition(query.n, query.label, None)?,
         };
         Ok(SampleResponse {
             codes: (0..codes.rows).map(|r| codes.row(r).to_vec()).collect(),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::condition::Conditioning;
 use super::plan::LayerShape;
 use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
@@ -244,6 +245,14 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// What a model of this config reads beside the image and the code.
+    pub fn conditioning(&self) -> Conditioning {
+        match self.kind {
+            ModelKind::Cvae => Conditioning::Label { classes: self.classes },
+            ModelKind::Ae | ModelKind::Vae => Conditioning::Unconditional,
+        }
     }
 
     /// Weights and biases of the model this config describes.

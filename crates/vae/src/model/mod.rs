@@ -15,6 +15,7 @@ mod plan;
 mod posterior;
 mod workspace;
 
+pub use condition::Conditioning;
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{Bound, LossBreakdown};
 pub use plan::{LayerShape, Plan, PlannedLayer};
@@ -49,6 +50,9 @@ pub struct Model {
     /// or transposed convolutions `deconv1`, `deconv2`, … mirroring the encoder's, ReLU between
     /// them, the last with one output channel.
     pub decoder: Stack,
+    /// What encoder and decoder read beside the image and the code: a CVAE's label, or
+    /// nothing.
+    pub conditioning: Conditioning,
     /// What new codes are drawn from. The autoencoder was never trained toward it: its
     /// draws show what its decoder makes of codes it did not expect.
     pub prior: Prior,
@@ -96,6 +100,7 @@ impl Model {
             layer.push_onto(&mut decoder, rng);
         }
         Ok(Model {
+            conditioning: config.conditioning(),
             config,
             encoder: Encoder { body, head },
             decoder,
