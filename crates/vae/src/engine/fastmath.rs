@@ -120,6 +120,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lanes_and_tail_sum_every_term() {
+        // 21 terms: two full chunks of 8 lanes and a tail of 5.
+        let a: Vec<f32> = (1..=21).map(|i| i as f32).collect();
+        let b: Vec<f32> = (1..=21).map(|i| 0.5 * i as f32).collect();
+        let direct: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert_eq!(sum_lanes(&a, &b, |x, y| x * y), direct);
+        assert_eq!(direct, 0.5 * (21 * 22 * 43 / 6) as f32);
+        assert_eq!(sum_lanes(&a[..3], &b[..3], |x, _| x), 6.0);
+    }
+
+    #[test]
     fn exp_matches_the_library_to_f32_precision() {
         let mut worst = 0.0f64;
         for i in 0..=200_000 {
