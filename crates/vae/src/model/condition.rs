@@ -2,7 +2,7 @@
 //! CVAE reads a one-hot label; the unconditional models read nothing, and every question
 //! about labels is answered here rather than by asking the model's kind.
 
-use super::Model;
+use super::{Model, ModelConfig, ModelKind};
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
 
@@ -91,6 +91,16 @@ impl Conditioning {
             (Conditioning::Label { .. }, None) => panic!("a CVAE needs a condition"),
             (Conditioning::Unconditional, Some(_)) => panic!("only a CVAE takes a condition"),
             (Conditioning::Unconditional, None) => {}
+        }
+    }
+}
+
+impl ModelConfig {
+    /// What a model of this config reads beside the image and the code.
+    pub fn conditioning(&self) -> Conditioning {
+        match self.kind {
+            ModelKind::Cvae => Conditioning::Label { classes: self.classes },
+            ModelKind::Ae | ModelKind::Vae => Conditioning::Unconditional,
         }
     }
 }

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::condition::Conditioning;
-use super::plan::LayerShape;
 use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
 
@@ -247,25 +245,6 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// What a model of this config reads beside the image and the code.
-    pub fn conditioning(&self) -> Conditioning {
-        match self.kind {
-            ModelKind::Cvae => Conditioning::Label { classes: self.classes },
-            ModelKind::Ae | ModelKind::Vae => Conditioning::Unconditional,
-        }
-    }
-
-    /// Weights and biases of the model this config describes.
-    pub fn parameters(&self) -> u64 {
-        self.plan().shapes().map(|s| s.parameters()).sum()
-    }
-
-    /// Values a forward and backward pass keeps per image: every layer's, and the output
-    /// pixels. Sizes the passes over many images.
-    pub fn activations_per_image(&self) -> usize {
-        self.plan().shapes().map(|s| s.activations()).sum::<usize>() + self.pixels()
-    }
-
     /// Refuses a training step of `rows` images whose activations would pass
     /// [`MAX_STEP_ACTIVATIONS`], naming `field` (the flag that sets the rows).
     pub fn ensure_step_fits(&self, field: &str, rows: usize) -> Result<()> {
@@ -281,11 +260,6 @@ impl ModelConfig {
                 MAX_STEP_ACTIVATIONS / per_image
             ),
         ))
-    }
-
-    /// Floating-point operations of one forward pass for one image (2 per multiply-add).
-    pub fn forward_flops(&self) -> u64 {
-        self.plan().shapes().map(|s| s.forward_flops()).sum()
     }
 
     /// The encoder's convolutions, input side first (none for the MLP).
@@ -334,17 +308,5 @@ impl ModelConfig {
     /// (rows, columns, channels) for the conv body.
     pub fn dense_input(&self) -> usize {
         self.encoder_convs().last().map_or(self.pixels(), |g| g.out_size())
-    }
-
-    /// `(inputs, outputs)` of every linear layer, in execution order; the first layer of each
-    /// side counts the label's columns of a CVAE among its inputs.
-    pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
-        self.plan()
-            .shapes()
-            .filter_map(|s| match *s {
-                LayerShape::Dense { inputs, outputs, label } => Some((inputs + label, outputs)),
-                _ => None,
-            })
-            .collect()
     }
 }

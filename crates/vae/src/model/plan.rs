@@ -137,6 +137,34 @@ impl Plan {
 }
 
 impl ModelConfig {
+    /// Weights and biases of the model this config describes.
+    pub fn parameters(&self) -> u64 {
+        self.plan().shapes().map(|s| s.parameters()).sum()
+    }
+
+    /// Values a forward and backward pass keeps per image: every layer's, and the output
+    /// pixels. Sizes the passes over many images.
+    pub fn activations_per_image(&self) -> usize {
+        self.plan().shapes().map(|s| s.activations()).sum::<usize>() + self.pixels()
+    }
+
+    /// Floating-point operations of one forward pass for one image (2 per multiply-add).
+    pub fn forward_flops(&self) -> u64 {
+        self.plan().shapes().map(|s| s.forward_flops()).sum()
+    }
+
+    /// `(inputs, outputs)` of every linear layer, in execution order; the first layer of each
+    /// side counts the label's columns of a CVAE among its inputs.
+    pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
+        self.plan()
+            .shapes()
+            .filter_map(|s| match *s {
+                LayerShape::Dense { inputs, outputs, label } => Some((inputs + label, outputs)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The layers this config describes (call after [`ModelConfig::validate`]: a conv body's
     /// geometry needs sizes it accepts).
     pub fn plan(&self) -> Plan {
