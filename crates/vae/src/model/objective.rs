@@ -3,6 +3,7 @@
 
 use rand::Rng;
 
+use super::workspace::PosteriorGradient;
 use super::{EncoderHead, Latent, Model, Workspace};
 use crate::engine::gaussian::{kl_per_dimension, reparameterize_iw_backward, reparameterize_kl_backward};
 use crate::engine::layer::Pass;
@@ -33,19 +34,6 @@ pub struct Bound {
     pub free_bits: f32,
     /// Importance weights per image: 1 is the ELBO.
     pub k: usize,
-}
-
-/// How the code's gradient reaches the posterior's mean and log-variance, as the bound
-/// that filled the workspace left it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) enum PosteriorGradient {
-    /// Through `z = μ + σ ⊙ ε` and the KL term, each latent dimension's KL weighted by
-    /// `ws.kl_scale`.
-    #[default]
-    Elbo,
-    /// Through each importance sample's log-weight, weighted by its normalised weight
-    /// (`ws.row_scale`), with `β` on the prior ratio.
-    ImportanceWeighted { beta: f32 },
 }
 
 /// Where a layer whose input may be the data puts its input gradient: nowhere when it is the

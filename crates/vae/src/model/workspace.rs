@@ -1,7 +1,6 @@
 //! The buffers of one forward and backward pass, kept between batches so that a training
 //! step allocates nothing once the first batch has sized them.
 
-use super::objective::PosteriorGradient;
 use crate::engine::Matrix;
 use crate::engine::layer::{GradScratch, StackActivations};
 
@@ -48,4 +47,17 @@ pub struct Workspace {
     pub(crate) repeated_condition: Matrix,
     /// How the objective's gradient reaches the posterior.
     pub(crate) posterior_gradient: PosteriorGradient,
+}
+
+/// How the code's gradient reaches the posterior's mean and log-variance, as the bound
+/// that filled the workspace left it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) enum PosteriorGradient {
+    /// Through `z = μ + σ ⊙ ε` and the KL term, each latent dimension's KL weighted by
+    /// `ws.kl_scale`.
+    #[default]
+    Elbo,
+    /// Through each importance sample's log-weight, weighted by its normalised weight
+    /// (`ws.row_scale`), with `β` on the prior ratio.
+    ImportanceWeighted { beta: f32 },
 }
