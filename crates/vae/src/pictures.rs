@@ -45,7 +45,7 @@ pub const SAMPLES_PER_CLASS: usize = 8;
 /// The samples picture a run shows for `model`: [`SAMPLE_COUNT`] prior draws, or for a CVAE a
 /// row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at temperature 1.
 pub fn run_samples(model: &Model, rng: &mut impl Rng) -> Result<GrayImage> {
-    match model.conditioning {
+    match model.conditioning() {
         Conditioning::Label { .. } => samples_per_class(model, SAMPLES_PER_CLASS, 1.0, rng),
         Conditioning::Unconditional => prior_samples(model, SAMPLE_COUNT, 1.0, None, rng),
     }
@@ -70,7 +70,7 @@ pub fn prior_samples(
 /// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
 /// a column keeps its style while the rows change the class.
 pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng: &mut impl Rng) -> Result<GrayImage> {
-    let Some(classes) = model.conditioning.classes() else {
+    let Some(classes) = model.conditioning().classes() else {
         return Err(Error::config(
             "grid-labels",
             "only a cvae draws a chosen class (this model is not conditional)",

@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  KL              {:10.3}", loss.kl);
         if let Some(e) = iw {
             // A CVAE's likelihood is of the image given its label.
-            let what = match model.conditioning {
+            let what = match model.conditioning() {
                 Conditioning::Label { .. } => "-log p(x|y)",
                 Conditioning::Unconditional => "-log p(x)  ",
             };

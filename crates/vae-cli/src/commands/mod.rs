@@ -135,7 +135,7 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
 /// A `--label` is for a CVAE only: refused on other runs rather than ignored.
 pub fn ensure_label_fits(run: &Path, model: &Model, label: Option<u8>) -> Result<()> {
     anyhow::ensure!(
-        label.is_none() || model.conditioning.classes().is_some(),
+        label.is_none() || model.conditioning().classes().is_some(),
         "{}: --label needs a cvae, this run is a {}",
         run.display(),
         model.config.kind.name()

@@ -41,7 +41,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let model = RunDir::new(&args.run).load_model()?;
     anyhow::ensure!(
-        model.conditioning.classes().is_some() || (args.label.is_none() && !args.grid_labels),
+        model.conditioning().classes().is_some() || (args.label.is_none() && !args.grid_labels),
         "{}: --label and --grid-labels need a cvae, this run is a {}",
         args.run.display(),
         model.config.kind.name()

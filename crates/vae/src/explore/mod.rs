@@ -86,7 +86,7 @@ impl ExploredModel {
     /// The condition of `rows` rows: a CVAE needs a label (one for all, or one per row), the
     /// other models take none.
     fn condition(&self, rows: usize, label: Option<u8>, labels: Option<&[u8]>) -> Result<Option<Matrix>, ApiError> {
-        let classes = self.model.conditioning.classes();
+        let classes = self.model.conditioning().classes();
         let labels: Vec<u8> = match (classes, label, labels) {
             (None, None, None) => return Ok(None),
             (None, _, _) => {
@@ -134,7 +134,7 @@ impl ExploredModel {
                 label: None,
             } => {
                 let (image, label) = self.test_image(*index)?;
-                let label = self.model.conditioning.classes().map(|_| label);
+                let label = self.model.conditioning().classes().map(|_| label);
                 Ok((image.data, label))
             }
             End {
@@ -316,7 +316,7 @@ impl Explorer {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
         let codes = m.model.prior_codes(query.n, 1.0, &mut rng);
         // A CVAE cycles through its classes without a label; the others refuse one.
-        let condition = match m.model.conditioning {
+        let condition = match m.model.conditioning() {
             Conditioning::Label { .. } => m
                 .model
                 .label_condition(query.n, query.label)

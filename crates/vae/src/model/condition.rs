@@ -106,12 +106,18 @@ impl ModelConfig {
 }
 
 impl Model {
+    /// What encoder and decoder read beside the image and the code: a CVAE's label, or
+    /// nothing (derived from the config, so it cannot disagree with it).
+    pub fn conditioning(&self) -> Conditioning {
+        self.config.conditioning()
+    }
+
     /// The one-hot condition of a CVAE for `labels` ([`Conditioning::one_hot`]).
     ///
     /// # Errors
     /// A label at or beyond the model's number of classes.
     pub fn condition(&self, labels: &[u8]) -> Result<Option<Matrix>> {
-        self.conditioning.one_hot(labels)
+        self.conditioning().one_hot(labels)
     }
 
     /// Whether every one of `labels` is a class of this model ([`Conditioning::check_labels`]).
@@ -119,7 +125,7 @@ impl Model {
     /// # Errors
     /// The first label beyond the classes, named with `what`.
     pub fn check_labels(&self, labels: &[u8], what: &str) -> Result<()> {
-        self.conditioning.check_labels(labels, what)
+        self.conditioning().check_labels(labels, what)
     }
 
     /// The condition of `n` images to draw ([`Conditioning::for_draws`]).
@@ -127,11 +133,11 @@ impl Model {
     /// # Errors
     /// A label at or beyond the model's number of classes.
     pub fn label_condition(&self, n: usize, label: Option<u8>) -> Result<Option<Matrix>> {
-        self.conditioning.for_draws(n, label)
+        self.conditioning().for_draws(n, label)
     }
 
     /// A CVAE must be given a condition of one row per image, the others none.
     pub(super) fn check_condition(&self, rows: usize, condition: Option<&Matrix>) {
-        self.conditioning.check_rows(rows, condition);
+        self.conditioning().check_rows(rows, condition);
     }
 }

@@ -50,9 +50,6 @@ pub struct Model {
     /// or transposed convolutions `deconv1`, `deconv2`, … mirroring the encoder's, ReLU between
     /// them, the last with one output channel.
     pub decoder: Stack,
-    /// What encoder and decoder read beside the image and the code: a CVAE's label, or
-    /// nothing.
-    pub conditioning: Conditioning,
     /// What new codes are drawn from. The autoencoder was never trained toward it: its
     /// draws show what its decoder makes of codes it did not expect.
     pub prior: Prior,
@@ -100,7 +97,6 @@ impl Model {
             layer.push_onto(&mut decoder, rng);
         }
         Ok(Model {
-            conditioning: config.conditioning(),
             config,
             encoder: Encoder { body, head },
             decoder,
