@@ -24,8 +24,10 @@ enum Command {
     Train(commands::train::Args),
     /// Evaluate a trained run on a test split.
     Eval(commands::eval::Args),
-    /// Decode samples from the prior N(0, I) into a picture.
+    /// Decode samples from the prior N(0, I), or from a fitted sampler, into a picture.
     Sample(commands::sample::Args),
+    /// Fit a sampler (a Gaussian mixture) to a run's training codes, for `sample --sampler`.
+    FitSampler(commands::fit_sampler::Args),
     /// Show test images above their reconstructions.
     Reconstruct(commands::reconstruct::Args),
     /// Decode the path between the codes of two test images.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Sample(args) => commands::sample::run(args),
+        Command::FitSampler(args) => commands::fit_sampler::run(args),
         Command::Reconstruct(args) => commands::reconstruct::run(args),
         Command::Interpolate(args) => commands::latent_tools::interpolate_run(args),
         Command::Traverse(args) => commands::latent_tools::traverse_run(args),

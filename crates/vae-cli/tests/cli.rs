@@ -470,7 +470,7 @@ fn eval_measures_the_latent_space_with_a_classifier() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let latent = &report["latent"];
-    assert_eq!(latent["protocol"]["prior_samples"], 400);
+    assert_eq!(latent["protocol"]["samples"], 400);
     assert_eq!(latent["protocol"]["interpolation_pairs"], 20);
     // The numbers themselves are checked on a model with known answers (tests/latent.rs in
     // the library); here, that the run, the classifier and the counts reach them.
@@ -483,6 +483,100 @@ fn eval_measures_the_latent_space_with_a_classifier() {
     // A trained VAE decodes two different test digits to different images: every path counts.
     assert_eq!(latent["continuity"]["pairs"], 20);
     assert_eq!(latent["continuity"]["even_step"], 0.1);
+    assert_eq!(latent["protocol"]["sampler"], "the prior N(0, I)");
+    assert_eq!(latent["coverage"]["draws"], 400);
+    assert_eq!(latent["coverage"]["latent"], 4);
+    assert!(latent["label_agreement"].is_null(), "a vae is asked for no label");
+
+    // The same numbers for draws from a mixture fitted to the training codes: they land
+    // closer to where the codes are.
+    let out = vae(d, &["fit-sampler", "run", "--components", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval_gmm = &[
+        "eval",
+        "run",
+        "--latent",
+        "--classifier",
+        "clf",
+        "--samples",
+        "400",
+        "--pairs",
+        "20",
+        "--json",
+        "--sampler",
+        "gmm",
+    ];
+    let out = vae(d, eval_gmm);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let fitted = &report["latent"];
+    assert!(
+        fitted["protocol"]["sampler"]
+            .as_str()
+            .unwrap()
+            .contains("Gaussian mixture of 8 components"),
+        "{fitted}"
+    );
+    let mmd = |r: &serde_json::Value| r["coverage"]["mmd"].as_f64().unwrap();
+    assert!(mmd(fitted) < mmd(latent), "{} vs {}", mmd(fitted), mmd(latent));
+}
+
+#[test]
+fn a_sampler_fitted_to_a_run_draws_its_samples_until_the_run_trains_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
+            .status
+            .success()
+    );
+    assert_refused(
+        &vae(d, &["sample", "run", "--sampler", "gmm"]),
+        "run `vae fit-sampler run --kind gmm` first",
+    );
+    assert_refused(
+        &vae(d, &["fit-sampler", "run", "--components", "0"]),
+        "--components: must be between 1 and 1000",
+    );
+    assert_refused(&vae(d, &["fit-sampler", "run", "--kind", "prior"]), "needs no fitting");
+
+    let out = vae(d, &["fit-sampler", "run", "--components", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("8100 codes") && text.contains("900 held-out codes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("under the mixture") && text.contains("under N(0, I)"),
+        "{text}"
+    );
+    for file in ["sampler-gmm.safetensors", "sampler-gmm.json"] {
+        assert!(d.join("run").join(file).is_file(), "{file} missing");
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/sampler-gmm.json")).unwrap()).unwrap();
+    assert_eq!(record["report"]["options"]["components"], 5);
+    assert_eq!(record["model_sha256"].as_str().unwrap().len(), 64);
+
+    let out = vae(d, &["sample", "run", "--sampler", "gmm", "-n", "16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(png_size(&d.join("run/samples-gmm-seed0.png")), (234, 234));
+    let out = vae(d, &["sample", "run", "-n", "16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (gmm, prior) = (
+        std::fs::read(d.join("run/samples-gmm-seed0.png")).unwrap(),
+        std::fs::read(d.join("run/samples-seed0.png")).unwrap(),
+    );
+    assert_ne!(gmm, prior, "the mixture draws other codes than the prior");
+
+    // Training on rewrites the weights; the old mixture is refused, not silently used.
+    let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_refused(
+        &vae(d, &["sample", "run", "--sampler", "gmm"]),
+        "was fitted to other weights",
+    );
 }
 
 #[test]
@@ -529,7 +623,7 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
         let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
         assert_eq!(m["final"], last, "{name}: report.json's final epoch is not the run's");
         let space = &m["latent_space"];
-        assert_eq!(space["protocol"]["prior_samples"], 200, "{name}");
+        assert_eq!(space["protocol"]["samples"], 200, "{name}");
         assert_eq!(space["protocol"]["interpolation_pairs"], 5, "{name}");
         let completeness = &space["completeness"];
         assert_eq!(completeness["images"], 200, "{name}");

@@ -63,6 +63,15 @@ pub fn save_weights(path: &Path, params: &[&Param]) -> Result<()> {
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
 
+/// SHA-256 of the weights file at `path` written for `model` (read under the cap loading
+/// uses), as lowercase hex: what ties a file fitted to these weights, a sampler's, to them.
+pub fn weights_fingerprint(path: &Path, model: &Model) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let values: usize = model.param_shapes().iter().map(|(r, c)| r * c).sum();
+    let bytes = read_limited(path, size_limit(values))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Loads every parameter from the safetensors file at `path` by its name, refusing missing,
 /// unexpected, mistyped, misshapen or non-finite tensors.
 pub fn load_weights(path: &Path, params: Vec<&mut Param>) -> Result<()> {

@@ -22,6 +22,7 @@ use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
+use crate::sampler::Sampler;
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 
 /// What the demo trains.
@@ -168,7 +169,7 @@ pub fn run(
         return Err(Error::config("latent", "the demo needs at least one latent size"));
     }
     // What every model is compared with: measured once.
-    let reference = Reference::new(classifier, data, options.latent.prior_samples);
+    let reference = Reference::new(classifier, data, options.latent.samples);
 
     let mlp = |model: ModelKind, latent: usize| ModelConfig {
         kind: model,
@@ -287,7 +288,7 @@ fn look_at(
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
     let reconstructions = encode_png(&pictures::run_reconstructions(model, test)?)?;
     let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = encode_png(&pictures::run_samples(model, &mut rng)?)?;
+    let samples = encode_png(&pictures::run_samples(model, &Sampler::prior_of(model), &mut rng)?)?;
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
@@ -310,6 +311,13 @@ fn look_at(
         interpolations,
         latent_map,
         manifold,
-        report: latent_report(model, classifier, data, &options.latent, reference)?,
+        report: latent_report(
+            model,
+            &Sampler::prior_of(model),
+            classifier,
+            data,
+            &options.latent,
+            reference,
+        )?,
     })
 }

@@ -6,6 +6,7 @@
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::RngExt;
 
+use crate::data::Split;
 use crate::engine::Matrix;
 pub use crate::engine::gaussian::normal_quantile;
 use crate::error::Result;
@@ -22,6 +23,25 @@ use crate::rng::RunRng;
 /// A CVAE given a label beyond its classes.
 pub fn encode_codes(model: &Model, x: &Matrix, labels: &[u8]) -> Result<Matrix> {
     Ok(codes_of(model, x, model.condition(labels)?.as_ref()))
+}
+
+/// Images encoded per pass of [`split_codes`].
+const IMAGES_PER_PASS: usize = 4096;
+
+/// The code of every image of `split` ([`encode_codes`], with the split's labels), a pass of
+/// images at a time, so that a whole training split is never held as floats at once.
+///
+/// # Errors
+/// A CVAE given a label beyond its classes.
+pub fn split_codes(model: &Model, split: &Split) -> Result<Matrix> {
+    let latent = model.config.latent;
+    let mut codes = Matrix::zeros(split.len(), latent);
+    for start in (0..split.len()).step_by(IMAGES_PER_PASS) {
+        let end = (start + IMAGES_PER_PASS).min(split.len());
+        let part = encode_codes(model, &split.range_batch(start, end), &split.labels[start..end])?;
+        codes.data[start * latent..end * latent].copy_from_slice(&part.data);
+    }
+    Ok(codes)
 }
 
 /// [`encode_codes`] given the condition itself (one-hot rows, or blends of them).

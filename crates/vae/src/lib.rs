@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod explore;
 pub mod files;
+pub mod holes;
 pub mod html;
 pub mod image;
 pub mod latent;
@@ -24,6 +25,7 @@ pub mod plot;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sampler;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -10,6 +10,10 @@
 //! - **sample quality**: the Fréchet distance between classifier features of decoded prior
 //!   samples and of the test set (a digit-specific FID), with the train-vs-test distance as
 //!   the floor any model can hope for.
+//! - **coverage**: where the drawn codes land relative to the training codes, before
+//!   decoding ([`crate::holes`]).
+//!
+//! The samples are drawn from a [`Sampler`]: the model's prior, or one fitted to its codes.
 
 use nalgebra::SymmetricEigen;
 use rand::{Rng, RngExt};
@@ -19,9 +23,11 @@ use crate::classifier::{CLASSES, Classifier, argmax};
 use crate::data::Dataset;
 use crate::engine::Matrix;
 use crate::error::{Result, ensure_in_range};
-use crate::latent::{blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs};
+use crate::holes::{Coverage, coverage};
+use crate::latent::{blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs, split_codes};
 use crate::model::Model;
 use crate::rng::{RunRng, seeded};
+use crate::sampler::Sampler;
 
 /// A decoded image counts as a recognisable digit when the classifier is at least this sure.
 pub const CONFIDENCE: f32 = 0.9;
@@ -206,8 +212,10 @@ pub fn frechet_distance(a: &Matrix, b: &Matrix) -> f64 {
 #[derive(Clone, Debug, Serialize)]
 pub struct LatentProtocol {
     pub dataset: String,
-    /// Codes drawn from N(0, I) for completeness and the FID.
-    pub prior_samples: usize,
+    /// What the samples' codes are drawn from ([`Sampler::describe`]).
+    pub sampler: String,
+    /// Codes drawn for completeness, the FID and the coverage.
+    pub samples: usize,
     pub interpolation_pairs: usize,
     pub interpolation_frames: usize,
     pub seed: u64,
@@ -219,21 +227,26 @@ pub struct LatentProtocol {
 #[derive(Clone, Debug, Serialize)]
 pub struct LatentReport {
     pub protocol: LatentProtocol,
-    /// Decoded prior samples.
+    /// Decoded samples.
     pub completeness: Completeness,
     /// The same measure on real test images: what a perfect generator would score.
     pub completeness_of_test_images: Completeness,
     pub continuity: Continuity,
-    /// Fréchet distance of classifier features, decoded prior samples vs test images.
+    /// Fréchet distance of classifier features, decoded samples vs test images.
     pub fid: f64,
     /// The same between training and test images: the floor.
     pub fid_floor: f64,
+    /// Where the samples' codes land, against the training codes.
+    pub coverage: Coverage,
+    /// CVAE: the share of samples the classifier labels as the class they were drawn for
+    /// (labels 0, 1, … in turn).
+    pub label_agreement: Option<f64>,
 }
 
 /// Settings of [`latent_report`].
 #[derive(Clone, Debug)]
 pub struct LatentOptions {
-    pub prior_samples: usize,
+    pub samples: usize,
     pub pairs: usize,
     pub frames: usize,
     pub seed: u64,
@@ -250,7 +263,7 @@ pub const MAX_FRAMES: usize = 1_000;
 impl LatentOptions {
     /// Refuses counts outside their ranges (the FID needs two samples at least).
     pub fn validate(&self) -> Result<()> {
-        ensure_in_range("samples", self.prior_samples, 2..=MAX_PRIOR_SAMPLES)?;
+        ensure_in_range("samples", self.samples, 2..=MAX_PRIOR_SAMPLES)?;
         ensure_in_range("pairs", self.pairs, 1..=MAX_PAIRS)?;
         ensure_in_range("frames", self.frames, 2..=MAX_FRAMES)
     }
@@ -259,7 +272,7 @@ impl LatentOptions {
 impl Default for LatentOptions {
     fn default() -> Self {
         LatentOptions {
-            prior_samples: 10_000,
+            samples: 10_000,
             pairs: 500,
             frames: 11,
             seed: 0,
@@ -279,11 +292,11 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// The test images' numbers, and the FID floor from the first `prior_samples` training
+    /// The test images' numbers, and the FID floor from the first `samples` training
     /// images (as many as the prior samples each model is measured with).
-    pub fn new(classifier: &Classifier, data: &Dataset, prior_samples: usize) -> Self {
+    pub fn new(classifier: &Classifier, data: &Dataset, samples: usize) -> Self {
         let test = data.test.range_batch(0, data.test.len());
-        let floor_train = data.train.range_batch(0, prior_samples.min(data.train.len()));
+        let floor_train = data.train.range_batch(0, samples.min(data.train.len()));
         let test_features = classifier.features(&test);
         Reference {
             classifier_accuracy: classifier.accuracy(&data.test),
@@ -294,10 +307,11 @@ impl Reference {
     }
 }
 
-/// Measures a model's latent space on `data` with `classifier`, against `reference` (made
-/// with the same classifier, data and prior sample count).
+/// Measures a model's latent space on `data` with `classifier`, drawing from `sampler`,
+/// against `reference` (made with the same classifier, data and sample count).
 pub fn latent_report(
     model: &Model,
+    sampler: &Sampler,
     classifier: &Classifier,
     data: &Dataset,
     options: &LatentOptions,
@@ -305,12 +319,26 @@ pub fn latent_report(
 ) -> Result<LatentReport> {
     options.validate()?;
     let mut rng = seeded(options.seed);
-    let condition = model.label_condition(options.prior_samples, None)?;
-    let samples = model.sample_prior(options.prior_samples, 1.0, condition.as_ref(), &mut rng);
+    let labels = model.conditioning().draw_labels(options.samples, None);
+    let codes = sampler.draw(options.samples, labels.as_deref(), 1.0, &mut rng)?;
+    let samples = model.decode(&codes, model.label_condition(options.samples, None)?.as_ref());
+    let coverage = coverage(
+        &split_codes(model, &data.train)?,
+        &split_codes(model, &data.test)?,
+        &codes,
+    );
+    let label_agreement = labels.map(|asked| {
+        let probs = classifier.probabilities(&samples);
+        let agree = (0..probs.rows)
+            .filter(|&r| argmax(probs.row(r)) == asked[r] as usize)
+            .count();
+        agree as f64 / probs.rows.max(1) as f64
+    });
     Ok(LatentReport {
         protocol: LatentProtocol {
             dataset: data.name.clone(),
-            prior_samples: options.prior_samples,
+            sampler: sampler.describe(),
+            samples: options.samples,
             interpolation_pairs: options.pairs,
             interpolation_frames: options.frames,
             seed: options.seed,
@@ -321,6 +349,8 @@ pub fn latent_report(
         continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng)?,
         fid: frechet_distance(&classifier.features(&samples), &reference.test_features),
         fid_floor: reference.fid_floor,
+        coverage,
+        label_agreement,
     })
 }
 

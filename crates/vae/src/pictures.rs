@@ -14,6 +14,7 @@ use crate::latent::{
 };
 use crate::model::{Conditioning, Model};
 use crate::plot::{Scatter, scatter_plot};
+use crate::sampler::Sampler;
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
 /// CVAE only).
@@ -42,19 +43,22 @@ pub const SAMPLE_COUNT: usize = 64;
 /// Draws per class row of a CVAE's samples picture.
 pub const SAMPLES_PER_CLASS: usize = 8;
 
-/// The samples picture a run shows for `model`: [`SAMPLE_COUNT`] prior draws, or for a CVAE a
-/// row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at temperature 1.
-pub fn run_samples(model: &Model, rng: &mut impl Rng) -> Result<GrayImage> {
+/// The samples picture a run shows for `model`, drawn from `sampler`: [`SAMPLE_COUNT`]
+/// draws, or for a CVAE a row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at
+/// temperature 1.
+pub fn run_samples(model: &Model, sampler: &Sampler, rng: &mut impl Rng) -> Result<GrayImage> {
     match model.conditioning() {
-        Conditioning::Label { .. } => samples_per_class(model, SAMPLES_PER_CLASS, 1.0, rng),
-        Conditioning::Unconditional => prior_samples(model, SAMPLE_COUNT, 1.0, None, rng),
+        Conditioning::Label { .. } => samples_per_class(model, sampler, SAMPLES_PER_CLASS, 1.0, rng),
+        Conditioning::Unconditional => samples(model, sampler, SAMPLE_COUNT, 1.0, None, rng),
     }
 }
 
-/// `n` decoded draws from `N(0, T²·I)`, in a square-ish grid. A CVAE draws class `label`, or
-/// cycles through its classes when none is chosen.
-pub fn prior_samples(
+/// `n` decoded draws from `sampler` at temperature `T` (the prior: `N(0, T²·I)`), in a
+/// square-ish grid. A CVAE draws class `label`, or cycles through its classes when none is
+/// chosen.
+pub fn samples(
     model: &Model,
+    sampler: &Sampler,
     n: usize,
     temperature: f32,
     label: Option<u8>,
@@ -63,13 +67,21 @@ pub fn prior_samples(
     let layout = GridLayout::mnist((n as f64).sqrt().ceil() as usize);
     layout.ensure_fits(n)?;
     let condition = model.label_condition(n, label)?;
-    let images = model.sample_prior(n, temperature, condition.as_ref(), rng);
-    Ok(tile_grid(&images, layout))
+    let labels = model.conditioning().draw_labels(n, label);
+    let codes = sampler.draw(n, labels.as_deref(), temperature, rng)?;
+    Ok(tile_grid(&model.decode(&codes, condition.as_ref()), layout))
 }
 
-/// CVAE: one row of `per_class` draws for each class, the same latent draws in every row, so
-/// a column keeps its style while the rows change the class.
-pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng: &mut impl Rng) -> Result<GrayImage> {
+/// CVAE: one row of `per_class` draws for each class. From the prior, the same latent draws
+/// in every row, so a column keeps its style while the rows change the class; from a sampler
+/// fitted per class, each row's codes come from its class's mixture.
+pub fn samples_per_class(
+    model: &Model,
+    sampler: &Sampler,
+    per_class: usize,
+    temperature: f32,
+    rng: &mut impl Rng,
+) -> Result<GrayImage> {
     let Some(classes) = model.conditioning().classes() else {
         return Err(Error::config(
             "grid-labels",
@@ -78,11 +90,15 @@ pub fn samples_per_class(model: &Model, per_class: usize, temperature: f32, rng:
     };
     let layout = GridLayout::mnist(per_class);
     layout.ensure_fits(classes.saturating_mul(per_class))?;
-    let z = model.prior_codes(per_class, temperature, rng);
-    let codes = Matrix::from_vec(classes * per_class, z.cols, z.data.repeat(classes));
     let labels: Vec<u8> = (0..classes)
         .flat_map(|c| std::iter::repeat_n(c as u8, per_class))
         .collect();
+    let codes = if sampler.per_class() {
+        sampler.draw(labels.len(), Some(&labels), temperature, rng)?
+    } else {
+        let z = sampler.draw(per_class, None, temperature, rng)?;
+        Matrix::from_vec(classes * per_class, z.cols, z.data.repeat(classes))
+    };
     let images = model.decode(&codes, model.condition(&labels)?.as_ref());
     Ok(tile_grid(&images, layout))
 }

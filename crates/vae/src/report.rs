@@ -247,7 +247,7 @@ fn numbers_table(result: &DemoResult) -> String {
             r#"<p class="caption">Measured on the {} test images with a digit classifier trained on the training split ({:.1}% test accuracy): {} codes drawn from N(0, I) per model, {} interpolation paths of {} frames between random test pairs, seed {}.</p>"#,
             result.test_images,
             100.0 * result.classifier_accuracy,
-            p.prior_samples,
+            p.samples,
             p.interpolation_pairs,
             p.interpolation_frames,
             p.seed

@@ -22,7 +22,7 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         seed: 0,
         runs: dir.path().join("runs"),
         latent: LatentOptions {
-            prior_samples: 300,
+            samples: 300,
             pairs: 10,
             frames: 11,
             seed: 0,
@@ -63,7 +63,7 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     for m in &result.models {
         assert_eq!(m.history.len(), m.epochs);
         assert!(m.manifold.is_some(), "latent 2 has a manifold");
-        assert_eq!(m.report.protocol.prior_samples, 300);
+        assert_eq!(m.report.protocol.samples, 300);
         assert!(
             dir.path()
                 .join("runs")

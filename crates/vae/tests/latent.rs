@@ -251,6 +251,7 @@ fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
     use vae::classifier::{Classifier, ClassifierConfig, argmax};
     use vae::metrics::{CONFIDENCE, LatentOptions, Reference, latent_report};
     use vae::model::{Model, ModelConfig};
+    use vae::sampler::Sampler;
 
     let data = common::small_sample(300, 200);
     let classifier_config = ClassifierConfig {
@@ -293,13 +294,21 @@ fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
     assert!(close, "the model draws test digit 3");
 
     let options = LatentOptions {
-        prior_samples: 50,
+        samples: 50,
         pairs: 7,
         frames: 5,
         seed: 9,
     };
-    let reference = Reference::new(&classifier, &data, options.prior_samples);
-    let report = latent_report(&model, &classifier, &data, &options, &reference).unwrap();
+    let reference = Reference::new(&classifier, &data, options.samples);
+    let report = latent_report(
+        &model,
+        &Sampler::prior_of(&model),
+        &classifier,
+        &data,
+        &options,
+        &reference,
+    )
+    .unwrap();
 
     let probabilities = classifier.probabilities(&drawn);
     let class = argmax(probabilities.row(0));

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         seed: args.seed,
         runs,
         latent: LatentOptions {
-            prior_samples: args.samples,
+            samples: args.samples,
             pairs: args.pairs,
             frames: 11,
             seed: args.seed,

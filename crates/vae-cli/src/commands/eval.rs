@@ -10,6 +10,9 @@ use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
 use vae::model::Conditioning;
 use vae::rng::seeded;
 use vae::run::RunDir;
+use vae::sampler::Sampler;
+
+use super::SamplerArg;
 
 use crate::progress;
 
@@ -37,7 +40,11 @@ pub struct Args {
     /// Classifier folder for --latent (default: $VAE_DATA_DIR/classifiers/DATASET).
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Prior samples for --latent's completeness and FID.
+    /// Where --latent's samples are drawn from: the prior N(0, I), or the mixture that
+    /// `vae fit-sampler RUN` fitted to the training codes.
+    #[arg(long, value_enum, default_value = "prior")]
+    sampler: SamplerArg,
+    /// Samples for --latent's completeness, FID and coverage.
     #[arg(long, default_value_t = 10_000)]
     samples: usize,
     /// Interpolation paths for --latent's continuity.
@@ -78,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let latent = if args.latent {
         let options = LatentOptions {
-            prior_samples: args.samples,
+            samples: args.samples,
             pairs: args.pairs,
             frames: 11,
             seed: args.seed,
@@ -86,8 +93,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // Before a classifier is trained for it.
         options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
         let classifier = super::classifier_for(&data, args.classifier.clone())?;
-        let reference = Reference::new(&classifier, &data, options.prior_samples);
-        Some(latent_report(&model, &classifier, &data, &options, &reference)?)
+        let sampler = Sampler::load(&run, args.sampler.into(), &model)?;
+        let reference = Reference::new(&classifier, &data, options.samples);
+        Some(latent_report(
+            &model,
+            &sampler,
+            &classifier,
+            &data,
+            &options,
+            &reference,
+        )?)
     } else {
         None
     };
@@ -129,20 +144,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_coverage(v: &vae::holes::Coverage) {
+    println!(
+        "  coverage: do the drawn codes land where training codes are? (against {} training codes)",
+        v.reference_codes
+    );
+    println!(
+        "    active units                      {} of {}   (dimensions whose code varies over the training images, variance > 0.01)",
+        v.active_units, v.latent
+    );
+    println!(
+        "    draws in holes                    {:6.1}%   (farther from every training code than 99% of training codes are from their nearest; test codes: {:.1}%)",
+        100.0 * v.hole_share,
+        100.0 * v.hole_share_of_test_codes
+    );
+    println!(
+        "    MMD² to the training codes        {:.4}   (test codes: {:.4}; 0 when draws are distributed as the codes)",
+        v.mmd, v.mmd_of_test_codes
+    );
+}
+
 fn print_latent(r: &LatentReport) {
     let p = &r.protocol;
     let (c, real, k) = (&r.completeness, &r.completeness_of_test_images, &r.continuity);
     println!();
     println!(
-        "latent space ({}; {} prior samples, {} interpolation paths of {} frames, seed {}; classifier test accuracy {:.2}%)",
+        "latent space ({}; {} samples, {} interpolation paths of {} frames, seed {}; classifier test accuracy {:.2}%)",
         p.dataset,
-        p.prior_samples,
+        p.samples,
         p.interpolation_pairs,
         p.interpolation_frames,
         p.seed,
         100.0 * p.classifier_accuracy
     );
-    println!("  completeness: do codes drawn from N(0, I) decode to recognisable images?");
+    println!("  samples drawn from {}", p.sampler);
+    println!("  completeness: do the drawn codes decode to recognisable images?");
     println!(
         "    confidently classified (p >= 0.9)  {:6.1}%   (real test images: {:.1}%)",
         100.0 * c.confident_share,
@@ -152,6 +188,12 @@ fn print_latent(r: &LatentReport) {
         "    entropy of predicted labels       {:6.2} bits (real test images: {:.2}; all 10 classes even: 3.32)",
         c.label_entropy_bits, real.label_entropy_bits
     );
+    if let Some(share) = r.label_agreement {
+        println!(
+            "    classified as the label asked for {:6.1}%   (labels 0 to 9 in turn)",
+            100.0 * share
+        );
+    }
     println!("  continuity: do close codes decode to close images? (along straight paths between test codes)");
     println!(
         "    step / endpoint distance          mean {:.3}, 95th percentile {:.3}   (an even path: {:.3})",
@@ -162,9 +204,10 @@ fn print_latent(r: &LatentReport) {
         k.mean_label_changes,
         100.0 * k.back_and_forth_share
     );
-    println!("  sample quality: Frechet distance of classifier features, prior samples vs test images");
+    println!("  sample quality: Frechet distance of classifier features, samples vs test images");
     println!(
         "    FID {:.2}   (train vs test images, the floor: {:.2})",
         r.fid, r.fid_floor
     );
+    print_coverage(&r.coverage);
 }

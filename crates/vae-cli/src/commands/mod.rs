@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod fit_sampler;
 pub mod latent_tools;
 pub mod reconstruct;
 pub mod sample;
@@ -24,6 +25,24 @@ use vae::model::Model;
 use vae::run::{RunConfig, RunDir};
 
 use crate::progress;
+
+/// `--sampler` / `--kind` of a fitted sampler: where codes are drawn from.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SamplerArg {
+    /// The model's prior, N(0, I).
+    Prior,
+    /// A Gaussian mixture fitted to the training codes (`vae fit-sampler RUN --kind gmm`).
+    Gmm,
+}
+
+impl From<SamplerArg> for vae::sampler::SamplerKind {
+    fn from(a: SamplerArg) -> Self {
+        match a {
+            SamplerArg::Prior => vae::sampler::SamplerKind::Prior,
+            SamplerArg::Gmm => vae::sampler::SamplerKind::Gmm,
+        }
+    }
+}
 
 /// Mirrors to download `name` from: `VAE_MIRROR` (one URL, or several separated by commas)
 /// replaces the canonical list.

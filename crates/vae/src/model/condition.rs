@@ -71,12 +71,20 @@ impl Conditioning {
     /// # Errors
     /// A label at or beyond the number of classes.
     pub fn for_draws(self, n: usize, label: Option<u8>) -> Result<Option<Matrix>> {
-        let classes = self.classes().unwrap_or(1);
-        let labels: Vec<u8> = match label {
+        match self.draw_labels(n, label) {
+            Some(labels) => self.one_hot(&labels),
+            None => Ok(None),
+        }
+    }
+
+    /// The labels behind [`Conditioning::for_draws`]: `label` n times, or 0, 1, … cycling
+    /// through the classes; `None` for an unconditional model.
+    pub fn draw_labels(self, n: usize, label: Option<u8>) -> Option<Vec<u8>> {
+        let classes = self.classes()?;
+        Some(match label {
             Some(l) => vec![l; n],
             None => (0..n).map(|i| (i % classes) as u8).collect(),
-        };
-        self.one_hot(&labels)
+        })
     }
 
     /// A labelled model must be given a condition of one row per image, the others none: a

@@ -158,6 +158,23 @@ impl Prior {
         }
     }
 
+    /// `log p(z)` of one code: for the standard normal, `-½ (D log 2π + ||z||²)`.
+    pub fn log_density(&self, z: &[f32]) -> f64 {
+        match self {
+            Prior::StandardNormal => {
+                let squares: f64 = z.iter().map(|&v| (v as f64).powi(2)).sum();
+                -0.5 * (z.len() as f64 * (2.0 * std::f64::consts::PI).ln() + squares)
+            }
+        }
+    }
+
+    /// What the prior is, in a formula, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Prior::StandardNormal => "N(0, I)",
+        }
+    }
+
     /// The value below which a share `p` of one coordinate's prior mass lies: lattices of
     /// codes with equal prior mass per cell.
     pub fn quantile(&self, p: f64) -> f64 {

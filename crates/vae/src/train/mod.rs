@@ -29,6 +29,7 @@ use crate::model::{Bound, Model, Workspace};
 use crate::pictures;
 use crate::rng::{Stream, permutation, stream_rng};
 use crate::run::{Objective, RunConfig, RunDir};
+use crate::sampler::Sampler;
 
 pub use crate::eval::LOSS_REDUCTION;
 
@@ -391,7 +392,10 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 /// `reconstructions.png`.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
     let mut rng = stream_rng(seed, Stream::Samples);
-    write_atomic(&run.samples(), &encode_png(&pictures::run_samples(model, &mut rng)?)?)?;
+    write_atomic(
+        &run.samples(),
+        &encode_png(&pictures::run_samples(model, &Sampler::prior_of(model), &mut rng)?)?,
+    )?;
     write_atomic(
         &run.reconstructions(),
         &encode_png(&pictures::run_reconstructions(model, test)?)?,

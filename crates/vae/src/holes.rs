@@ -1,0 +1,239 @@
+//! How well drawn codes land where the training images' codes are: the numbers behind "the
+//! prior has holes". Each is computed on codes, before any decoding, so it says where a
+//! sampler draws, not what the decoder makes of it.
+//!
+//! - **active units** (Burda et al. 2016): latent dimensions whose code varies over the
+//!   training images, `Var_x(code_i(x)) > 0.01`; the others carry nothing, whatever is drawn
+//!   there.
+//! - **hole share**: the share of draws whose nearest training code is farther away than the
+//!   99th percentile of the training codes' distances to their own nearest (other) training
+//!   code. A draw there lies in a region no training image maps to. Codes of the test images
+//!   give the share a sampler that draws like the data would have (about 1%).
+//! - **MMD**: the squared maximum mean discrepancy (Gretton et al. 2012, the unbiased
+//!   estimate) between draws and training codes, with a sum of Gaussian kernels whose
+//!   bandwidths² are the median squared distance between training codes times 1, 1/4 and 1/16
+//!   (the broad one sees the overall spread, the narrow ones the clumps and the gaps between
+//!   them): 0 when the draws are distributed as the codes are, whatever their shape. Draws
+//!   and test codes are compared in equal numbers, so that their estimates are equally noisy.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::engine::Matrix;
+use crate::engine::matmul::{Op, matmul};
+
+/// A dimension is active when its code's variance over the training images exceeds this.
+pub const ACTIVE_VARIANCE: f64 = 0.01;
+/// Training codes that nearest-neighbour distances are measured against.
+pub const REFERENCE_CODES: usize = 10_000;
+/// The percentile of the training codes' nearest-neighbour distances beyond which a draw is in
+/// a hole.
+pub const NEIGHBOUR_PERCENTILE: f64 = 0.99;
+/// Codes on each side of the MMD estimate (its cost grows with the square).
+pub const MMD_CODES: usize = 2_000;
+/// Query codes per product of the nearest-neighbour search (bounds its memory).
+const QUERIES_PER_PASS: usize = 1024;
+
+/// Where drawn codes land, compared with the training codes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    pub latent: usize,
+    /// Dimensions whose training codes vary by more than [`ACTIVE_VARIANCE`].
+    pub active_units: usize,
+    /// Training codes the distances are measured against.
+    pub reference_codes: usize,
+    pub draws: usize,
+    /// The [`NEIGHBOUR_PERCENTILE`] of the reference codes' nearest-neighbour distances.
+    pub neighbour_radius: f64,
+    /// Share of draws farther than `neighbour_radius` from every reference code.
+    pub hole_share: f64,
+    /// The same share for the test images' codes: what drawing like the data scores.
+    pub hole_share_of_test_codes: f64,
+    /// Squared MMD between draws and training codes.
+    pub mmd: f64,
+    /// The same between the test images' codes and the training codes: the floor.
+    pub mmd_of_test_codes: f64,
+}
+
+/// The coverage of `draws` (n x latent) against `train` codes, with `test` codes as the
+/// reference a perfect sampler would score.
+pub fn coverage(train: &Matrix, test: &Matrix, draws: &Matrix) -> Coverage {
+    assert!(
+        train.cols == draws.cols && test.cols == draws.cols,
+        "coverage: codes of different widths"
+    );
+    let reference = first_rows(train, REFERENCE_CODES);
+    let mut own = nearest_squared(&reference, &reference, true);
+    own.sort_by(f32::total_cmp);
+    let radius = own
+        .get(((own.len() as f64 - 1.0) * NEIGHBOUR_PERCENTILE).round() as usize)
+        .map_or(0.0, |&d| (d as f64).sqrt());
+    let share = |queries: &Matrix| {
+        let beyond = nearest_squared(queries, &reference, false)
+            .iter()
+            .filter(|&&d| (d as f64).sqrt() > radius)
+            .count();
+        beyond as f64 / queries.rows.max(1) as f64
+    };
+    let m = MMD_CODES.min(draws.rows).min(test.rows);
+    let mmd_train = first_rows(train, MMD_CODES);
+    let bandwidth = median_squared_distance(&mmd_train);
+    Coverage {
+        latent: train.cols,
+        active_units: active_units(train),
+        reference_codes: reference.rows,
+        draws: draws.rows,
+        neighbour_radius: radius,
+        hole_share: share(draws),
+        hole_share_of_test_codes: share(test),
+        mmd: mmd(&first_rows(draws, m), &mmd_train, bandwidth),
+        mmd_of_test_codes: mmd(&first_rows(test, m), &mmd_train, bandwidth),
+    }
+}
+
+/// Dimensions of `codes` whose variance over the rows exceeds [`ACTIVE_VARIANCE`].
+pub fn active_units(codes: &Matrix) -> usize {
+    let (mean, cov) = crate::latent::mean_and_covariance(codes);
+    (0..mean.len()).filter(|&i| cov[(i, i)] > ACTIVE_VARIANCE).count()
+}
+
+fn first_rows(m: &Matrix, n: usize) -> Matrix {
+    let n = n.min(m.rows);
+    Matrix::from_vec(n, m.cols, m.data[..n * m.cols].to_vec())
+}
+
+/// `||a_i - b_j||²` for every pair, by `||a||² + ||b||² - 2 a·b` (one product; clamped at 0
+/// against rounding).
+///
+/// # Shapes
+/// Returns a.rows x b.rows.
+fn pairwise_squared(a: &Matrix, b: &Matrix) -> Matrix {
+    let norms = |m: &Matrix| -> Vec<f32> { (0..m.rows).map(|r| m.row(r).iter().map(|v| v * v).sum()).collect() };
+    let (na, nb) = (norms(a), norms(b));
+    let mut out = Matrix::default();
+    matmul(&mut out, a, Op::N, b, Op::T, false);
+    out.data.par_chunks_mut(b.rows.max(1)).zip(&na).for_each(|(row, &x)| {
+        for (v, &y) in row.iter_mut().zip(&nb) {
+            *v = (x + y - 2.0 * *v).max(0.0);
+        }
+    });
+    out
+}
+
+/// Each query's squared distance to its nearest reference code; with `skip_self` the
+/// queries are the reference codes themselves and each skips its own row.
+fn nearest_squared(queries: &Matrix, reference: &Matrix, skip_self: bool) -> Vec<f32> {
+    let mut nearest = Vec::with_capacity(queries.rows);
+    for start in (0..queries.rows).step_by(QUERIES_PER_PASS) {
+        let end = (start + QUERIES_PER_PASS).min(queries.rows);
+        let c = queries.cols;
+        let part = Matrix::from_vec(end - start, c, queries.data[start * c..end * c].to_vec());
+        let d = pairwise_squared(&part, reference);
+        nearest.extend((0..part.rows).map(|r| {
+            d.row(r)
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| !(skip_self && j == start + r))
+                .map(|(_, &v)| v)
+                .fold(f32::INFINITY, f32::min)
+        }));
+    }
+    nearest
+}
+
+/// The median of the squared distances between distinct rows of `codes` (1 if there are none,
+/// or all coincide).
+fn median_squared_distance(codes: &Matrix) -> f64 {
+    let d = pairwise_squared(codes, codes);
+    let mut v: Vec<f32> = (0..d.rows).flat_map(|i| d.row(i)[i + 1..].to_vec()).collect();
+    if v.is_empty() {
+        return 1.0;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    if *m > 0.0 { *m as f64 } else { 1.0 }
+}
+
+/// Bandwidths² of the MMD's kernels, as shares of the median squared distance.
+const KERNEL_SCALES: [f64; 3] = [1.0, 0.25, 0.0625];
+
+/// The unbiased estimate of the squared MMD between the rows of `x` and of `y`, with the
+/// kernel `Σ_s exp(-||a - b||² / (2 s h²))` over [`KERNEL_SCALES`], `h²` = `bandwidth`.
+fn mmd(x: &Matrix, y: &Matrix, bandwidth: f64) -> f64 {
+    let kernel_mean = |a: &Matrix, b: &Matrix, same: bool| {
+        let d = pairwise_squared(a, b);
+        let mut total = 0.0f64;
+        for i in 0..d.rows {
+            for (j, &v) in d.row(i).iter().enumerate() {
+                if !(same && i == j) {
+                    total += KERNEL_SCALES
+                        .iter()
+                        .map(|s| (-(v as f64) / (2.0 * s * bandwidth)).exp())
+                        .sum::<f64>();
+                }
+            }
+        }
+        let pairs = if same {
+            a.rows * a.rows.saturating_sub(1)
+        } else {
+            a.rows * b.rows
+        };
+        total / pairs.max(1) as f64
+    };
+    kernel_mean(x, x, true) + kernel_mean(y, y, true) - 2.0 * kernel_mean(x, y, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+
+    fn normal(n: usize, d: usize, scale: f32, shift: f32, seed: u64) -> Matrix {
+        let mut m = Matrix::standard_normal(n, d, &mut seeded(seed));
+        for v in &mut m.data {
+            *v = *v * scale + shift;
+        }
+        m
+    }
+
+    #[test]
+    fn draws_like_the_codes_cover_them_and_draws_elsewhere_do_not() {
+        let train = normal(3000, 4, 1.0, 0.0, 1);
+        let test = normal(500, 4, 1.0, 0.0, 2);
+        let like = coverage(&train, &test, &normal(1000, 4, 1.0, 0.0, 3));
+        assert!(like.hole_share < 0.05, "{like:?}");
+        assert!(like.hole_share_of_test_codes < 0.05, "{like:?}");
+        assert!(like.mmd.abs() < 0.01, "{like:?}");
+        assert_eq!(like.active_units, 4);
+        // Draws from a wider law: many land beyond every training code.
+        let wide = coverage(&train, &test, &normal(1000, 4, 3.0, 0.0, 3));
+        assert!(wide.hole_share > 0.3, "{wide:?}");
+        assert!(wide.mmd > 10.0 * like.mmd.abs().max(1e-3), "{wide:?}");
+        // A shifted law too.
+        let shifted = coverage(&train, &test, &normal(1000, 4, 1.0, 2.0, 3));
+        assert!(shifted.mmd > wide.mmd * 0.3 && shifted.hole_share > 0.1, "{shifted:?}");
+    }
+
+    #[test]
+    fn a_dimension_that_does_not_vary_is_not_active() {
+        let mut codes = normal(1000, 3, 1.0, 0.0, 4);
+        for r in 0..codes.rows {
+            codes.row_mut(r)[1] *= 0.05;
+        }
+        assert_eq!(active_units(&codes), 2);
+    }
+
+    #[test]
+    fn nearest_neighbours_are_found_and_self_is_skipped() {
+        let reference = Matrix::from_vec(3, 1, vec![0.0, 1.0, 5.0]);
+        let queries = Matrix::from_vec(2, 1, vec![0.9, 4.0]);
+        let near = |got: Vec<f32>, want: &[f32]| {
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+            }
+        };
+        near(nearest_squared(&queries, &reference, false), &[0.01, 1.0]);
+        near(nearest_squared(&reference, &reference, true), &[1.0, 1.0, 16.0]);
+    }
+}
