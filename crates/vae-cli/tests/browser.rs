@@ -93,17 +93,7 @@ fn free_port() -> u16 {
 
 fn train(dir: &Path, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_vae"))
-        .args([
-            "train",
-            "--epochs",
-            "1",
-            "--hidden",
-            "64",
-            "--latent",
-            "2",
-            "--threads",
-            "2",
-        ])
+        .args(["train", "--epochs", "1", "--hidden", "64", "--threads", "2"])
         .args(args)
         .current_dir(dir)
         .output()
@@ -133,9 +123,17 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
     let runs: Vec<String> = match std::env::var("VAE_EXPLORER_RUNS") {
         Ok(runs) => runs.split_whitespace().map(String::from).collect(),
         Err(_) => {
-            train(d, &["--kind", "ae", "--out", "ae-2"]);
-            train(d, &["--kind", "vae", "--out", "vae-2"]);
-            vec!["ae-2".into(), "vae-2".into()]
+            train(d, &["--kind", "ae", "--latent", "2", "--out", "ae-2"]);
+            train(d, &["--kind", "vae", "--latent", "2", "--out", "vae-2"]);
+            // A third run, with sliders and a fitted mixture to draw from.
+            train(d, &["--kind", "vae", "--latent", "4", "--out", "vae-4"]);
+            let fit = Command::new(env!("CARGO_BIN_EXE_vae"))
+                .args(["fit-sampler", "vae-4", "--components", "5"])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
+            vec!["ae-2".into(), "vae-2".into(), "vae-4".into()]
         }
     };
 
@@ -213,6 +211,33 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         "the interpolation strips",
         "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
     );
+
+    // A run with a fitted mixture: its button draws a code from it onto the sliders.
+    if runs.iter().any(|r| r == "vae-4") {
+        browser.script(
+            "const s = document.querySelector('#pane-right .model-select'); s.value = 'vae-4'; s.dispatchEvent(new Event('change')); return 0;",
+        );
+        browser.wait_for(
+            "the mixture button",
+            "return !document.querySelector('#pane-right .mixture').hidden && document.querySelectorAll('#pane-right .sliders input').length === 4;",
+        );
+        let decodes = browser.script("return window.explorerDecodes;").as_i64().unwrap();
+        let button = browser.element("#pane-right .mixture");
+        browser.call(
+            "POST",
+            &format!("/element/{}/click", button[ELEMENT].as_str().unwrap()),
+            json!({}),
+        );
+        browser.wait_for(
+            "a code from the mixture",
+            &format!(
+                "return window.explorerDecodes > {decodes} && [...document.querySelectorAll('#pane-right .sliders input')].some(i => Number(i.value) !== 0);"
+            ),
+        );
+        // The left pane (an autoencoder at latent 2, no mixture) shows no such button.
+        let hidden = browser.script("return document.querySelector('#pane-left .mixture').hidden;");
+        assert_eq!(hidden, json!(true));
+    }
 
     let errors = browser.script("return window.explorerErrors;");
     assert_eq!(errors, json!([]), "the page reported errors");

@@ -17,12 +17,14 @@ use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::image::{encode_png, encode_png_rgb};
 use crate::latent::random_pairs;
-use crate::metrics::{Completeness, LatentOptions, LatentReport, Reference, latent_report};
+use crate::metrics::{
+    Completeness, LatentOptions, LatentReport, Reference, SampleQuality, latent_report, sample_quality,
+};
 use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 use crate::pictures;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
-use crate::sampler::Sampler;
+use crate::sampler::{FittedGmm, GmmOptions, Sampler, default_components};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 
 /// What the demo trains.
@@ -61,7 +63,12 @@ pub enum DemoEvent<'a> {
     /// A new stage begins.
     Stage(String),
     /// Training progress of the named model.
-    Train { model: &'a str, event: TrainEvent<'a> },
+    Train {
+        model: &'a str,
+        /// The epochs this model trains for (the conv VAE gets fewer).
+        epochs: usize,
+        event: TrainEvent<'a>,
+    },
 }
 
 /// One model's pictures (PNG bytes) and numbers.
@@ -82,7 +89,27 @@ pub struct DemoModel {
     pub latent_map: Vec<u8>,
     /// Latent size 2 only.
     pub manifold: Option<Vec<u8>>,
+    /// The training codes' density over the prior's rings ([`pictures::code_density`]).
+    pub code_density: Vec<u8>,
     pub report: LatentReport,
+    /// Samples from a Gaussian mixture fitted to the training codes, and their numbers.
+    pub fitted: FittedSamples,
+}
+
+/// What a sampler fitted after training makes of a model: [`crate::sampler::DEFAULT_COMPONENTS`]
+/// Gaussians fitted to its training codes (saved in its run folder, for `vae sample
+/// --sampler gmm`), drawn from instead of the prior.
+#[derive(Clone, Debug, Serialize)]
+pub struct FittedSamples {
+    /// Components of each mixture (one mixture, or one per class).
+    pub components: usize,
+    /// Mean log-likelihood per held-out code under the mixture minus under N(0, I), in nats:
+    /// how much better it knows where codes lie.
+    pub held_out_gain: f64,
+    /// The samples picture, drawn like the prior's.
+    #[serde(skip)]
+    pub samples: Vec<u8>,
+    pub quality: SampleQuality,
 }
 
 /// Everything the report shows.
@@ -123,6 +150,7 @@ pub struct ModelNumbers<'a> {
     #[serde(rename = "final")]
     pub last_epoch: Option<&'a EpochMetrics>,
     pub latent_space: &'a LatentReport,
+    pub fitted_sampler: &'a FittedSamples,
 }
 
 impl DemoResult {
@@ -144,6 +172,7 @@ impl DemoResult {
                     epochs: m.epochs,
                     last_epoch: m.history.last(),
                     latent_space: &m.report,
+                    fitted_sampler: &m.fitted,
                 })
                 .collect(),
             seconds: self.seconds,
@@ -225,7 +254,11 @@ pub fn run(
         let _lock = run.create_and_lock()?;
         let mut trainer = Trainer::new(run.clone(), config)?;
         let outcome = trainer.train(data, stop, &mut |event| {
-            on_event(DemoEvent::Train { model: &name, event })
+            on_event(DemoEvent::Train {
+                model: &name,
+                epochs,
+                event,
+            })
         })?;
         if let Outcome::Interrupted { .. } = outcome {
             return Err(Error::Run {
@@ -298,6 +331,9 @@ fn look_at(
     } else {
         None
     };
+    let density_title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
+    let code_density = encode_png_rgb(&pictures::code_density(model, &data.train, density_title)?)?;
+    let fitted = fit_sampler(model, run, data, classifier, reference, options)?;
     Ok(DemoModel {
         name: name.to_string(),
         kind,
@@ -311,6 +347,8 @@ fn look_at(
         interpolations,
         latent_map,
         manifold,
+        code_density,
+        fitted,
         report: latent_report(
             model,
             &Sampler::prior_of(model),
@@ -319,5 +357,47 @@ fn look_at(
             &options.latent,
             reference,
         )?,
+    })
+}
+
+/// Fits the default mixture to `model`'s training codes, saves it in the run folder, and
+/// draws the same pictures and numbers from it as from the prior.
+fn fit_sampler(
+    model: &crate::model::Model,
+    run: &RunDir,
+    data: &Dataset,
+    classifier: &Classifier,
+    reference: &Reference,
+    options: &DemoOptions,
+) -> Result<FittedSamples> {
+    let gmm = GmmOptions {
+        components: default_components(model.conditioning()),
+        ..GmmOptions::default()
+    };
+    let fitted = FittedGmm::fit(model, &data.train, &data.name, &gmm, options.seed)?;
+    fitted.save(run, model)?;
+    let gains: Vec<f64> = fitted
+        .report
+        .groups
+        .iter()
+        .filter_map(|g| Some(g.held_out_log_likelihood? - g.held_out_prior_log_likelihood?))
+        .collect();
+    let sampler = Sampler::Gmm(fitted);
+    let mut rng = stream_rng(options.seed, Stream::Samples);
+    let samples = encode_png(&pictures::run_samples(model, &sampler, &mut rng)?)?;
+    let quality = sample_quality(
+        model,
+        &sampler,
+        classifier,
+        data,
+        options.latent.samples,
+        options.latent.seed,
+        reference,
+    )?;
+    Ok(FittedSamples {
+        components: gmm.components,
+        held_out_gain: gains.iter().sum::<f64>() / gains.len().max(1) as f64,
+        samples,
+        quality,
     })
 }

@@ -307,6 +307,62 @@ impl Reference {
     }
 }
 
+/// What a sampler's draws are worth: the numbers of a [`LatentReport`] that depend on where
+/// the codes come from (continuity does not: it walks between test codes).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampleQuality {
+    /// What the codes are drawn from ([`Sampler::describe`]).
+    pub sampler: String,
+    pub completeness: Completeness,
+    /// Fréchet distance of classifier features, decoded samples vs test images.
+    pub fid: f64,
+    pub coverage: Coverage,
+    /// CVAE: the share of samples classified as the label they were drawn for.
+    pub label_agreement: Option<f64>,
+}
+
+/// Draws `samples` codes from `sampler` (seeded with `seed`; a CVAE's labels 0, 1, … in
+/// turn), decodes them and measures them against `reference` and the training codes of
+/// `data`.
+pub fn sample_quality(
+    model: &Model,
+    sampler: &Sampler,
+    classifier: &Classifier,
+    data: &Dataset,
+    samples: usize,
+    seed: u64,
+    reference: &Reference,
+) -> Result<SampleQuality> {
+    let labels = model.conditioning().draw_labels(samples, None);
+    let codes = sampler.draw(samples, labels.as_deref(), 1.0, &mut seeded(seed))?;
+    let images = model.decode(&codes, model.label_condition(samples, None)?.as_ref());
+    let coverage = coverage(
+        &split_codes(model, &data.train)?,
+        &split_codes(model, &data.test)?,
+        &codes,
+    );
+    let label_agreement = labels.map(|asked| {
+        let probs = classifier.probabilities(&images);
+        let agree = (0..probs.rows)
+            .filter(|&r| argmax(probs.row(r)) == asked[r] as usize)
+            .count();
+        agree as f64 / probs.rows.max(1) as f64
+    });
+    Ok(SampleQuality {
+        sampler: sampler.describe(),
+        completeness: completeness(classifier, &images),
+        fid: frechet_distance(&classifier.features(&images), &reference.test_features),
+        coverage,
+        label_agreement,
+    })
+}
+
+/// The generator of a latent report's interpolation pairs: apart from the draws', so that
+/// every sampler's report walks the same paths.
+fn paths_rng(seed: u64) -> RunRng {
+    seeded(seed ^ 0x7061_7468_7321)
+}
+
 /// Measures a model's latent space on `data` with `classifier`, drawing from `sampler`,
 /// against `reference` (made with the same classifier, data and sample count).
 pub fn latent_report(
@@ -318,39 +374,40 @@ pub fn latent_report(
     reference: &Reference,
 ) -> Result<LatentReport> {
     options.validate()?;
-    let mut rng = seeded(options.seed);
-    let labels = model.conditioning().draw_labels(options.samples, None);
-    let codes = sampler.draw(options.samples, labels.as_deref(), 1.0, &mut rng)?;
-    let samples = model.decode(&codes, model.label_condition(options.samples, None)?.as_ref());
-    let coverage = coverage(
-        &split_codes(model, &data.train)?,
-        &split_codes(model, &data.test)?,
-        &codes,
-    );
-    let label_agreement = labels.map(|asked| {
-        let probs = classifier.probabilities(&samples);
-        let agree = (0..probs.rows)
-            .filter(|&r| argmax(probs.row(r)) == asked[r] as usize)
-            .count();
-        agree as f64 / probs.rows.max(1) as f64
-    });
+    let quality = sample_quality(
+        model,
+        sampler,
+        classifier,
+        data,
+        options.samples,
+        options.seed,
+        reference,
+    )?;
+    let continuity = continuity(
+        model,
+        classifier,
+        data,
+        options.pairs,
+        options.frames,
+        &mut paths_rng(options.seed),
+    )?;
     Ok(LatentReport {
         protocol: LatentProtocol {
             dataset: data.name.clone(),
-            sampler: sampler.describe(),
+            sampler: quality.sampler,
             samples: options.samples,
             interpolation_pairs: options.pairs,
             interpolation_frames: options.frames,
             seed: options.seed,
             classifier_accuracy: reference.classifier_accuracy,
         },
-        completeness: completeness(classifier, &samples),
+        completeness: quality.completeness,
         completeness_of_test_images: reference.completeness_of_test_images.clone(),
-        continuity: continuity(model, classifier, data, options.pairs, options.frames, &mut rng)?,
-        fid: frechet_distance(&classifier.features(&samples), &reference.test_features),
+        continuity,
+        fid: quality.fid,
         fid_floor: reference.fid_floor,
-        coverage,
-        label_agreement,
+        coverage: quality.coverage,
+        label_agreement: quality.label_agreement,
     })
 }
 

@@ -10,10 +10,10 @@ use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, GridLayout, RgbImage, comparison_grid, tile_grid};
 use crate::latent::{
-    blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
+    blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, split_codes, traverse,
 };
 use crate::model::{Conditioning, Model};
-use crate::plot::{Scatter, scatter_plot};
+use crate::plot::{Density, Scatter, density_plot, scatter_plot};
 use crate::sampler::Sampler;
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
@@ -184,6 +184,57 @@ pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> 
         x_label,
         y_label,
         note: Some(note),
+    }))
+}
+
+/// Where the training codes are, against the prior they are sampled from: the density of the
+/// codes of `train` (posterior means for a VAE) as a histogram, with the rings that hold 39%,
+/// 86% and 99% of the prior `N(0, I)` in two dimensions (radius 1, 2, 3). White inside the
+/// rings is prior mass no training image maps to: the holes. Beyond two dimensions, the codes
+/// and the prior are projected on the codes' two principal components (the prior stays a unit
+/// normal there: the axes are orthonormal; its centre is where the origin projects).
+pub fn code_density(model: &Model, train: &Split, title: String) -> Result<RgbImage> {
+    let codes = split_codes(model, train)?;
+    let projection = project_2d(&codes);
+    let origin = projection.project(&vec![0.0; model.config.latent]);
+    let centre = [origin[0] as f64, origin[1] as f64];
+    let rings = [(centre, 1.0), (centre, 2.0), (centre, 3.0)];
+    let what = model.encoder.head.code_name();
+    let (x_label, y_label, note) = match projection.pca_explained {
+        None => (
+            "z1".to_string(),
+            "z2".to_string(),
+            format!("{} training {what}", codes.rows),
+        ),
+        Some(share) => (
+            "principal component 1".to_string(),
+            "principal component 2".to_string(),
+            format!(
+                "{} training {what} ({}-D) on their 2 principal components ({:.0}% of the variance)",
+                codes.rows,
+                model.config.latent,
+                100.0 * share
+            ),
+        ),
+    };
+    Ok(density_plot(&Density {
+        points: &projection.points,
+        rings: &rings,
+        title,
+        x_label,
+        y_label,
+        note: Some(note),
+        // At most 22 characters a line: the legend's width.
+        legend: vec![
+            format!("red: prior {}", model.prior.name()),
+            "rings at 1, 2, 3 sd:".into(),
+            "39%, 86%, 99% of".into(),
+            "its mass in 2-D".into(),
+            String::new(),
+            "blue: training codes,".into(),
+            "darker = more (log)".into(),
+            "white: none there".into(),
+        ],
     }))
 }
 

@@ -187,6 +187,65 @@ const TOP: i64 = 70;
 const LEGEND_W: i64 = 200;
 const BOTTOM: i64 = 70;
 
+/// Where a chart's data lands on the canvas: the plot area at (`LEFT`, `TOP`), `PLOT_W` x
+/// `PLOT_H` pixels, spanned by two axes.
+struct Frame {
+    x: Axis,
+    y: Axis,
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> i64 {
+        LEFT + (self.x.fraction(x) * PLOT_W as f64).round() as i64
+    }
+
+    fn py(&self, y: f64) -> i64 {
+        TOP + PLOT_H - (self.y.fraction(y) * PLOT_H as f64).round() as i64
+    }
+
+    /// The title, the note under it, and the ticks with their labels (and light grid lines
+    /// across the plot when `grid`).
+    fn draw_axes(&self, img: &mut RgbImage, title: &str, note: Option<&str>, grid: bool) {
+        img.text(LEFT, 14, title, 2, BLACK);
+        if let Some(note) = note {
+            img.text(LEFT, 40, note, 1, GREY);
+        }
+        for (t, label) in self.x.ticks(6) {
+            let x = self.px(t);
+            if grid {
+                img.fill_rect(x, TOP, 1, PLOT_H, [235, 235, 235]);
+            }
+            img.fill_rect(x, TOP + PLOT_H, 1, 6, BLACK);
+            let w = RgbImage::text_width(&label, 2);
+            img.text(x - w / 2, TOP + PLOT_H + 10, &label, 2, BLACK);
+        }
+        for (t, label) in self.y.ticks(6) {
+            let y = self.py(t);
+            if grid {
+                img.fill_rect(LEFT, y, PLOT_W, 1, [235, 235, 235]);
+            }
+            img.fill_rect(LEFT - 6, y, 6, 1, BLACK);
+            img.text(LEFT - 10 - RgbImage::text_width(&label, 2), y - 8, &label, 2, BLACK);
+        }
+    }
+
+    /// The frame around the plot, and the axis labels.
+    fn draw_frame(&self, img: &mut RgbImage, x_label: &str, y_label: &str) {
+        for (x, y, w, h) in [
+            (LEFT, TOP, PLOT_W, 1),
+            (LEFT, TOP + PLOT_H, PLOT_W + 1, 1),
+            (LEFT, TOP, 1, PLOT_H),
+            (LEFT + PLOT_W, TOP, 1, PLOT_H),
+        ] {
+            img.fill_rect(x, y, w, h, BLACK);
+        }
+        let xw = RgbImage::text_width(x_label, 2);
+        img.text(LEFT + (PLOT_W - xw) / 2, TOP + PLOT_H + 40, x_label, 2, BLACK);
+        let yw = RgbImage::text_width(y_label, 2);
+        img.text_vertical(14, TOP + (PLOT_H + yw) / 2, y_label, 2, BLACK);
+    }
+}
+
 /// Draws a scatter plot of `scatter.points` coloured by label, with axes, ticks, axis labels,
 /// a title and a legend.
 pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
@@ -195,61 +254,133 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
     let mut img = RgbImage::new(width, height, WHITE);
     let p = scatter.points;
     let axis = |c: usize| Axis::covering((0..p.rows).map(|r| p.row(r)[c] as f64), 0.05, (-1.0, 1.0));
-    let (x_axis, y_axis) = (axis(0), axis(1));
-    let px = |x: f64| LEFT + (x_axis.fraction(x) * PLOT_W as f64).round() as i64;
-    let py = |y: f64| TOP + PLOT_H - (y_axis.fraction(y) * PLOT_H as f64).round() as i64;
-
-    // Title and note.
-    img.text(LEFT, 14, &scatter.title, 2, BLACK);
-    if let Some(note) = &scatter.note {
-        img.text(LEFT, 40, note, 1, GREY);
-    }
+    let frame = Frame { x: axis(0), y: axis(1) };
     // Ticks and grid lines, then the points, then the frame on top.
-    for (t, label) in x_axis.ticks(6) {
-        let x = px(t);
-        img.fill_rect(x, TOP, 1, PLOT_H, [235, 235, 235]);
-        img.fill_rect(x, TOP + PLOT_H, 1, 6, BLACK);
-        img.text(
-            x - RgbImage::text_width(&label, 2) / 2,
-            TOP + PLOT_H + 10,
-            &label,
-            2,
-            BLACK,
-        );
-    }
-    for (t, label) in y_axis.ticks(6) {
-        let y = py(t);
-        img.fill_rect(LEFT, y, PLOT_W, 1, [235, 235, 235]);
-        img.fill_rect(LEFT - 6, y, 6, 1, BLACK);
-        img.text(LEFT - 10 - RgbImage::text_width(&label, 2), y - 8, &label, 2, BLACK);
-    }
+    frame.draw_axes(&mut img, &scatter.title, scatter.note.as_deref(), true);
     for r in 0..p.rows {
         let (x, y) = (p.row(r)[0] as f64, p.row(r)[1] as f64);
         if !(x.is_finite() && y.is_finite()) {
             continue;
         }
         let colour = PALETTE[scatter.labels.get(r).copied().unwrap_or(0) as usize % PALETTE.len()];
-        img.disc(px(x), py(y), 2, colour);
+        img.disc(frame.px(x), frame.py(y), 2, colour);
     }
-    for (x, y, w, h) in [
-        (LEFT, TOP, PLOT_W, 1),
-        (LEFT, TOP + PLOT_H, PLOT_W + 1, 1),
-        (LEFT, TOP, 1, PLOT_H),
-        (LEFT + PLOT_W, TOP, 1, PLOT_H),
-    ] {
-        img.fill_rect(x, y, w, h, BLACK);
-    }
-    // Axis labels.
-    let xw = RgbImage::text_width(&scatter.x_label, 2);
-    img.text(LEFT + (PLOT_W - xw) / 2, TOP + PLOT_H + 40, &scatter.x_label, 2, BLACK);
-    let yw = RgbImage::text_width(&scatter.y_label, 2);
-    img.text_vertical(14, TOP + (PLOT_H + yw) / 2, &scatter.y_label, 2, BLACK);
+    frame.draw_frame(&mut img, &scatter.x_label, &scatter.y_label);
     // Legend.
     let lx = LEFT + PLOT_W + 24;
     for (i, name) in scatter.class_names.iter().enumerate() {
         let y = TOP + 10 + i as i64 * 26;
         img.fill_rect(lx, y, 16, 16, PALETTE[i % PALETTE.len()]);
         img.text(lx + 24, y, name, 2, BLACK);
+    }
+    img
+}
+
+/// What a density plot of codes shows.
+#[derive(Clone, Debug)]
+pub struct Density<'a> {
+    /// n x 2.
+    pub points: &'a Matrix,
+    /// Circles drawn over the density, `(centre, radius)` in data units (a prior's contours).
+    pub rings: &'a [([f64; 2], f64)],
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub note: Option<String>,
+    /// Lines of the legend, beside the plot.
+    pub legend: Vec<String>,
+}
+
+/// Cells per side of a density plot's histogram: about `0.6·√n` for `n` points (some tens of
+/// points in a typical occupied cell, so that an empty one means few codes go there, not
+/// chance), within these bounds.
+const DENSITY_BINS: std::ops::RangeInclusive<usize> = 24..=112;
+/// The density's colours, from the emptiest occupied cell to the fullest (light to dark blue).
+const DENSITY_LOW: Rgb = [222, 235, 247];
+const DENSITY_HIGH: Rgb = [8, 48, 107];
+const RING: Rgb = [214, 39, 40];
+
+/// Draws the density of `density.points` as a histogram of square cells (white: no point at
+/// all; light to dark blue: more points, on a log scale), with the rings over it, on axes of
+/// equal scale so that a circle stays round.
+pub fn density_plot(density: &Density) -> RgbImage {
+    let width = (LEFT + PLOT_W + LEGEND_W) as usize;
+    let height = (TOP + PLOT_H + BOTTOM) as usize;
+    let mut img = RgbImage::new(width, height, WHITE);
+    let p = density.points;
+    let extent = |c: usize| {
+        let ring_ends = density
+            .rings
+            .iter()
+            .flat_map(move |(centre, r)| [centre[c] - r, centre[c] + r]);
+        (0..p.rows).map(move |row| p.row(row)[c] as f64).chain(ring_ends)
+    };
+    // One span for both axes: the same length per unit across and up.
+    let (x, y) = (
+        Axis::covering(extent(0), 0.05, (-1.0, 1.0)),
+        Axis::covering(extent(1), 0.05, (-1.0, 1.0)),
+    );
+    let half = 0.5 * (x.hi - x.lo).max(y.hi - y.lo);
+    let centred = |a: Axis| {
+        let mid = 0.5 * (a.lo + a.hi);
+        Axis {
+            lo: mid - half,
+            hi: mid + half,
+        }
+    };
+    let frame = Frame {
+        x: centred(x),
+        y: centred(y),
+    };
+    let bins = ((0.6 * (p.rows as f64).sqrt()).round() as usize).clamp(*DENSITY_BINS.start(), *DENSITY_BINS.end());
+    let mut counts = vec![0u32; bins * bins];
+    for r in 0..p.rows {
+        let (fx, fy) = (
+            frame.x.fraction(p.row(r)[0] as f64),
+            frame.y.fraction(p.row(r)[1] as f64),
+        );
+        if (0.0..1.0).contains(&fx) && (0.0..1.0).contains(&fy) {
+            let (i, j) = ((fx * bins as f64) as usize, (fy * bins as f64) as usize);
+            counts[j * bins + i] += 1;
+        }
+    }
+    let most = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let cell = PLOT_W as f64 / bins as f64;
+    for j in 0..bins {
+        for i in 0..bins {
+            let n = counts[j * bins + i];
+            if n == 0 {
+                continue;
+            }
+            let t = (1.0 + n as f64).ln() / (1.0 + most).ln();
+            let colour: Rgb = std::array::from_fn(|k| {
+                (DENSITY_LOW[k] as f64 + t * (DENSITY_HIGH[k] as f64 - DENSITY_LOW[k] as f64)).round() as u8
+            });
+            let (x0, x1) = ((i as f64 * cell).round() as i64, ((i + 1) as f64 * cell).round() as i64);
+            let (y0, y1) = ((j as f64 * cell).round() as i64, ((j + 1) as f64 * cell).round() as i64);
+            img.fill_rect(LEFT + x0, TOP + PLOT_H - y1, x1 - x0, y1 - y0, colour);
+        }
+    }
+    frame.draw_axes(&mut img, &density.title, density.note.as_deref(), false);
+    let pixels_per_unit = PLOT_W as f64 / (2.0 * half);
+    for &(centre, radius) in density.rings {
+        let steps = (2.0 * std::f64::consts::PI * radius * pixels_per_unit).ceil().max(16.0) as usize * 2;
+        for k in 0..steps {
+            let a = k as f64 / steps as f64 * 2.0 * std::f64::consts::PI;
+            let (cx, cy) = (
+                frame.px(centre[0] + radius * a.cos()),
+                frame.py(centre[1] + radius * a.sin()),
+            );
+            // Two pixels thick, clipped to the plot.
+            if (LEFT..LEFT + PLOT_W).contains(&cx) && (TOP..TOP + PLOT_H).contains(&cy) {
+                img.fill_rect(cx, cy, 2, 2, RING);
+            }
+        }
+    }
+    frame.draw_frame(&mut img, &density.x_label, &density.y_label);
+    let lx = LEFT + PLOT_W + 24;
+    for (i, line) in density.legend.iter().enumerate() {
+        img.text(lx, TOP + 10 + i as i64 * 14, line, 1, if i == 0 { RING } else { BLACK });
     }
     img
 }

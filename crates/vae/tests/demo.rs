@@ -64,6 +64,21 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         assert_eq!(m.history.len(), m.epochs);
         assert!(m.manifold.is_some(), "latent 2 has a manifold");
         assert_eq!(m.report.protocol.samples, 300);
+        // A mixture fitted to the codes, saved where `vae sample --sampler gmm` finds it.
+        assert_eq!(m.fitted.quality.completeness.images, 300);
+        assert!(m.fitted.held_out_gain.is_finite());
+        assert!(
+            m.fitted.quality.sampler.contains("Gaussian mixture"),
+            "{}",
+            m.fitted.quality.sampler
+        );
+        assert!(
+            dir.path()
+                .join("runs")
+                .join(&m.name)
+                .join("sampler-gmm.safetensors")
+                .is_file()
+        );
         assert!(
             dir.path()
                 .join("runs")
@@ -78,6 +93,8 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         "numbers",
         "reconstructions-2",
         "samples-2",
+        "code-density-2",
+        "fitted-samples-2",
         "interpolations-2",
         "latent-map-2",
         "manifold-2",
@@ -87,13 +104,18 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         "conv-samples",
         "conv-losses",
         "cvae-samples",
+        "cvae-fitted",
     ] {
         assert!(html.contains(&format!(r#"id="{id}""#)), "section {id} missing");
     }
     // Self-contained: every picture inline, nothing fetched from anywhere.
-    // AE and VAE: five pictures each; conv beside MLP: two pairs; the CVAE: two.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 5 + 4 + 2);
+    // AE and VAE: seven pictures each; conv beside MLP: two pairs; the CVAE: two pairs.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 7 + 4 + 4);
     assert_eq!(html.matches("<svg").count(), 2 + 2);
     assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
     assert!(html.contains("confidently classified samples") && html.contains("FID (classifier features)"));
+    assert!(html.contains("confidently classified, fitted mixture") && html.contains("prior draws in holes"));
+    // The CVAE's mixtures are per class: 50 components shared out over 10 classes.
+    assert_eq!(result.models[3].fitted.components, 5);
+    assert!(result.models[3].fitted.quality.label_agreement.is_some());
 }

@@ -92,10 +92,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let stop = super::stop_on_ctrl_c()?;
     let bar = progress::train_bar();
-    let epochs = options.epochs;
     let mut on_event = |event: DemoEvent| match event {
         DemoEvent::Stage(stage) => progress::println(&bar, &format!("== {stage}")),
-        DemoEvent::Train { model, event } => progress::show_train_event(&bar, epochs, &format!("{model} "), &event),
+        DemoEvent::Train { model, epochs, event } => {
+            progress::show_train_event(&bar, epochs, &format!("{model} "), &event)
+        }
     };
     let classifier = super::classifier_for(&data, args.classifier.clone())?;
     let result = vae::demo::run(&data, &options, &classifier, &stop, &mut on_event);
@@ -108,18 +109,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let numbers = serde_json::to_string_pretty(&result.numbers()).expect("the numbers serialise");
     write_atomic(&args.out.join("report.json"), format!("{numbers}\n").as_bytes())?;
     eprintln!(
-        "{:<12} {:>10} {:>9} {:>8} {:>10}",
-        "model", "confident", "entropy", "FID", "mean step"
+        "{:<12} {:>10} {:>9} {:>8} {:>10} {:>11} {:>9}",
+        "model", "confident", "entropy", "FID", "mean step", "gmm: conf.", "gmm FID"
     );
     for m in &result.models {
-        let r = &m.report;
+        let (r, g) = (&m.report, &m.fitted.quality);
         eprintln!(
-            "{:<12} {:>9.1}% {:>9.2} {:>8.1} {:>10.3}",
+            "{:<12} {:>9.1}% {:>9.2} {:>8.1} {:>10.3} {:>10.1}% {:>9.1}",
             m.name,
             100.0 * r.completeness.confident_share,
             r.completeness.label_entropy_bits,
             r.fid,
-            r.continuity.mean_step
+            r.continuity.mean_step,
+            100.0 * g.completeness.confident_share,
+            g.fid
         );
     }
     eprintln!("done in {:.0} s: open {}", result.seconds, report.display());

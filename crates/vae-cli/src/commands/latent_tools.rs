@@ -140,7 +140,11 @@ pub struct LatentMapArgs {
     /// Map only the first N test images.
     #[arg(long)]
     limit: Option<usize>,
-    /// Picture to write (default: RUN/latent-map.png).
+    /// Draw instead the density of the training codes over the rings of the prior N(0, I):
+    /// white inside the rings is where no training image maps, the prior's holes.
+    #[arg(long)]
+    density: bool,
+    /// Picture to write (default: RUN/latent-map.png, RUN/code-density.png with --density).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -158,6 +162,15 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if args.density {
+        let title = format!(
+            "Code density: {run_name} ({}, latent {})",
+            model.config.kind.name(),
+            model.config.latent
+        );
+        let picture = pictures::code_density(&model, &data.train, title)?;
+        return super::write_picture(&args.run, args.out, "code-density.png", &encode_png_rgb(&picture)?);
+    }
     let title = format!(
         "Latent map: {run_name} ({}, latent {})",
         model.config.kind.name(),

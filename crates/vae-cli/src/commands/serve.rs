@@ -40,6 +40,7 @@ use vae::explore::api::{
 use vae::explore::{ExploredModel, Explorer, PAGE};
 use vae::files::{MAX_METRICS_BYTES, read_text_limited};
 use vae::run::RunDir;
+use vae::sampler::{Sampler, SamplerKind};
 
 use super::{LoadedRun, load_run};
 
@@ -105,8 +106,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let epochs = read_text_limited(&RunDir::new(path).metrics(), MAX_METRICS_BYTES)
             .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
             .unwrap_or(config.train.epochs);
-        let explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
+        let run = RunDir::new(path);
+        // A fitted sampler is served when it belongs to these weights; one that does not is
+        // named and left out, the run is served all the same.
+        let gmm = run
+            .root
+            .join("sampler-gmm.safetensors")
+            .exists()
+            .then(|| Sampler::load(&run, SamplerKind::Gmm, &model));
+        let mut explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
             .with_context(|| format!("{}", path.display()))?;
+        match gmm {
+            Some(Ok(sampler)) => explored.add_sampler(sampler),
+            Some(Err(e)) => eprintln!("not serving its fitted sampler: {e}"),
+            None => {}
+        }
         models.push(explored);
     }
     let app = Arc::new(App {

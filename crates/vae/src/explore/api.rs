@@ -63,6 +63,8 @@ pub struct ModelInfo {
     pub dataset: String,
     pub test_images: usize,
     pub epochs: usize,
+    /// What `/api/sample` can draw from: `prior`, and `gmm` when the run has a fitted mixture.
+    pub samplers: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -186,6 +188,9 @@ pub struct SampleQuery {
     pub seed: u64,
     #[serde(default)]
     pub label: Option<u8>,
+    /// `prior` (the default) or `gmm`.
+    #[serde(default)]
+    pub sampler: Option<String>,
 }
 
 fn default_samples() -> usize {

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::image::{GrayImage, encode_png};
 use crate::latent::{Projection, codes_of, encode_codes, interpolate, project_2d};
 use crate::model::{Conditioning, Latent, Model, Workspace};
+use crate::sampler::Sampler;
 
 use api::*;
 
@@ -37,6 +38,8 @@ pub struct ExploredModel {
     /// The test codes projected to 2-D, and how.
     projection: Projection,
     bounds: Bounds,
+    /// What codes are drawn from: the prior first, then any fitted sampler.
+    samplers: Vec<Sampler>,
 }
 
 impl ExploredModel {
@@ -59,6 +62,7 @@ impl ExploredModel {
         Ok(ExploredModel {
             name,
             class_names: names,
+            samplers: vec![Sampler::prior_of(&model)],
             model,
             dataset,
             epochs,
@@ -66,6 +70,12 @@ impl ExploredModel {
             projection,
             bounds,
         })
+    }
+
+    /// Serves `sampler` beside the prior (in place of one of the same kind).
+    pub fn add_sampler(&mut self, sampler: Sampler) {
+        self.samplers.retain(|s| s.kind() != sampler.kind());
+        self.samplers.push(sampler);
     }
 
     fn info(&self) -> ModelInfo {
@@ -80,6 +90,7 @@ impl ExploredModel {
             dataset: self.dataset.clone(),
             test_images: self.test.len(),
             epochs: self.epochs,
+            samplers: self.samplers.iter().map(|s| s.kind().name()).collect(),
         }
     }
 
@@ -307,14 +318,26 @@ impl Explorer {
         })
     }
 
-    /// Codes drawn from the prior and decoded.
+    /// Codes drawn from the prior (or the fitted sampler asked for) and decoded.
     pub fn sample(&self, query: SampleQuery) -> Result<SampleResponse, ApiError> {
         let m = self.find(&query.model)?;
         if query.n == 0 || query.n > MAX_ROWS {
             return Err(ApiError::Invalid(format!("n: 1 to {MAX_ROWS}, got {}", query.n)));
         }
+        let wanted = query.sampler.as_deref().unwrap_or("prior");
+        let sampler = m.samplers.iter().find(|s| s.kind().name() == wanted).ok_or_else(|| {
+            let known: Vec<&str> = m.samplers.iter().map(|s| s.kind().name()).collect();
+            ApiError::Invalid(format!(
+                "sampler: {} has no {wanted:?} sampler (it has {}; `vae fit-sampler` fits a gmm)",
+                m.name,
+                known.join(", ")
+            ))
+        })?;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(query.seed);
-        let codes = m.model.prior_codes(query.n, 1.0, &mut rng);
+        let labels = m.model.conditioning().draw_labels(query.n, query.label);
+        let codes = sampler
+            .draw(query.n, labels.as_deref(), 1.0, &mut rng)
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         // A CVAE cycles through its classes without a label; the others refuse one.
         let condition = match m.model.conditioning() {
             Conditioning::Label { .. } => m

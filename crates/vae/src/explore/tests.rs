@@ -382,3 +382,58 @@ fn decode_and_encode_answer_what_the_library_computes_for_a_conv_cvae() {
     }
     assert_eq!(path["from_image"], json!(to_pixels(&drawing)));
 }
+
+#[test]
+fn a_fitted_mixture_is_served_beside_the_prior() {
+    use crate::sampler::{FittedGmm, GmmOptions};
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let model = Model::new(
+        ModelConfig {
+            hidden: vec![32],
+            latent: 5,
+            ..ModelConfig::mlp_vae()
+        },
+        &mut Xoshiro256PlusPlus::seed_from_u64(7),
+    )
+    .unwrap();
+    let options = GmmOptions {
+        components: 3,
+        ..GmmOptions::default()
+    };
+    let fitted = FittedGmm::fit(&model, &data.train.take(500), "mnist-sample", &options, 1).unwrap();
+    let mut explored =
+        ExploredModel::new("vae-5".into(), model, "mnist-sample".into(), 3, data.test.take(100)).unwrap();
+    let e = Explorer::new(vec![explored]).unwrap();
+    assert_eq!(
+        handle(&e, "GET", "/api/models", "", b"").1["models"][0]["samplers"],
+        json!(["prior"])
+    );
+    refused(
+        handle(&e, "GET", "/api/sample", "model=vae-5&n=2&sampler=gmm", b""),
+        422,
+        "has no \"gmm\" sampler (it has prior; `vae fit-sampler` fits a gmm)",
+    );
+
+    explored = e.models.into_iter().next().unwrap();
+    explored.add_sampler(Sampler::Gmm(fitted.clone()));
+    let e = Explorer::new(vec![explored]).unwrap();
+    assert_eq!(
+        handle(&e, "GET", "/api/models", "", b"").1["models"][0]["samplers"],
+        json!(["prior", "gmm"])
+    );
+    let (status, from_gmm) = handle(&e, "GET", "/api/sample", "model=vae-5&n=4&seed=2&sampler=gmm", b"");
+    assert_eq!(status, 200, "{from_gmm}");
+    // The mixture's own draws, with the same seed.
+    let expected = fitted.mixtures[0].sample(4, 1.0, &mut Xoshiro256PlusPlus::seed_from_u64(2));
+    for (r, code) in from_gmm["codes"].as_array().unwrap().iter().enumerate() {
+        let code: Vec<f32> = serde_json::from_value(code.clone()).unwrap();
+        assert_eq!(code, expected.row(r));
+    }
+    let from_prior = handle(&e, "GET", "/api/sample", "model=vae-5&n=4&seed=2", b"").1;
+    assert_ne!(from_prior["codes"], from_gmm["codes"]);
+    refused(
+        handle(&e, "GET", "/api/sample", "model=vae-5&n=2&sampler=vamp", b""),
+        422,
+        "has no \"vamp\" sampler",
+    );
+}
