@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted input with libFuzzer (cargo fuzz): the IDX reader, run folders
-# (config.json + model.safetensors), checkpoints and the explorer's JSON API (`vae serve`).
+# (config.json + model.safetensors), checkpoints, the explorer's JSON API (`vae serve`) and
+# fitted samplers (sampler-gmm.safetensors).
 # Each target runs for SECONDS (default 600)
 # and prints its executions; a crash stops it and leaves the input in fuzz/artifacts/TARGET/.
 # Turn any such input into a test case in crates/vae/tests before fixing the bug.
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(idx run_folder checkpoint api)
+[ ${#targets[@]} -gt 0 ] || targets=(idx run_folder checkpoint api sampler)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for target in "${targets[@]}"; do

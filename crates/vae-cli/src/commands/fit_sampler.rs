@@ -24,6 +24,9 @@ pub struct Args {
     /// Most EM iterations.
     #[arg(long, default_value_t = GmmOptions::default().max_iterations)]
     max_iterations: usize,
+    /// EM stops when the mean log-likelihood per code gains less than this (nats).
+    #[arg(long, default_value_t = GmmOptions::default().tolerance)]
+    tolerance: f64,
     /// Seed of the held-out split and of the k-means++ start.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -46,7 +49,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .components
             .unwrap_or_else(|| default_components(loaded.model.conditioning())),
         max_iterations: args.max_iterations,
-        ..GmmOptions::default()
+        tolerance: args.tolerance,
     };
     options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
     let data = loaded

@@ -72,6 +72,13 @@ pub fn matmul_views(out: &mut Matrix, a: MatView, op_a: Op, b: MatView, op_b: Op
     gemm_views(out, a, op_a, b, op_b, accumulate, gemm_parallelism());
 }
 
+/// [`matmul_views`] on the calling thread alone: for callers that split the work between
+/// threads themselves (by rows, in fixed chunks), where a product that spread out too would
+/// only add synchronisation.
+pub fn matmul_views_here(out: &mut Matrix, a: MatView, op_a: Op, b: MatView, op_b: Op) {
+    gemm_views(out, a, op_a, b, op_b, false, gemm::Parallelism::None);
+}
+
 /// Rows per partial product of [`matmul_tn_tall`]: fixed, so that the partials, their sum and
 /// with it the result are the same whatever the thread count.
 const TALL_CHUNK: usize = 1024;

@@ -20,12 +20,11 @@
 
 use nalgebra::DMatrix;
 use rand::{Rng, RngExt};
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Matrix;
-use crate::engine::matmul::{MatView, Op, matmul, matmul_tn_tall};
+use crate::engine::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views_here};
 use crate::error::{Error, Result, ensure_in_range};
 
 /// Most components of one mixture: each holds a `D x D` covariance, and the E-step is
@@ -38,6 +37,8 @@ pub const MAX_ITERATIONS: usize = 10_000;
 /// The covariance floor `λ`, as a share of the codes' mean variance per dimension: small
 /// enough to leave any real spread alone, large enough that every `Σ_k` has a Cholesky factor.
 pub const COVARIANCE_FLOOR: f64 = 1e-6;
+/// Largest mean or Cholesky entry a mixture read from a file may hold.
+pub const MAX_MAGNITUDE: f64 = 1e12;
 /// Lloyd steps that refine the k-means++ centres before EM starts.
 const LLOYD_STEPS: usize = 10;
 /// Codes per matrix product of the E-step: bounds its memory (`rows x K·D` values).
@@ -60,7 +61,9 @@ impl Default for GmmOptions {
         GmmOptions {
             components: 50,
             max_iterations: 200,
-            tolerance: 1e-4,
+            // scikit-learn's default. On the built-in sample (a VAE's 8,100 codes, latent 16)
+            // 1e-4 took twice the iterations for 0.002 nats of held-out log-likelihood.
+            tolerance: 1e-3,
         }
     }
 }
@@ -110,7 +113,8 @@ pub struct GaussianMixture {
 impl GaussianMixture {
     /// A mixture from its parts (as a file holds them), checked: `K` weights that are finite,
     /// non-negative and sum to 1 (within 1e-6), `K x D` finite means, and `K`
-    /// lower-triangular `D x D` factors with a positive diagonal.
+    /// lower-triangular `D x D` factors with a positive diagonal, no entry beyond
+    /// [`MAX_MAGNITUDE`].
     ///
     /// # Errors
     /// The first part that is not what it must be, in words.
@@ -132,6 +136,13 @@ impl GaussianMixture {
         }
         if weights.iter().chain(&means).chain(&scale_tril).any(|v| !v.is_finite()) {
             return Err(Error::config(field, "holds a non-finite value"));
+        }
+        // No code is this far out: a value beyond it would draw infinite f32 codes.
+        if means.iter().chain(&scale_tril).any(|v| v.abs() > MAX_MAGNITUDE) {
+            return Err(Error::config(
+                field,
+                format!("holds a mean or factor beyond ±{MAX_MAGNITUDE:e}"),
+            ));
         }
         let total: f64 = weights.iter().sum();
         if weights.iter().any(|&w| w < 0.0) || (total - 1.0).abs() > 1e-6 {
@@ -203,41 +214,67 @@ impl GaussianMixture {
         d.iter().sum::<f64>() / d.len().max(1) as f64
     }
 
-    /// Fills `out` (one code) with a draw: a component `k` with probability `π_k`, then
-    /// `z = μ_k + T · L_k ε` with `ε ~ N(0, I)` (temperature `T` scales each component's
-    /// spread, as it scales the standard normal prior's).
-    pub fn sample_into(&self, out: &mut [f32], temperature: f32, rng: &mut impl Rng) {
+    /// The component that a uniform draw `u` in [0, 1) picks: `k` with probability `π_k`.
+    fn component(&self, cumulative: &[f64], u: f64) -> usize {
+        cumulative.partition_point(|&c| c <= u).min(self.components() - 1)
+    }
+
+    /// `π_1, π_1 + π_2, …`: what [`GaussianMixture::component`] searches.
+    fn cumulative_weights(&self) -> Vec<f64> {
+        self.weights
+            .iter()
+            .scan(0.0, |acc, &w| {
+                *acc += w;
+                Some(*acc)
+            })
+            .collect()
+    }
+
+    /// `out = μ_k + T · L_k ε` for one code.
+    fn place(&self, k: usize, eps: &[f32], temperature: f32, out: &mut [f32]) {
         let d = self.dim;
-        let u: f64 = rng.random();
-        let mut k = self.components() - 1;
-        let mut acc = 0.0;
-        for (i, &w) in self.weights.iter().enumerate() {
-            acc += w;
-            if u < acc {
-                k = i;
-                break;
-            }
-        }
-        let eps: Vec<f64> = (0..d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
         let (mean, l) = (
             &self.means[k * d..(k + 1) * d],
             &self.scale_tril[k * d * d..(k + 1) * d * d],
         );
         for i in 0..d {
-            let spread: f64 = l[i * d..i * d + i + 1].iter().zip(&eps).map(|(a, b)| a * b).sum();
+            let spread: f64 = l[i * d..i * d + i + 1]
+                .iter()
+                .zip(eps)
+                .map(|(&a, &b)| a * b as f64)
+                .sum();
             out[i] = (mean[i] + temperature as f64 * spread) as f32;
         }
     }
 
-    /// `n` draws ([`GaussianMixture::sample_into`]).
+    /// Rewrites each row of `z`, which holds standard normal draws `ε`, as a draw from the
+    /// mixture: a component `k` with probability `π_k` (one uniform draw from `rng` per row),
+    /// then `z = μ_k + T · L_k ε` (temperature `T` scales each component's spread, as it
+    /// scales the standard normal prior's).
+    pub fn place_rows(
+        &self,
+        z: &mut Matrix,
+        rows: impl IntoIterator<Item = usize>,
+        temperature: f32,
+        rng: &mut impl Rng,
+    ) {
+        let cumulative = self.cumulative_weights();
+        let mut out = vec![0.0f32; self.dim];
+        for r in rows {
+            let k = self.component(&cumulative, rng.random());
+            self.place(k, z.row(r), temperature, &mut out);
+            z.row_mut(r).copy_from_slice(&out);
+        }
+    }
+
+    /// `n` draws at temperature `T`: the standard normal draws first (as the prior makes
+    /// them), then the components ([`GaussianMixture::place_rows`]).
     ///
     /// # Shapes
     /// Returns n x dim.
     pub fn sample(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
-        let mut z = Matrix::zeros(n, self.dim);
-        for r in 0..n {
-            self.sample_into(z.row_mut(r), temperature, rng);
-        }
+        let mut z = Matrix::standard_normal(n, self.dim, rng);
+        self.place_rows(&mut z, 0..n, temperature, rng);
         z
     }
 
@@ -393,30 +430,30 @@ impl Whitening {
     }
 
     /// `log π_k + log N(z_n; μ_k, Σ_k)` for every code `n` and component `k`, row-major
-    /// (n x components) into `out`.
+    /// (n x components) into `out`. Fixed chunks of codes run in parallel, each its own
+    /// product, so that every value is the same whatever the thread count.
     fn log_joint(&self, z: &Matrix, out: &mut Vec<f64>) {
         let (d, k) = (self.dim, self.components);
         out.clear();
         out.resize(z.rows * k, 0.0);
-        let mut whitened = Matrix::default();
-        for start in (0..z.rows).step_by(ROWS_PER_PASS) {
-            let end = (start + ROWS_PER_PASS).min(z.rows);
-            let rows = MatView::new(end - start, d, &z.data[start * d..end * d]);
-            crate::engine::matmul::matmul_views(&mut whitened, rows, Op::N, (&self.w).into(), Op::N, false);
-            out[start * k..end * k]
-                .par_chunks_mut(k)
-                .zip(whitened.data.par_chunks(k * d))
-                .for_each(|(joint, y)| {
-                    for c in 0..k {
-                        let q: f64 = y[c * d..(c + 1) * d]
+        let offsets: Vec<f32> = self.offsets.iter().map(|&o| o as f32).collect();
+        out.par_chunks_mut(ROWS_PER_PASS * k)
+            .zip(z.data.par_chunks(ROWS_PER_PASS * d))
+            .for_each(|(joint, rows)| {
+                let rows = MatView::new(rows.len() / d, d, rows);
+                let mut whitened = Matrix::default();
+                matmul_views_here(&mut whitened, rows, Op::N, (&self.w).into(), Op::N);
+                for (joint, y) in joint.chunks_exact_mut(k).zip(whitened.data.chunks_exact(k * d)) {
+                    for (c, j) in joint.iter_mut().enumerate() {
+                        let q: f32 = y[c * d..(c + 1) * d]
                             .iter()
-                            .zip(&self.offsets[c * d..(c + 1) * d])
-                            .map(|(&v, &o)| (v as f64 - o).powi(2))
+                            .zip(&offsets[c * d..(c + 1) * d])
+                            .map(|(&v, &o)| (v - o) * (v - o))
                             .sum();
-                        joint[c] = self.log_norm[c] - 0.5 * q;
+                        *j = self.log_norm[c] - 0.5 * q as f64;
                     }
-                });
-        }
+                }
+            });
     }
 }
 
@@ -434,7 +471,7 @@ fn e_step(mixture: &GaussianMixture, x: &Matrix, resp: &mut Matrix) -> f64 {
         .map(|(r, j)| {
             let ll = log_sum_exp(j);
             for (o, &v) in r.iter_mut().zip(j) {
-                *o = (v - ll).exp() as f32;
+                *o = ((v - ll) as f32).exp();
             }
             ll
         })
@@ -474,37 +511,40 @@ impl MStep {
         }
         let mut sums = Matrix::default();
         matmul_tn_tall(&mut sums, resp.into(), x.into());
-        let (mut degenerate, mut empty) = (0, 0);
-        let mut means = vec![0.0; k * d];
-        let mut scale_tril = vec![0.0; k * d * d];
-        let mut weighted = Matrix::zeros(n, d);
-        let mut scatter = Matrix::default();
-        for c in 0..k {
-            let mean = &mut means[c * d..(c + 1) * d];
-            let factor = if totals[c] < EMPTY {
-                empty += 1;
-                mean.copy_from_slice(&previous_means[c * d..(c + 1) * d]);
-                self.global.clone()
-            } else {
-                for (m, &s) in mean.iter_mut().zip(sums.row(c)) {
-                    *m = s as f64 / totals[c];
+        // Each component's mean and factor, the components in parallel (each its own
+        // products, so the result does not depend on the thread count).
+        let parts: Vec<(Vec<f64>, DMatrix<f64>, bool, bool)> = (0..k)
+            .into_par_iter()
+            .map(|c| {
+                if totals[c] < EMPTY {
+                    let mean = previous_means[c * d..(c + 1) * d].to_vec();
+                    return (mean, self.global.clone(), false, true);
                 }
+                let mean: Vec<f64> = sums.row(c).iter().map(|&s| s as f64 / totals[c]).collect();
+                let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+                let mut data = Vec::with_capacity(n * d);
                 for r in 0..n {
-                    let w = (resp.row(r)[c] as f64).sqrt();
-                    for ((o, &v), &m) in weighted.row_mut(r).iter_mut().zip(x.row(r)).zip(mean.iter()) {
-                        *o = (w * (v as f64 - m)) as f32;
-                    }
+                    let w = resp.row(r)[c].sqrt();
+                    data.extend(x.row(r).iter().zip(&mean32).map(|(&v, &m)| w * (v - m)));
                 }
+                let weighted = Matrix::from_vec(n, d, data);
+                let mut scatter = Matrix::default();
                 matmul_tn_tall(&mut scatter, (&weighted).into(), (&weighted).into());
                 let cov = DMatrix::from_fn(d, d, |i, j| {
                     // Symmetric by construction, up to the product's rounding.
                     0.5 * (scatter.row(i)[j] + scatter.row(j)[i]) as f64 / totals[c]
                 });
-                if cov.clone().cholesky().is_none() {
-                    degenerate += 1;
-                }
-                Covariance::floored(cov, self.floor)
-            };
+                let degenerate = cov.clone().cholesky().is_none();
+                (mean, Covariance::floored(cov, self.floor), degenerate, false)
+            })
+            .collect();
+        let (mut degenerate, mut empty) = (0, 0);
+        let mut means = vec![0.0; k * d];
+        let mut scale_tril = vec![0.0; k * d * d];
+        for (c, (mean, factor, flat, hollow)) in parts.into_iter().enumerate() {
+            degenerate += usize::from(flat);
+            empty += usize::from(hollow);
+            means[c * d..(c + 1) * d].copy_from_slice(&mean);
             for i in 0..d {
                 for j in 0..=i {
                     scale_tril[c * d * d + i * d + j] = factor[(i, j)];
@@ -616,6 +656,7 @@ fn hard_responsibilities(x: &Matrix, centres: &[f64]) -> Matrix {
 mod tests {
     use super::*;
     use crate::rng::seeded;
+    use rand_distr::StandardNormal;
 
     /// Codes from two well-separated, differently shaped 2-D Gaussians, 3:1.
     fn two_blobs(n: usize) -> Matrix {

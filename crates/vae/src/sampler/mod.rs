@@ -261,15 +261,16 @@ impl FittedGmm {
                 "a sampler fitted per class needs the class of every draw",
             ));
         };
-        let mut z = Matrix::zeros(n, self.mixtures[0].dim());
-        for (r, &label) in labels.iter().enumerate() {
-            let mixture = self.mixtures.get(label as usize).ok_or_else(|| {
-                Error::config(
-                    "label",
-                    format!("{label} has no fitted mixture (there are {})", self.mixtures.len()),
-                )
-            })?;
-            mixture.sample_into(z.row_mut(r), temperature, rng);
+        if let Some(&label) = labels.iter().find(|&&l| l as usize >= self.mixtures.len()) {
+            return Err(Error::config(
+                "label",
+                format!("{label} has no fitted mixture (there are {})", self.mixtures.len()),
+            ));
+        }
+        let mut z = Matrix::standard_normal(n, self.mixtures[0].dim(), rng);
+        for (class, mixture) in self.mixtures.iter().enumerate() {
+            let rows = (0..n).filter(|&r| labels[r] as usize == class);
+            mixture.place_rows(&mut z, rows, temperature, rng);
         }
         Ok(z)
     }
