@@ -215,6 +215,23 @@ mod tests {
     }
 
     #[test]
+    fn the_radius_is_the_percentile_and_a_draw_on_it_is_not_in_a_hole() {
+        // Nearest-neighbour distances 1, 1, 2: the 99th percentile (rounded to an index) is 2.
+        let train = Matrix::from_vec(3, 1, vec![0.0, 1.0, 3.0]);
+        // A draw exactly 2 from its nearest code is at the radius, not beyond; 2.5 away is.
+        let draws = Matrix::from_vec(2, 1, vec![5.0, 5.5]);
+        let c = coverage(&train, &train, &draws);
+        assert_eq!(c.neighbour_radius, 2.0, "{c:?}");
+        assert_eq!(c.hole_share, 0.5, "{c:?}");
+        assert_eq!(c.hole_share_of_test_codes, 0.0, "{c:?}");
+        // Triangular numbers 0, 1, 3, 6, …, 5050: distances 1, 1, 2, …, 100, the percentile 99.
+        let line: Vec<f32> = (0..=100).map(|i: i32| (i * (i + 1) / 2) as f32 / 100.0).collect();
+        let train = Matrix::from_vec(101, 1, line);
+        let c = coverage(&train, &train, &train);
+        assert!((c.neighbour_radius - 0.99).abs() < 2e-3, "{c:?}");
+    }
+
+    #[test]
     fn a_dimension_that_does_not_vary_is_not_active() {
         let mut codes = normal(1000, 3, 1.0, 0.0, 4);
         for r in 0..codes.rows {
@@ -235,5 +252,29 @@ mod tests {
         };
         near(nearest_squared(&queries, &reference, false), &[0.01, 1.0]);
         near(nearest_squared(&reference, &reference, true), &[1.0, 1.0, 16.0]);
+        // Squared distances between distinct rows 1, 25, 16: the median is 16.
+        assert_eq!(median_squared_distance(&reference), 16.0);
+        // Codes that all coincide have no spread to take: the bandwidth falls back to 1.
+        assert_eq!(median_squared_distance(&Matrix::from_vec(3, 1, vec![2.0; 3])), 1.0);
+    }
+
+    #[test]
+    fn the_mmd_is_its_formula_on_two_points_each() {
+        // x = {0, 0}, y = {1, 1}, h² = 1: k(x, x') = k(y, y') = 3 (three kernels at distance 0),
+        // k(x, y) = e^-1/2 + e^-2 + e^-8.
+        let (x, y) = (
+            Matrix::from_vec(2, 1, vec![0.0; 2]),
+            Matrix::from_vec(2, 1, vec![1.0; 2]),
+        );
+        let cross = (-0.5f64).exp() + (-2.0f64).exp() + (-8.0f64).exp();
+        let expected = 3.0 + 3.0 - 2.0 * cross;
+        assert!(
+            (mmd(&x, &y, 1.0) - expected).abs() < 1e-6,
+            "{} vs {expected}",
+            mmd(&x, &y, 1.0)
+        );
+        // The bandwidth scales the distances: h² = 4 at distance 2 is the same.
+        let far = Matrix::from_vec(2, 1, vec![2.0; 2]);
+        assert!((mmd(&x, &far, 4.0) - expected).abs() < 1e-6);
     }
 }

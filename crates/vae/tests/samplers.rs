@@ -14,7 +14,7 @@ use vae::model::{Model, ModelConfig, ModelKind};
 use vae::pictures;
 use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig};
-use vae::sampler::{FittedGmm, GmmOptions, Sampler, SamplerKind};
+use vae::sampler::{FittedGmm, GmmOptions, Sampler, SamplerKind, default_components};
 use vae::train::Trainer;
 
 /// A small run of `kind`, trained for two epochs on 600 sample digits.
@@ -68,6 +68,25 @@ fn a_fitted_mixture_is_saved_read_back_and_drawn_near_the_codes() {
     // Seeded: the same fit again.
     let again = FittedGmm::fit(&model, &data.train, "mnist-sample", &options(4), 7).unwrap();
     assert_eq!(again.mixtures, fitted.mixtures);
+    // The prior's held-out figure is the mean log-density of exactly the held-out codes: the
+    // first 60 of the seed's permutation.
+    let codes = split_codes(&model, &data.train).unwrap();
+    let order = vae::rng::permutation(600, &mut seeded(7));
+    let prior_mean = order[..60]
+        .iter()
+        .map(|&i| model.prior.log_density(codes.row(i)))
+        .sum::<f64>()
+        / 60.0;
+    assert!((prior - prior_mean).abs() < 1e-9, "{prior} vs {prior_mean}");
+    // As many components as codes: none can be held out, and no held-out figure is made up.
+    let small = data.train.take(6);
+    let tight = FittedGmm::fit(&model, &small, "mnist-sample", &options(6), 7).unwrap();
+    let group = &tight.report.groups[0];
+    assert_eq!(group.held_out_codes, 0);
+    assert_eq!(
+        (group.held_out_log_likelihood, group.held_out_prior_log_likelihood),
+        (None, None)
+    );
 
     fitted.save(&run, &model).unwrap();
     assert!(run.root.join("sampler-gmm.json").is_file());
@@ -79,6 +98,12 @@ fn a_fitted_mixture_is_saved_read_back_and_drawn_near_the_codes() {
 
     // Its draws land among the training codes far more than the prior's hole share allows.
     let sampler = Sampler::Gmm(loaded);
+    assert_eq!(
+        sampler.describe(),
+        "a Gaussian mixture of 4 components fitted to the training posterior means"
+    );
+    assert_eq!(Sampler::prior_of(&model).describe(), "the prior N(0, I)");
+    assert!(!sampler.per_class() && !Sampler::prior_of(&model).per_class());
     let draws = sampler.draw(500, None, 1.0, &mut seeded(1)).unwrap();
     assert_eq!(draws.shape(), (500, 4));
     let train = split_codes(&model, &data.train).unwrap();
@@ -127,6 +152,14 @@ fn a_cvae_gets_one_mixture_per_class_and_draws_the_class_asked_for() {
     fitted.save(&run, &model).unwrap();
     let sampler = Sampler::load(&run, SamplerKind::Gmm, &model).unwrap();
     assert!(sampler.per_class());
+    assert_eq!(
+        sampler.describe(),
+        "a Gaussian mixture per class (10 classes, 2 components each) fitted to the training posterior means"
+    );
+    // 50 components in all by default, shared out over the classes.
+    assert_eq!(default_components(model.conditioning()), 5);
+    assert_eq!(default_components(vae::model::Conditioning::Unconditional), 50);
+    assert_eq!(default_components(vae::model::Conditioning::Label { classes: 64 }), 1);
     // Each class's draws come from its own mixture: the class's mean code, roughly.
     let train = split_codes(&model, &data.train).unwrap();
     for class in [0u8, 7] {
