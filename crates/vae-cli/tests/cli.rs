@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{SMALL, assert_refused, stderr, stdout, vae, vae_command};
+use support::{SMALL, assert_refused, stderr, stdout, train_small, vae, vae_command};
 
 #[test]
 fn train_then_eval_sample_and_reconstruct() {
@@ -192,11 +192,7 @@ fn bad_arguments_are_refused_before_any_work() {
 fn broken_run_folders_give_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
-            .status
-            .success()
-    );
+    train_small(d, "run");
     let config = std::fs::read_to_string(d.join("run/config.json")).unwrap();
 
     std::fs::write(
@@ -285,11 +281,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 fn latent_tools_draw_pictures_of_the_right_shape() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
-            .status
-            .success()
-    );
+    train_small(d, "run");
     let ok = |args: &[&str]| {
         let out = vae(d, args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -438,11 +430,7 @@ fn serve_refuses_what_it_cannot_serve_in_one_line() {
 fn eval_measures_the_latent_space_with_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
-            .status
-            .success()
-    );
+    train_small(d, "run");
     let out = vae(d, &["classifier", "train", "--epochs", "2", "--out", "clf"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("test accuracy, saved to clf"), "{}", stdout(&out));
@@ -452,9 +440,8 @@ fn eval_measures_the_latent_space_with_a_classifier() {
         "{}",
         stdout(&out)
     );
-    let out = vae(
-        d,
-        &[
+    let eval_latent = |more: &[&str]| {
+        let base = [
             "eval",
             "run",
             "--latent",
@@ -465,8 +452,10 @@ fn eval_measures_the_latent_space_with_a_classifier() {
             "--pairs",
             "20",
             "--json",
-        ],
-    );
+        ];
+        vae(d, &[&base[..], more].concat())
+    };
+    let out = eval_latent(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let latent = &report["latent"];
@@ -492,21 +481,8 @@ fn eval_measures_the_latent_space_with_a_classifier() {
     // closer to where the codes are.
     let out = vae(d, &["fit-sampler", "run", "--components", "8"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let eval_gmm = &[
-        "eval",
-        "run",
-        "--latent",
-        "--classifier",
-        "clf",
-        "--samples",
-        "400",
-        "--pairs",
-        "20",
-        "--json",
-        "--sampler",
-        "gmm",
-    ];
-    let out = vae(d, eval_gmm);
+
+    let out = eval_latent(&["--sampler", "gmm"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let fitted = &report["latent"];
@@ -525,11 +501,7 @@ fn eval_measures_the_latent_space_with_a_classifier() {
 fn a_sampler_fitted_to_a_run_draws_its_samples_until_the_run_trains_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(
-        vae(d, &[&["train", "--epochs", "1", "--out", "run"], SMALL].concat())
-            .status
-            .success()
-    );
+    train_small(d, "run");
     assert_refused(
         &vae(d, &["sample", "run", "--sampler", "gmm"]),
         "run `vae fit-sampler run --kind gmm` first",

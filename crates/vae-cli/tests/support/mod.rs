@@ -30,6 +30,12 @@ pub fn stdout(o: &Output) -> String {
 }
 
 /// A failure with a one-line message that mentions `needle`.
+/// Trains the small model of [`SMALL`] for one epoch into `dir/out`.
+pub fn train_small(dir: &Path, out: &str) {
+    let o = vae(dir, &[&["train", "--epochs", "1", "--out", out], SMALL].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 pub fn assert_refused(o: &Output, needle: &str) {
     assert!(!o.status.success(), "succeeded: {}", stderr(o));
     let err = stderr(o);
