@@ -16,7 +16,7 @@ use crate::data::Dataset;
 use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::image::{encode_png, encode_png_rgb};
-use crate::latent::random_pairs;
+use crate::latent::{DatasetCodes, random_pairs};
 use crate::metrics::{
     Completeness, LatentOptions, LatentReport, Reference, SampleQuality, latent_report, sample_quality,
 };
@@ -325,15 +325,16 @@ fn look_at(
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
-    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title)?)?;
+    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title.clone())?)?;
     let manifold = if latent == 2 {
         Some(encode_png(&pictures::manifold(model, test, 20, None)?)?)
     } else {
         None
     };
-    let density_title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
-    let code_density = encode_png_rgb(&pictures::code_density(model, &data.train, density_title)?)?;
-    let fitted = fit_sampler(model, run, data, classifier, reference, options)?;
+    // The training and test codes, encoded once for the density, the fit and both coverages.
+    let codes = DatasetCodes::new(model, data)?;
+    let code_density = encode_png_rgb(&pictures::code_density(model, &codes.train, title))?;
+    let fitted = fit_sampler(model, run, data, &codes, classifier, reference, options)?;
     Ok(DemoModel {
         name: name.to_string(),
         kind,
@@ -354,6 +355,7 @@ fn look_at(
             &Sampler::prior_of(model),
             classifier,
             data,
+            &codes,
             &options.latent,
             reference,
         )?,
@@ -366,6 +368,7 @@ fn fit_sampler(
     model: &crate::model::Model,
     run: &RunDir,
     data: &Dataset,
+    codes: &DatasetCodes,
     classifier: &Classifier,
     reference: &Reference,
     options: &DemoOptions,
@@ -374,7 +377,7 @@ fn fit_sampler(
         components: default_components(model.conditioning()),
         ..GmmOptions::default()
     };
-    let fitted = FittedGmm::fit(model, &data.train, &data.name, &gmm, options.seed)?;
+    let fitted = FittedGmm::fit_codes(model, &codes.train, &data.train.labels, &data.name, &gmm, options.seed)?;
     fitted.save(run, model)?;
     let gains: Vec<f64> = fitted
         .report
@@ -389,7 +392,7 @@ fn fit_sampler(
         model,
         &sampler,
         classifier,
-        data,
+        codes,
         options.latent.samples,
         options.latent.seed,
         reference,

@@ -6,7 +6,7 @@
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::RngExt;
 
-use crate::data::Split;
+use crate::data::{Dataset, Split};
 use crate::engine::Matrix;
 pub use crate::engine::gaussian::normal_quantile;
 use crate::error::Result;
@@ -42,6 +42,28 @@ pub fn split_codes(model: &Model, split: &Split) -> Result<Matrix> {
         codes.data[start * latent..end * latent].copy_from_slice(&part.data);
     }
     Ok(codes)
+}
+
+/// The codes of a dataset's two splits under one model ([`split_codes`]): encoded once, read
+/// by every measure of where codes lie (the fit of a sampler, its coverage, the density
+/// picture).
+#[derive(Clone, Debug)]
+pub struct DatasetCodes {
+    pub train: Matrix,
+    pub test: Matrix,
+}
+
+impl DatasetCodes {
+    /// Encodes both splits of `data`.
+    ///
+    /// # Errors
+    /// A CVAE given a label beyond its classes.
+    pub fn new(model: &Model, data: &Dataset) -> Result<Self> {
+        Ok(DatasetCodes {
+            train: split_codes(model, &data.train)?,
+            test: split_codes(model, &data.test)?,
+        })
+    }
 }
 
 /// [`encode_codes`] given the condition itself (one-hot rows, or blends of them).

@@ -24,7 +24,7 @@ use crate::data::Dataset;
 use crate::engine::Matrix;
 use crate::error::{Result, ensure_in_range};
 use crate::holes::{Coverage, coverage};
-use crate::latent::{blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs, split_codes};
+use crate::latent::{DatasetCodes, blended_condition, encode_codes, interpolate, mean_and_covariance, random_pairs};
 use crate::model::Model;
 use crate::rng::{RunRng, seeded};
 use crate::sampler::Sampler;
@@ -322,25 +322,21 @@ pub struct SampleQuality {
 }
 
 /// Draws `samples` codes from `sampler` (seeded with `seed`; a CVAE's labels 0, 1, … in
-/// turn), decodes them and measures them against `reference` and the training codes of
-/// `data`.
+/// turn), decodes them and measures them against `reference` and the model's `codes` of the
+/// dataset.
 pub fn sample_quality(
     model: &Model,
     sampler: &Sampler,
     classifier: &Classifier,
-    data: &Dataset,
+    codes: &DatasetCodes,
     samples: usize,
     seed: u64,
     reference: &Reference,
 ) -> Result<SampleQuality> {
     let labels = model.conditioning().draw_labels(samples, None);
-    let codes = sampler.draw(samples, labels.as_deref(), 1.0, &mut seeded(seed))?;
-    let images = model.decode(&codes, model.label_condition(samples, None)?.as_ref());
-    let coverage = coverage(
-        &split_codes(model, &data.train)?,
-        &split_codes(model, &data.test)?,
-        &codes,
-    );
+    let draws = sampler.draw(samples, labels.as_deref(), 1.0, &mut seeded(seed))?;
+    let images = model.decode(&draws, model.label_condition(samples, None)?.as_ref());
+    let coverage = coverage(&codes.train, &codes.test, &draws);
     let label_agreement = labels.map(|asked| {
         let probs = classifier.probabilities(&images);
         let agree = (0..probs.rows)
@@ -363,13 +359,15 @@ fn paths_rng(seed: u64) -> RunRng {
     seeded(seed ^ 0x7061_7468_7321)
 }
 
-/// Measures a model's latent space on `data` with `classifier`, drawing from `sampler`,
-/// against `reference` (made with the same classifier, data and sample count).
+/// Measures a model's latent space on `data` (whose codes under the model are `codes`) with
+/// `classifier`, drawing from `sampler`, against `reference` (made with the same classifier,
+/// data and sample count).
 pub fn latent_report(
     model: &Model,
     sampler: &Sampler,
     classifier: &Classifier,
     data: &Dataset,
+    codes: &DatasetCodes,
     options: &LatentOptions,
     reference: &Reference,
 ) -> Result<LatentReport> {
@@ -378,7 +376,7 @@ pub fn latent_report(
         model,
         sampler,
         classifier,
-        data,
+        codes,
         options.samples,
         options.seed,
         reference,

@@ -10,7 +10,7 @@ use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::image::{GrayImage, GridLayout, RgbImage, comparison_grid, tile_grid};
 use crate::latent::{
-    blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, split_codes, traverse,
+    blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
 };
 use crate::model::{Conditioning, Model};
 use crate::plot::{Density, Scatter, density_plot, scatter_plot};
@@ -193,9 +193,10 @@ pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> 
 /// rings is prior mass no training image maps to: the holes. Beyond two dimensions, the codes
 /// and the prior are projected on the codes' two principal components (the prior stays a unit
 /// normal there: the axes are orthonormal; its centre is where the origin projects).
-pub fn code_density(model: &Model, train: &Split, title: String) -> Result<RgbImage> {
-    let codes = split_codes(model, train)?;
-    let projection = project_2d(&codes);
+///
+/// `codes`: the training codes ([`crate::latent::split_codes`]), n x latent.
+pub fn code_density(model: &Model, codes: &Matrix, title: String) -> RgbImage {
+    let projection = project_2d(codes);
     let origin = projection.project(&vec![0.0; model.config.latent]);
     let centre = [origin[0] as f64, origin[1] as f64];
     let rings = [(centre, 1.0), (centre, 2.0), (centre, 3.0)];
@@ -217,7 +218,7 @@ pub fn code_density(model: &Model, train: &Split, title: String) -> Result<RgbIm
             ),
         ),
     };
-    Ok(density_plot(&Density {
+    density_plot(&Density {
         points: &projection.points,
         rings: &rings,
         title,
@@ -235,7 +236,7 @@ pub fn code_density(model: &Model, train: &Split, title: String) -> Result<RgbIm
             "darker = more (log)".into(),
             "white: none there".into(),
         ],
-    }))
+    })
 }
 
 /// For latent size 2: a `grid x grid` lattice of codes decoded into one picture, through the

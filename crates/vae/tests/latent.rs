@@ -300,11 +300,13 @@ fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
         seed: 9,
     };
     let reference = Reference::new(&classifier, &data, options.samples);
+    let codes = vae::latent::DatasetCodes::new(&model, &data).unwrap();
     let report = latent_report(
         &model,
         &Sampler::prior_of(&model),
         &classifier,
         &data,
+        &codes,
         &options,
         &reference,
     )

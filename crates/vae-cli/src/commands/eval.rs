@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use vae::eval::{EvalReport, LOSS_REDUCTION, evaluate, importance_weighted_nll};
+use vae::latent::DatasetCodes;
 use vae::metrics::{LatentOptions, LatentReport, Reference, latent_report};
 use vae::model::Conditioning;
 use vae::rng::seeded;
@@ -95,11 +96,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let classifier = super::classifier_for(&data, args.classifier.clone())?;
         let sampler = Sampler::load(&run, args.sampler.into(), &model)?;
         let reference = Reference::new(&classifier, &data, options.samples);
+        let codes = DatasetCodes::new(&model, &data)?;
         Some(latent_report(
             &model,
             &sampler,
             &classifier,
             &data,
+            &codes,
             &options,
             &reference,
         )?)

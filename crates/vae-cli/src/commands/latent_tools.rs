@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, ensure};
 use vae::image::{encode_png, encode_png_rgb};
-use vae::latent::{encode_codes, random_pairs};
+use vae::latent::{encode_codes, random_pairs, split_codes};
 use vae::pictures;
 use vae::rng::seeded;
 
@@ -168,7 +168,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
             model.config.kind.name(),
             model.config.latent
         );
-        let picture = pictures::code_density(&model, &data.train, title)?;
+        let picture = pictures::code_density(&model, &split_codes(&model, &data.train)?, title);
         return super::write_picture(&args.run, args.out, "code-density.png", &encode_png_rgb(&picture)?);
     }
     let title = format!(

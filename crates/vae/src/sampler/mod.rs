@@ -181,12 +181,35 @@ impl FittedGmm {
     /// a code too wide for full covariances.
     pub fn fit(model: &Model, train: &Split, dataset: &str, options: &GmmOptions, seed: u64) -> Result<Self> {
         options.validate()?;
+        Self::fit_codes(
+            model,
+            &split_codes(model, train)?,
+            &train.labels,
+            dataset,
+            options,
+            seed,
+        )
+    }
+
+    /// [`FittedGmm::fit`] to codes already encoded: `codes` (one row per training image) and
+    /// the images' `labels`.
+    ///
+    /// # Errors
+    /// As [`FittedGmm::fit`].
+    pub fn fit_codes(
+        model: &Model,
+        codes: &Matrix,
+        labels: &[u8],
+        dataset: &str,
+        options: &GmmOptions,
+        seed: u64,
+    ) -> Result<Self> {
+        options.validate()?;
         let started = Instant::now();
-        let codes = split_codes(model, train)?;
         let groups: Vec<(Option<u8>, Vec<usize>)> = match model.conditioning() {
-            Conditioning::Unconditional => vec![(None, (0..train.len()).collect())],
+            Conditioning::Unconditional => vec![(None, (0..codes.rows).collect())],
             Conditioning::Label { classes } => (0..classes as u8)
-                .map(|c| (Some(c), (0..train.len()).filter(|&i| train.labels[i] == c).collect()))
+                .map(|c| (Some(c), (0..codes.rows).filter(|&i| labels[i] == c).collect()))
                 .collect(),
         };
         let mut rng = seeded(seed);
