@@ -170,6 +170,8 @@ pub fn importance_weighted_nll(
         return Err(Error::config("k", "must be at least 1"));
     }
     let offset = model.config.recon.log_likelihood_offset(model.config.pixels());
+    let prior = model.prior_density();
+    let mut log_ratios = Vec::new();
     // Images per group and draws per chunk, so that one decode holds at most IW_ROWS rows.
     let per_chunk = k.min(IW_ROWS);
     let group = (IW_ROWS / per_chunk).max(1);
@@ -203,8 +205,9 @@ pub fn importance_weighted_nll(
             model.decode_logits(&z, row_condition, &mut ws.decoder, &mut ws.logits);
             ws.recon_rows.resize(rows, 0.0);
             model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
+            prior.log_ratios(&z, &eps, &logvar, &mut log_ratios);
             for r in 0..rows {
-                let log_w = model.log_weight(ws.recon_rows[r], 1.0, z.row(r), eps.row(r), logvar.row(r));
+                let log_w = Model::log_weight(ws.recon_rows[r], 1.0, log_ratios[r]);
                 weights[r / draws].add(log_w + offset);
             }
             done += draws;

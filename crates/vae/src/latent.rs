@@ -10,7 +10,7 @@ use crate::data::{Dataset, Split};
 use crate::engine::Matrix;
 pub use crate::engine::gaussian::normal_quantile;
 use crate::error::Result;
-use crate::model::{Model, Prior, Workspace, rows_of};
+use crate::model::{Model, PriorDensity, Workspace, rows_of};
 use crate::rng::RunRng;
 
 /// The code of each image: the posterior mean `μ(x)` for a VAE (its most likely code), `e(x)`
@@ -146,12 +146,13 @@ pub fn traverse(base: &[f32], dim: usize, range: f32, frames: usize) -> Matrix {
 ///
 /// Given the prior the codes were trained toward (a VAE's), the lattice runs through its
 /// quantiles (`Φ⁻¹((i + ½)/grid)` for the standard normal), so equal areas of the prior get
-/// equal cells (Kingma & Welling 2014, figure 4). Without one (an autoencoder) it spans the
-/// given bounds (the range the test codes occupy).
-pub fn manifold_codes(prior: Option<Prior>, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
+/// equal cells (Kingma & Welling 2014, figure 4). Without one (an autoencoder), or with a
+/// prior whose coordinates have no common quantiles (a learned mixture), it spans the given
+/// bounds (the range the test codes occupy).
+pub fn manifold_codes(prior: Option<&PriorDensity>, grid: usize, bounds: [(f32, f32); 2]) -> Matrix {
     let grid = grid.max(2);
-    let axis = |i: usize, (lo, hi): (f32, f32)| match prior {
-        Some(p) => p.quantile((i as f64 + 0.5) / grid as f64) as f32,
+    let axis = |i: usize, (lo, hi): (f32, f32)| match prior.and_then(|p| p.quantile((i as f64 + 0.5) / grid as f64)) {
+        Some(q) => q as f32,
         None => lo + (hi - lo) * i as f32 / (grid - 1) as f32,
     };
     let mut out = Matrix::zeros(grid * grid, 2);

@@ -227,7 +227,7 @@ pub fn code_density(model: &Model, codes: &Matrix, title: String) -> RgbImage {
         note: Some(note),
         // At most 22 characters a line: the legend's width.
         legend: vec![
-            format!("red: prior {}", model.prior.name()),
+            "red: N(0, I)".into(),
             "rings at 1, 2, 3 sd:".into(),
             "39%, 86%, 99% of".into(),
             "its mass in 2-D".into(),
@@ -252,8 +252,10 @@ pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> 
             ),
         ));
     }
-    // Codes not trained toward the prior (an autoencoder's): span where the test codes lie.
-    let prior = model.encoder.head.has_posterior().then_some(model.prior);
+    // Codes not trained toward N(0, I) (an autoencoder's, or those of a learned prior, whose
+    // coordinates have no common quantiles): span where the test codes lie.
+    let density = model.prior_density();
+    let prior = (model.encoder.head.has_posterior() && density.quantile(0.5).is_some()).then_some(&density);
     let bounds = match prior {
         Some(_) => [(0.0, 0.0); 2],
         None => quantile_bounds(

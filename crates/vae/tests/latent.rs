@@ -7,7 +7,7 @@ use vae::classifier::{ClassifierTraining, train};
 use vae::engine::Matrix;
 use vae::latent::{interpolate, manifold_codes, normal_quantile, project_2d, traverse};
 use vae::metrics::{completeness, frechet_distance, uniform_noise};
-use vae::model::Prior;
+use vae::model::PriorDensity;
 use vae::rng::seeded;
 
 fn norm(v: &[f32]) -> f32 {
@@ -45,7 +45,7 @@ fn normal_quantiles_match_tables() {
     assert!(normal_quantile(0.5).abs() < 1e-9);
     assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-7);
     assert!((normal_quantile(0.001) + 3.090_232_306).abs() < 1e-7);
-    let grid = manifold_codes(Some(Prior::StandardNormal), 4, [(0.0, 0.0); 2]);
+    let grid = manifold_codes(Some(&PriorDensity::StandardNormal), 4, [(0.0, 0.0); 2]);
     assert_eq!(grid.shape(), (16, 2));
     // Φ⁻¹(1/8) = -1.1503: the top-left cell is (-1.15, +1.15), the bottom-right (+1.15, -1.15).
     assert!((grid.row(0)[0] + 1.150_349).abs() < 1e-4 && (grid.row(0)[1] - 1.150_349).abs() < 1e-4);

@@ -74,7 +74,7 @@ fn a_fitted_mixture_is_saved_read_back_and_drawn_near_the_codes() {
     let order = vae::rng::permutation(600, &mut seeded(7));
     let prior_mean = order[..60]
         .iter()
-        .map(|&i| model.prior.log_density(codes.row(i)))
+        .map(|&i| model.prior_density().log_density(codes.row(i)))
         .sum::<f64>()
         / 60.0;
     assert!((prior - prior_mean).abs() < 1e-9, "{prior} vs {prior_mean}");

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use vae::data::Binarize;
 use vae::engine::Recon;
-use vae::model::{Arch, ModelKind};
+use vae::model::{Arch, ModelKind, PriorKind};
 use vae::run::{NewRun, Objective, RunDir};
 use vae::train::{Outcome, TrainEvent, Trainer};
 
@@ -18,6 +18,13 @@ pub enum ModelArg {
     Ae,
     Vae,
     Cvae,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PriorArg {
+    Standard,
+    Mog,
+    Vamp,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,6 +106,14 @@ pub struct Args {
     /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
     #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
     recon: ReconArg,
+    /// The prior p(z) of a vae or cvae: N(0, I) (standard), a mixture of Gaussians learned
+    /// with the model (mog), or the VampPrior, a mixture of the encoder's posteriors at
+    /// learned pseudo-inputs (vamp; not for a cvae).
+    #[arg(long, value_enum, default_value = "standard", conflicts_with = "resume")]
+    prior: PriorArg,
+    /// Components of a learned prior (default: 10 for mog, 500 pseudo-inputs for vamp).
+    #[arg(long, conflicts_with = "resume")]
+    prior_components: Option<usize>,
     /// Weight of the KL term of a vae or cvae (default 1: the plain VAE).
     #[arg(long, conflicts_with = "resume", allow_negative_numbers = true)]
     beta: Option<f32>,
@@ -158,6 +173,12 @@ impl Args {
                 ReconArg::Bce => Recon::Bce,
                 ReconArg::Mse => Recon::Mse,
             },
+            prior: match self.prior {
+                PriorArg::Standard => PriorKind::Standard,
+                PriorArg::Mog => PriorKind::Mog,
+                PriorArg::Vamp => PriorKind::Vamp,
+            },
+            prior_components: self.prior_components,
             beta: self.beta,
             dataset: self.dataset.clone(),
             epochs: self.epochs,
@@ -215,7 +236,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut trainer = trainer;
     let c = &trainer.config;
     eprintln!(
-        "{} {} ({}) on {} ({} train / {} test images), latent {}, hidden {:?}, {} threads -> {}",
+        "{} {} ({}) on {} ({} train / {} test images), latent {}{}, hidden {:?}, {} threads -> {}",
         if args.resume.is_some() { "resuming" } else { "training" },
         c.model.kind.name(),
         match c.model.arch {
@@ -226,6 +247,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         data.train.len(),
         data.test.len(),
         c.model.latent,
+        match c.model.prior {
+            PriorKind::Standard => String::new(),
+            p => format!(", prior {} of {}", p.name(), c.model.prior_components),
+        },
         c.model.hidden,
         threads,
         run.root.display()

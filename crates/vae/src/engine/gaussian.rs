@@ -1,5 +1,6 @@
 //! The diagonal Gaussian posterior `q(z|x) = N(μ, diag σ²)` with `σ = exp(½·logvar)`: the
-//! reparameterized draw and its KL divergence from the prior `N(0, I)`, both with backward.
+//! reparameterized draw and its KL divergence from the prior `N(0, I)`, both with backward,
+//! and the backward pass of a KL term taken at the drawn code (any prior).
 
 use super::matrix::Matrix;
 
@@ -116,44 +117,49 @@ pub fn kl_per_dimension(mu: &Matrix, logvar: &Matrix) -> Vec<f64> {
     out
 }
 
-/// Backward through the draw for one importance-weighted sample per row, for the loss
-/// `L = Σ_r s_r · (f_r(z_r) + β·½ Σ_j (z_j² - ε_j² - logvar_j))` (that is, `-log w_r` weighted
-/// by `s_r`; the recon part `f_r` is already scaled by `s_r` in `dz`), with ε held fixed:
+/// Backward through the draw when the KL term is taken at the sampled `z` (the
+/// importance-weighted bound, and the ELBO under a learned prior), for the loss
+/// `L = f(z) + Σ_r w_r (log q(z_r|x_r) - log p(z_r))` with ε held fixed, given `dz = ∂f/∂z`
+/// and `dz_prior = ∂/∂z Σ_r w_r (-log p(z_r))`. `log q(z|x) = -½ Σ_j (ε_j² + logvar_j + log 2π)`
+/// depends on μ not at all and on each `logvar_j` as `-½`:
 ///
-///   `∂L/∂z      = dz + β s_r z`,
-///   `∂L/∂μ      = ∂L/∂z`,
-///   `∂L/∂logvar = ∂L/∂z ⊙ ε ⊙ ½σ - β s_r ½`.
+///   `∂L/∂μ      = dz + dz_prior`,
+///   `∂L/∂logvar = (dz + dz_prior) ⊙ ε ⊙ ½σ - ½ w_r`.
 ///
 /// # Shapes
-/// `z`, `eps`, `std`, `dz`: rows x latent; `row_scale`: rows; `dmu`, `dlogvar` reshaped.
-#[allow(clippy::too_many_arguments)]
-pub fn reparameterize_iw_backward(
-    z: &Matrix,
+/// `eps`, `std`, `dz`, `dz_prior`: rows x latent; `row_weight`: rows; `dmu`, `dlogvar`
+/// reshaped.
+pub fn reparameterize_sampled_backward(
     eps: &Matrix,
     std: &Matrix,
     dz: &Matrix,
-    row_scale: &[f32],
-    beta: f32,
+    dz_prior: &Matrix,
+    row_weight: &[f32],
     dmu: &mut Matrix,
     dlogvar: &mut Matrix,
 ) {
     assert_eq!(
         dz.shape(),
-        z.shape(),
-        "reparameterize_iw_backward: dz has the wrong shape"
+        eps.shape(),
+        "reparameterize_sampled_backward: dz has the wrong shape"
     );
     assert_eq!(
-        row_scale.len(),
-        z.rows,
-        "reparameterize_iw_backward: one weight per row"
+        dz_prior.shape(),
+        eps.shape(),
+        "reparameterize_sampled_backward: dz_prior has the wrong shape"
     );
-    dmu.reshape_for_overwrite(z.rows, z.cols);
-    dlogvar.reshape_for_overwrite(z.rows, z.cols);
-    for i in 0..z.data.len() {
-        let s = beta * row_scale[i / z.cols.max(1)];
-        let dzi = dz.data[i] + s * z.data[i];
+    assert_eq!(
+        row_weight.len(),
+        eps.rows,
+        "reparameterize_sampled_backward: one weight per row"
+    );
+    dmu.reshape_for_overwrite(eps.rows, eps.cols);
+    dlogvar.reshape_for_overwrite(eps.rows, eps.cols);
+    for i in 0..eps.data.len() {
+        let w = row_weight[i / eps.cols.max(1)];
+        let dzi = dz.data[i] + dz_prior.data[i];
         dmu.data[i] = dzi;
-        dlogvar.data[i] = dzi * eps.data[i] * 0.5 * std.data[i] - 0.5 * s;
+        dlogvar.data[i] = dzi * eps.data[i] * 0.5 * std.data[i] - 0.5 * w;
     }
 }
 

@@ -20,6 +20,7 @@ pub mod linear;
 pub mod loss;
 pub mod matmul;
 mod matrix;
+pub mod mixture;
 pub mod parallel;
 
 #[cfg(test)]

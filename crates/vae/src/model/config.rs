@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PriorKind;
+use super::prior::MAX_PRIOR_COMPONENTS;
 use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
 
@@ -87,6 +89,17 @@ pub struct ModelConfig {
     /// CVAE: the number of classes of its one-hot label; 0 for the other models.
     #[serde(default)]
     pub classes: usize,
+    /// The prior p(z): `N(0, I)`, or one learned with the model. Absent from configs written
+    /// before learned priors, and left out for the standard normal: those are `N(0, I)`.
+    #[serde(default, skip_serializing_if = "PriorKind::is_standard")]
+    pub prior: PriorKind,
+    /// A learned prior's mixture components (the VampPrior's pseudo-inputs); 0 for `N(0, I)`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior_components: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Images are 28 x 28 in every dataset this tool reads.
@@ -145,6 +158,8 @@ impl ModelConfig {
             classes: 0,
             arch: Arch::Mlp,
             channels: Vec::new(),
+            prior: PriorKind::Standard,
+            prior_components: 0,
         }
     }
 
@@ -227,6 +242,7 @@ impl ModelConfig {
             (false, c) if c != 0 => return Err(Error::config("classes", "only a cvae takes a label")),
             _ => {}
         }
+        self.validate_prior()?;
         if self.parameters() > MAX_PARAMS {
             return Err(Error::config(
                 "model",
@@ -243,6 +259,42 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Refuses a prior the model cannot be trained toward.
+    fn validate_prior(&self) -> Result<()> {
+        let k = self.prior_components;
+        match self.prior {
+            PriorKind::Standard if k != 0 => Err(Error::config(
+                "prior-components",
+                "only a learned prior (--prior mog or vamp) has components",
+            )),
+            PriorKind::Standard => Ok(()),
+            _ if !self.kind.is_variational() => Err(Error::config(
+                "prior",
+                "an autoencoder has no KL term to train a prior with (use --kind vae or cvae)",
+            )),
+            PriorKind::Vamp if self.kind.is_conditional() => Err(Error::config(
+                "prior",
+                "the VampPrior's pseudo-inputs have no labels for a cvae's encoder (use --prior mog)",
+            )),
+            _ if k == 0 || k > MAX_PRIOR_COMPONENTS => Err(Error::config(
+                "prior-components",
+                format!("must be between 1 and {MAX_PRIOR_COMPONENTS}, got {k}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Parameters of the prior: a mixture's means, log-variances and logits, or the
+    /// VampPrior's pseudo-inputs.
+    pub fn prior_parameters(&self) -> u64 {
+        let k = self.prior_components as u64;
+        match self.prior {
+            PriorKind::Standard => 0,
+            PriorKind::Mog => k * (2 * self.latent as u64 + 1),
+            PriorKind::Vamp => k * self.pixels() as u64,
+        }
     }
 
     /// Refuses a training step of `rows` images whose activations would pass

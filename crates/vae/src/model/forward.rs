@@ -60,7 +60,7 @@ impl Model {
         images
     }
 
-    /// Decodes `n` codes drawn from the prior at temperature `T` (see [`Prior::sample`]; a
+    /// Decodes `n` codes drawn from the prior at temperature `T` (see [`super::PriorDensity::sample`]; a
     /// CVAE draws the classes of `condition`, n rows).
     ///
     /// # Shapes
@@ -71,7 +71,7 @@ impl Model {
 
     /// `n` codes drawn from the prior at temperature `T`.
     pub fn prior_codes(&self, n: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
-        self.prior.sample(n, self.config.latent, temperature, rng)
+        self.prior_density().sample(n, self.config.latent, temperature, rng)
     }
 
     /// Reconstructions of `x`, decoded from the posterior mean (no sampling noise: these are

@@ -13,13 +13,17 @@ mod forward;
 mod objective;
 mod plan;
 mod posterior;
+mod prior;
 mod workspace;
 
 pub use condition::Conditioning;
 pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{Bound, LossBreakdown};
 pub use plan::{LayerShape, Plan, PlannedLayer};
-pub use posterior::{EncoderHead, Prior};
+pub use posterior::EncoderHead;
+pub use prior::{
+    DEFAULT_MOG_COMPONENTS, DEFAULT_VAMP_COMPONENTS, MAX_PRIOR_COMPONENTS, Prior, PriorDensity, PriorKind,
+};
 pub use workspace::Workspace;
 
 use std::borrow::Cow;
@@ -50,8 +54,9 @@ pub struct Model {
     /// or transposed convolutions `deconv1`, `deconv2`, … mirroring the encoder's, ReLU between
     /// them, the last with one output channel.
     pub decoder: Stack,
-    /// What new codes are drawn from. The autoencoder was never trained toward it: its
-    /// draws show what its decoder makes of codes it did not expect.
+    /// What the KL term pulls the codes toward and new codes are drawn from: `N(0, I)`, or a
+    /// learned prior trained with the model. The autoencoder was never trained toward its
+    /// `N(0, I)`: its draws show what its decoder makes of codes it did not expect.
     pub prior: Prior,
 }
 
@@ -96,22 +101,26 @@ impl Model {
         for layer in &plan.decoder {
             layer.push_onto(&mut decoder, rng);
         }
+        // Drawn last, so a model with the standard prior starts where it always did.
+        let prior = Prior::new(&config, rng);
         Ok(Model {
             config,
             encoder: Encoder { body, head },
             decoder,
-            prior: Prior::StandardNormal,
+            prior,
         })
     }
 
-    /// Every parameter, named, in a fixed order (the encoder's body, its head, the decoder):
-    /// the one walk that saving, loading, the optimizer and the parameter count share.
+    /// Every parameter, named, in a fixed order (the encoder's body, its head, the decoder,
+    /// a learned prior's): the one walk that saving, loading, the optimizer and the parameter
+    /// count share.
     pub fn params(&self) -> Vec<&Param> {
         self.encoder
             .body
             .params()
             .chain(self.encoder.head.params())
             .chain(self.decoder.params())
+            .chain(self.prior.params())
             .collect()
     }
 
@@ -122,6 +131,7 @@ impl Model {
             .params_mut()
             .chain(self.encoder.head.params_mut())
             .chain(self.decoder.params_mut())
+            .chain(self.prior.params_mut())
             .collect()
     }
 

@@ -3,9 +3,10 @@
 
 use rand::Rng;
 
+use super::prior::encoder_backward;
 use super::workspace::PosteriorGradient;
 use super::{EncoderHead, Latent, Model, Workspace};
-use crate::engine::gaussian::{kl_per_dimension, reparameterize_iw_backward, reparameterize_kl_backward};
+use crate::engine::gaussian::{kl_per_dimension, reparameterize_kl_backward, reparameterize_sampled_backward};
 use crate::engine::layer::Pass;
 use crate::engine::{GradInput, Matrix};
 
@@ -36,16 +37,6 @@ pub struct Bound {
     pub k: usize,
 }
 
-/// Where a layer whose input may be the data puts its input gradient: nowhere when it is the
-/// data, else written into or added onto `grad`.
-fn input_grad(grad: &mut Matrix, needed: bool, add: bool) -> GradInput<'_> {
-    match (needed, add) {
-        (false, _) => GradInput::Skip,
-        (true, false) => GradInput::Write(grad),
-        (true, true) => GradInput::Add(grad),
-    }
-}
-
 impl Model {
     /// Per-image reconstruction loss and KL of the batch that [`Model::forward`] left in
     /// `ws`, into `ws.recon_rows` and `ws.kl_rows`; with `with_grad`, also the gradient of
@@ -56,6 +47,7 @@ impl Model {
         ws.kl_rows.resize(batch, 0.0);
         let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
         self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
+        self.prior_into(ws);
         self.encoder.head.kl_rows(ws);
         let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
         let reconstruction = mean(&ws.recon_rows);
@@ -145,15 +137,18 @@ impl Model {
     }
 
     /// The log importance weight of one sample `z = μ + σ ⊙ ε` of the posterior,
-    /// `log w = -recon + β·(log p(z) - log q(z|x))`, `recon` its reconstruction loss: the one
-    /// formula behind training's bound (any β) and `vae eval`'s estimate (β = 1).
-    pub fn log_weight(&self, recon: f32, beta: f32, z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
-        -(recon as f64) + beta as f64 * self.prior.log_ratio(z, eps, logvar)
+    /// `log w = -recon + β·(log p(z) - log q(z|x))`, `recon` its reconstruction loss and
+    /// `log_ratio` its `log p(z) - log q(z|x)` ([`PriorDensity::log_ratios`]): the one formula
+    /// behind training's bound (any β) and `vae eval`'s estimate (β = 1).
+    pub fn log_weight(recon: f32, beta: f32, log_ratio: f64) -> f64 {
+        -(recon as f64) + beta as f64 * log_ratio
     }
 
-    /// Whether `bound` asks this model for the importance-weighted bound.
+    /// Whether `bound` asks this model for the importance-weighted bound: with k > 1, or
+    /// with a learned prior, whose KL term has no closed form, at k = 1 (the ELBO with a
+    /// Monte Carlo KL).
     fn importance_weighted(&self, bound: Bound) -> bool {
-        bound.k > 1 && self.encoder.head.has_posterior()
+        self.encoder.head.has_posterior() && (bound.k > 1 || self.prior.is_learned())
     }
 
     /// Forward and loss of a training batch under `bound`, leaving in `ws` what the
@@ -199,18 +194,13 @@ impl Model {
         self.config
             .recon
             .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
+        self.prior_into(ws);
         self.encoder.head.kl_rows(ws);
-        let log_w: Vec<f64> = (0..rows)
-            .map(|r| {
-                self.log_weight(
-                    ws.recon_rows[r],
-                    bound.beta,
-                    ws.z.row(r),
-                    ws.eps.row(r),
-                    ws.logvar.row(r),
-                )
-            })
-            .collect();
+        let mut log_w = Vec::new();
+        ws.density.log_ratios(&ws.z, &ws.eps, &ws.logvar, &mut log_w);
+        for (w, &recon) in log_w.iter_mut().zip(&ws.recon_rows) {
+            *w = Model::log_weight(recon, bound.beta, *w);
+        }
         ws.row_scale.clear();
         ws.posterior_gradient = PosteriorGradient::ImportanceWeighted { beta: bound.beta };
         let mut bound = 0.0;
@@ -238,60 +228,62 @@ impl Model {
     /// Backward pass from `ws.grad_logits` and what the bound left in `ws` (how the
     /// code's gradient reaches the posterior: `ws.posterior_gradient`).
     fn backward(&mut self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
-        let Workspace {
-            encoder,
-            h,
-            mu,
-            logvar,
-            std,
-            eps,
-            z,
-            decoder,
-            logits,
-            grad_logits,
-            grad,
-            grad_h,
-            grad_z,
-            grad_mu,
-            grad_logvar,
-            kl_scale,
-            row_scale,
-            posterior_gradient,
-            ..
-        } = ws;
-        let pass = Pass {
-            x: z,
-            condition,
-            acts: decoder,
-            y: logits,
-        };
-        self.decoder.backward(pass, grad_logits, grad, GradInput::Write(grad_z));
-        // Without a body the head's input is the data: no gradient needed there.
-        let body = !self.encoder.body.is_empty();
-        match &mut self.encoder.head {
-            EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, input_grad(grad_h, body, false)),
-            EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+        if let PosteriorGradient::ImportanceWeighted { beta } = ws.posterior_gradient {
+            // Each row's -log p(z) enters the loss with weight β·(its normalised weight).
+            ws.prior_row_weight.clear();
+            ws.prior_row_weight.extend(ws.row_scale.iter().map(|&s| beta * s));
+            self.prior_code_backward(ws);
+        }
+        {
+            let Workspace {
+                mu,
+                logvar,
+                std,
+                eps,
+                z,
+                decoder,
+                logits,
+                grad_logits,
+                grad,
+                grad_z,
+                grad_mu,
+                grad_logvar,
+                kl_scale,
+                prior_dz,
+                prior_row_weight,
+                posterior_gradient,
+                ..
+            } = ws;
+            let pass = Pass {
+                x: z,
+                condition,
+                acts: decoder,
+                y: logits,
+            };
+            self.decoder.backward(pass, grad_logits, grad, GradInput::Write(grad_z));
+            if self.encoder.head.has_posterior() {
                 match *posterior_gradient {
                     PosteriorGradient::Elbo => {
                         reparameterize_kl_backward(mu, logvar, eps, std, grad_z, kl_scale, grad_mu, grad_logvar);
                     }
-                    PosteriorGradient::ImportanceWeighted { beta } => {
-                        reparameterize_iw_backward(z, eps, std, grad_z, row_scale, beta, grad_mu, grad_logvar);
+                    PosteriorGradient::ImportanceWeighted { .. } => {
+                        reparameterize_sampled_backward(
+                            eps,
+                            std,
+                            grad_z,
+                            prior_dz,
+                            prior_row_weight,
+                            grad_mu,
+                            grad_logvar,
+                        );
                     }
                 }
-                fc_mu.backward(h, grad_mu, input_grad(grad_h, body, false));
-                fc_logvar.backward(h, grad_logvar, input_grad(grad_h, body, true));
             }
         }
-        if body {
-            // The first layer's input is the data, whose gradient nobody needs.
-            let pass = Pass {
-                x,
-                condition,
-                acts: encoder,
-                y: h,
-            };
-            self.encoder.body.backward(pass, grad_h, grad, GradInput::Skip);
+        // The encoder's first layer reads the data, whose gradient nobody needs.
+        encoder_backward(&mut self.encoder, x, condition, ws, None);
+        if self.prior.is_learned() && ws.posterior_gradient != PosteriorGradient::Elbo {
+            self.prior_backward(ws);
         }
     }
 }

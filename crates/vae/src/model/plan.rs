@@ -139,7 +139,7 @@ impl Plan {
 impl ModelConfig {
     /// Weights and biases of the model this config describes.
     pub fn parameters(&self) -> u64 {
-        self.plan().shapes().map(|s| s.parameters()).sum()
+        self.plan().shapes().map(|s| s.parameters()).sum::<u64>() + self.prior_parameters()
     }
 
     /// Values a forward and backward pass keeps per image: every layer's, and the output

@@ -1,12 +1,12 @@
 //! The latent part: what the encoder's head makes of the body's output `h` (the posterior
-//! q(z|x), or a single code), and the prior p(z) that codes are drawn from to make new images.
+//! q(z|x), or a single code). The prior p(z) that codes are drawn from is [`super::prior`].
 //! What a model does with its codes (draw them, weigh their KL, report their spread) is asked
 //! of these types, not of the model's kind.
 
 use rand::Rng;
 
 use super::{Latent, ModelKind, Workspace};
-use crate::engine::gaussian::{kl_divergence, log_prior_ratio, normal_quantile, reparameterize};
+use crate::engine::gaussian::reparameterize;
 use crate::engine::{Linear, Matrix, Param};
 
 /// How the latent code is obtained from the encoder body's output `h`.
@@ -84,12 +84,12 @@ impl EncoderHead {
         reparameterize(&ws.mu, &ws.logvar, &ws.eps, &mut ws.z, &mut ws.std);
     }
 
-    /// Each image's KL term `KL(q(z|x) || p(z))` into `ws.kl_rows`: 0 for a code, which is not
-    /// a distribution.
+    /// Each image's KL term `KL(q(z|x) || p(z))` into `ws.kl_rows`, against the prior density
+    /// `ws.density` ([`PriorDensity::kl_rows`]); 0 for a code, which is not a distribution.
     pub(super) fn kl_rows(&self, ws: &mut Workspace) {
         match self {
             EncoderHead::Code { .. } => ws.kl_rows.fill(0.0),
-            EncoderHead::Gaussian { .. } => kl_divergence(&ws.mu, &ws.logvar, &mut ws.kl_rows),
+            EncoderHead::Gaussian { .. } => ws.density.kl_rows(&ws.mu, &ws.logvar, &ws.z, &ws.eps, &mut ws.kl_rows),
         }
     }
 
@@ -123,63 +123,6 @@ impl EncoderHead {
         match self {
             EncoderHead::Code { .. } => "codes",
             EncoderHead::Gaussian { .. } => "posterior means",
-        }
-    }
-}
-
-/// The prior `p(z)` new images are drawn from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Prior {
-    /// `N(0, I)`, the VAE's.
-    #[default]
-    StandardNormal,
-}
-
-impl Prior {
-    /// `n` codes of `latent` dimensions drawn from the prior at temperature `T`: for the
-    /// standard normal, `N(0, T²·I)`.
-    pub fn sample(&self, n: usize, latent: usize, temperature: f32, rng: &mut impl Rng) -> Matrix {
-        match self {
-            Prior::StandardNormal => {
-                let mut z = Matrix::standard_normal(n, latent, rng);
-                for v in &mut z.data {
-                    *v *= temperature;
-                }
-                z
-            }
-        }
-    }
-
-    /// `log p(z) - log q(z|x)` of one importance sample `z = μ + σ ⊙ ε` of a diagonal
-    /// Gaussian posterior with log-variances `logvar`: the prior's part of its log-weight.
-    pub fn log_ratio(&self, z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
-        match self {
-            Prior::StandardNormal => log_prior_ratio(z, eps, logvar),
-        }
-    }
-
-    /// `log p(z)` of one code: for the standard normal, `-½ (D log 2π + ||z||²)`.
-    pub fn log_density(&self, z: &[f32]) -> f64 {
-        match self {
-            Prior::StandardNormal => {
-                let squares: f64 = z.iter().map(|&v| (v as f64).powi(2)).sum();
-                -0.5 * (z.len() as f64 * (2.0 * std::f64::consts::PI).ln() + squares)
-            }
-        }
-    }
-
-    /// What the prior is, in a formula, for reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Prior::StandardNormal => "N(0, I)",
-        }
-    }
-
-    /// The value below which a share `p` of one coordinate's prior mass lies: lattices of
-    /// codes with equal prior mass per cell.
-    pub fn quantile(&self, p: f64) -> f64 {
-        match self {
-            Prior::StandardNormal => normal_quantile(p),
         }
     }
 }

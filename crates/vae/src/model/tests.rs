@@ -63,14 +63,29 @@ fn loss_at(model: &Model, x: &Matrix, condition: Option<&Matrix>, bound: Bound) 
     let total = model.bound_value(x, condition, &mut ws, &mut rng, bound).total;
     // Free bits switch a dimension's KL on and off: another kink to stay clear of.
     let floors = ws.kl_scale.iter().map(|&s| s > 0.0);
+    // The VampPrior's pass over its pseudo-inputs has ReLUs too, and a clamp to [0, 1].
+    let prior_pass: Vec<&Matrix> = ws
+        .prior_pass
+        .iter()
+        .flat_map(|p| p.encoder.hidden.iter().chain([&p.h]))
+        .collect();
+    let clamps = model
+        .prior
+        .params()
+        .into_iter()
+        .filter(|p| p.name == "prior.pseudo_inputs")
+        .flat_map(|p| p.value.data.iter().map(|&v| (0.0..=1.0).contains(&v)))
+        .collect::<Vec<_>>();
     let active = ws
         .encoder
         .hidden
         .iter()
         .chain([&ws.h])
         .chain(&ws.decoder.hidden)
+        .chain(prior_pass)
         .flat_map(|m| m.data.iter().map(|&v| v > 0.0))
         .chain(floors)
+        .chain(clamps)
         .collect();
     (total, active)
 }
@@ -286,6 +301,141 @@ fn conditional_gradients_match_finite_differences() {
             free_bits: 0.0,
             k: 3,
         },
+    );
+}
+
+fn with_prior(config: ModelConfig, prior: PriorKind, components: usize) -> ModelConfig {
+    ModelConfig {
+        prior,
+        prior_components: components,
+        ..config
+    }
+}
+
+#[test]
+fn learned_prior_gradients_match_finite_differences() {
+    // The KL term is then log q(z|x) - log p(z) at the drawn z: its gradient reaches the
+    // posterior through z, a mixture's means, variances and logits directly, and the
+    // VampPrior's pseudo-inputs through the encoder (whose own gradient gains that path).
+    let elbo = Bound {
+        beta: 0.8,
+        free_bits: 0.0,
+        k: 1,
+    };
+    check_config(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![5, 4]), PriorKind::Mog, 3),
+        elbo,
+    );
+    check_config(
+        with_prior(tiny_config(ModelKind::Cvae, Recon::Mse, vec![4]), PriorKind::Mog, 2),
+        elbo,
+    );
+    check_config(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![5, 4]), PriorKind::Vamp, 3),
+        elbo,
+    );
+    check_config(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Mse, vec![]), PriorKind::Vamp, 2),
+        elbo,
+    );
+    check_config(
+        with_prior(tiny_conv_config(ModelKind::Vae, Recon::Bce), PriorKind::Vamp, 2),
+        elbo,
+    );
+    // Under the importance-weighted bound each sample's prior term is weighted by its
+    // normalised weight.
+    let iw = Bound { k: 3, ..elbo };
+    check_config(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Vamp, 3),
+        iw,
+    );
+    check_config(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Mog, 3),
+        iw,
+    );
+}
+
+#[test]
+fn a_one_component_mixture_at_the_origin_estimates_the_standard_kl() {
+    // With one component N(0, I) the learned prior is the standard normal: the Monte Carlo
+    // KL averages to the closed form, and log p(z) is the same function.
+    let config = with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Mog, 1);
+    let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+    m.param_mut("prior.means").unwrap().value.data.fill(0.0);
+    let (x, _) = tiny_batch(&m.config);
+    let mut ws = Workspace::default();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let (mut sum, draws) = (0.0f64, 20_000);
+    for _ in 0..draws {
+        m.forward(&x, None, &mut ws, Latent::Sample(&mut rng));
+        sum += m.loss(&x, &mut ws, false).kl;
+    }
+    let mut closed = [0.0f32; 2];
+    crate::engine::gaussian::kl_divergence(&ws.mu, &ws.logvar, &mut closed);
+    let closed = (closed[0] + closed[1]) as f64 / 2.0;
+    let estimate = sum / draws as f64;
+    assert!(closed > 0.01, "the posterior is not the prior: {closed}");
+    assert!(
+        (estimate - closed).abs() < 0.02 * closed.max(1.0),
+        "{estimate} vs {closed}"
+    );
+    let z = [0.3f32, -1.2];
+    let standard = PriorDensity::StandardNormal.log_density(&z);
+    assert!((m.prior_density().log_density(&z) - standard).abs() < 1e-5);
+}
+
+#[test]
+fn the_vampprior_is_the_mixture_of_the_posteriors_at_its_pseudo_inputs() {
+    let config = with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Vamp, 3);
+    let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+    // Pixels outside [0, 1] are read as the nearest bound.
+    let u = &mut m.param_mut("prior.pseudo_inputs").unwrap().value;
+    u.data[0] = -3.0;
+    u.data[1] = 2.0;
+    let mut clamped = u.clone();
+    clamped.data[0] = 0.0;
+    clamped.data[1] = 1.0;
+    let mut ws = Workspace::default();
+    m.encode(&clamped, None, &mut ws);
+    let PriorDensity::Mixture(mixture) = m.prior_density() else {
+        panic!("the VampPrior is a mixture")
+    };
+    assert_eq!(mixture.means, ws.mu);
+    assert_eq!(mixture.logvars, ws.logvar);
+    let third = (1.0f32 / 3.0).ln();
+    assert!(mixture.log_weights.iter().all(|&a| (a - third).abs() < 1e-6));
+}
+
+#[test]
+fn a_learned_prior_is_refused_where_it_cannot_train() {
+    let refused = |config: ModelConfig, field: &str| {
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains(field), "{e}");
+    };
+    refused(
+        with_prior(tiny_config(ModelKind::Ae, Recon::Bce, vec![4]), PriorKind::Mog, 3),
+        "prior",
+    );
+    refused(
+        with_prior(tiny_config(ModelKind::Cvae, Recon::Bce, vec![4]), PriorKind::Vamp, 3),
+        "pseudo-inputs",
+    );
+    refused(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Mog, 0),
+        "prior-components",
+    );
+    refused(
+        with_prior(tiny_config(ModelKind::Vae, Recon::Bce, vec![4]), PriorKind::Standard, 3),
+        "prior-components",
+    );
+    let too_many = MAX_PRIOR_COMPONENTS + 1;
+    refused(
+        with_prior(
+            tiny_config(ModelKind::Vae, Recon::Bce, vec![4]),
+            PriorKind::Vamp,
+            too_many,
+        ),
+        "5000",
     );
 }
 

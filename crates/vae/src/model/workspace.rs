@@ -1,6 +1,7 @@
 //! The buffers of one forward and backward pass, kept between batches so that a training
 //! step allocates nothing once the first batch has sized them.
 
+use super::prior::{DensityGradient, PriorDensity};
 use crate::engine::Matrix;
 use crate::engine::layer::{GradScratch, StackActivations};
 
@@ -47,6 +48,22 @@ pub struct Workspace {
     pub(crate) repeated_condition: Matrix,
     /// How the objective's gradient reaches the posterior.
     pub(crate) posterior_gradient: PosteriorGradient,
+    /// The prior's density over codes for this batch (see [`crate::model::Model::prior_density`]).
+    pub(crate) density: PriorDensity,
+    /// VampPrior: the encoder's pass over the pseudo-inputs.
+    pub(crate) prior_pass: Option<Box<Workspace>>,
+    /// VampPrior: the pseudo-inputs clamped to [0, 1], as the encoder reads them.
+    pub(crate) prior_inputs: Matrix,
+    /// VampPrior: the loss's gradient with respect to the clamped pseudo-inputs.
+    pub(crate) prior_input_grad: Matrix,
+    /// Each row's weight `w_r` on `-log p(z_r)` in the loss.
+    pub(crate) prior_row_weight: Vec<f32>,
+    /// `∂L/∂z` of the prior's part of the loss.
+    pub(crate) prior_dz: Matrix,
+    /// The prior's part of the loss differentiated with respect to the density's parts.
+    pub(crate) prior_grads: DensityGradient,
+    /// The encoder's gradients of the main pass while the VampPrior's pass runs.
+    pub(crate) saved_grads: Vec<Matrix>,
 }
 
 /// How the code's gradient reaches the posterior's mean and log-variance, as the bound

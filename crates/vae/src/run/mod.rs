@@ -169,6 +169,13 @@ impl RunConfig {
                 return Err(Error::config("free-bits", "an autoencoder has no KL term to floor"));
             }
         }
+        if !model.prior.is_standard() && train.free_bits > 0.0 {
+            // Free bits floor each dimension's KL, which a mixture prior does not split into.
+            return Err(Error::config(
+                "free-bits",
+                "a learned prior's KL term does not split by dimension: free bits need --prior standard",
+            ));
+        }
         if train.objective == Objective::Iwae && !model.kind.is_variational() {
             return Err(Error::config(
                 "objective",

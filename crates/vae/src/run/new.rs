@@ -8,7 +8,7 @@ use super::{Objective, RunConfig, TrainConfig};
 use crate::data::{Binarize, Dataset, DatasetSpec};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
-use crate::model::{Arch, ModelConfig, ModelKind};
+use crate::model::{Arch, ModelConfig, ModelKind, PriorKind};
 
 /// Epochs of a new run unless asked otherwise.
 pub const DEFAULT_EPOCHS: usize = 10;
@@ -26,6 +26,9 @@ pub struct NewRun {
     pub hidden: Option<Vec<usize>>,
     pub latent: usize,
     pub recon: Recon,
+    pub prior: PriorKind,
+    /// A learned prior's components (default: [`PriorKind::default_components`]).
+    pub prior_components: Option<usize>,
     /// The KL weight of a VAE or CVAE (default 1).
     pub beta: Option<f32>,
     /// A dataset's name or a folder of IDX files.
@@ -56,6 +59,8 @@ impl Default for NewRun {
             hidden: None,
             latent: ModelConfig::mlp_vae().latent,
             recon: Recon::Bce,
+            prior: PriorKind::Standard,
+            prior_components: None,
             beta: None,
             dataset: train.dataset,
             epochs: None,
@@ -103,6 +108,8 @@ impl NewRun {
             recon: self.recon,
             beta: self.beta.unwrap_or(1.0),
             classes: if self.kind.is_conditional() { 10 } else { 0 },
+            prior: self.prior,
+            prior_components: self.prior_components.unwrap_or(self.prior.default_components()),
             ..ModelConfig::for_body(self.arch, self.channels.clone(), self.hidden.clone())
         };
         let dataset = match self.dataset.parse::<DatasetSpec>()? {

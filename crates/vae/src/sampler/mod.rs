@@ -25,7 +25,7 @@ use crate::data::Split;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::latent::split_codes;
-use crate::model::{Conditioning, Model, Prior};
+use crate::model::{Conditioning, Model, PriorDensity};
 use crate::rng::{permutation, seeded};
 use crate::run::RunDir;
 
@@ -70,8 +70,12 @@ impl SamplerKind {
 /// A source of codes to decode.
 #[derive(Clone, Debug)]
 pub enum Sampler {
-    /// The model's prior.
-    Prior { prior: Prior, latent: usize },
+    /// The model's prior: its density and its name.
+    Prior {
+        prior: PriorDensity,
+        name: String,
+        latent: usize,
+    },
     /// A fitted Gaussian mixture.
     Gmm(FittedGmm),
 }
@@ -80,7 +84,8 @@ impl Sampler {
     /// The prior of `model`.
     pub fn prior_of(model: &Model) -> Sampler {
         Sampler::Prior {
-            prior: model.prior,
+            prior: model.prior_density(),
+            name: model.prior.name(),
             latent: model.config.latent,
         }
     }
@@ -108,7 +113,7 @@ impl Sampler {
     /// What the codes are drawn from, in words, for reports and titles.
     pub fn describe(&self) -> String {
         match self {
-            Sampler::Prior { prior, .. } => format!("the prior {}", prior.name()),
+            Sampler::Prior { name, .. } => format!("the prior {name}"),
             Sampler::Gmm(g) => g.describe(),
         }
     }
@@ -129,7 +134,7 @@ impl Sampler {
     /// A per-class sampler given no labels, or a label it has no mixture for.
     pub fn draw(&self, n: usize, labels: Option<&[u8]>, temperature: f32, rng: &mut impl Rng) -> Result<Matrix> {
         match self {
-            Sampler::Prior { prior, latent } => Ok(prior.sample(n, *latent, temperature, rng)),
+            Sampler::Prior { prior, latent, .. } => Ok(prior.sample(n, *latent, temperature, rng)),
             Sampler::Gmm(g) => g.draw(n, labels, temperature, rng),
         }
     }
@@ -214,6 +219,7 @@ impl FittedGmm {
         };
         let mut rng = seeded(seed);
         let (mut mixtures, mut fits) = (Vec::new(), Vec::new());
+        let prior = model.prior_density();
         for (label, indices) in groups {
             let order = permutation(indices.len(), &mut rng);
             let held = held_out_count(indices.len(), options.components);
@@ -226,12 +232,8 @@ impl FittedGmm {
                 Some(c) => Error::config("components", format!("class {c}: {e}")),
                 None => e,
             })?;
-            let prior_ll = (held > 0).then(|| {
-                (0..held)
-                    .map(|r| model.prior.log_density(held_codes.row(r)))
-                    .sum::<f64>()
-                    / held as f64
-            });
+            let prior_ll =
+                (held > 0).then(|| (0..held).map(|r| prior.log_density(held_codes.row(r))).sum::<f64>() / held as f64);
             fits.push(GroupFit {
                 label,
                 fit,
