@@ -208,15 +208,15 @@ impl DiagonalMixture {
         }
         dmeans.reshape_for_overwrite(k_count, d);
         dlogvars.reshape_for_overwrite(k_count, d);
-        for k in 0..k_count {
+        for (k, &s_k) in s.iter().enumerate() {
             let (m, p) = (self.means.row(k), e.precisions.row(k));
             let (a2, a) = (
                 &wq.data[k * 2 * d..k * 2 * d + d],
                 &wq.data[k * 2 * d + d..(k + 1) * 2 * d],
             );
             for j in 0..d {
-                dmeans.data[k * d + j] = -p[j] * (a[j] - s[k] * m[j]);
-                dlogvars.data[k * d + j] = 0.5 * (s[k] - p[j] * (a2[j] - 2.0 * m[j] * a[j] + s[k] * m[j] * m[j]));
+                dmeans.data[k * d + j] = -p[j] * (a[j] - s_k * m[j]);
+                dlogvars.data[k * d + j] = 0.5 * (s_k - p[j] * (a2[j] - 2.0 * m[j] * a[j] + s_k * m[j] * m[j]));
             }
         }
         dlog_weights.clear();

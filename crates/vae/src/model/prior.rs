@@ -68,6 +68,8 @@ impl PriorKind {
 }
 
 /// The prior's parameters, named `prior.*` in the checkpoint beside the layers'.
+// One per model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Default)]
 pub enum Prior {
     /// `N(0, I)`, the VAE's, with nothing to learn.
@@ -444,7 +446,7 @@ pub(super) fn encoder_backward(
         EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, into(head_grad.as_deref_mut(), false)),
         EncoderHead::Gaussian { fc_mu, fc_logvar } => {
             fc_mu.backward(h, grad_mu, into(head_grad.as_deref_mut(), false));
-            fc_logvar.backward(h, grad_logvar, into(head_grad.as_deref_mut(), true));
+            fc_logvar.backward(h, grad_logvar, into(head_grad, true));
         }
     }
     if body {
