@@ -440,7 +440,7 @@ pub(super) fn encoder_backward(
     } = ws;
     let body = !encoder.body.is_empty();
     // Without a body the head reads the input itself.
-    let (head_grad, mut dx) = if body { (Some(&mut *grad_h), dx) } else { (dx, None) };
+    let (head_grad, dx) = if body { (Some(&mut *grad_h), dx) } else { (dx, None) };
     let mut head_grad = head_grad;
     match &mut encoder.head {
         EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, into(head_grad.as_deref_mut(), false)),
@@ -456,8 +456,6 @@ pub(super) fn encoder_backward(
             acts,
             y: h,
         };
-        encoder
-            .body
-            .backward(pass, grad_h, grad, into(dx.as_deref_mut(), false));
+        encoder.body.backward(pass, grad_h, grad, into(dx, false));
     }
 }
