@@ -178,6 +178,27 @@ fn bad_arguments_are_refused_before_any_work() {
             &["train", "--kind", "ae", "--free-bits", "1"],
             "free-bits: an autoencoder has no KL term",
         ),
+        // A learned prior where it cannot train.
+        (
+            &["train", "--prior-components", "5"],
+            "prior-components: only a learned prior (--prior mog or vamp) has components",
+        ),
+        (
+            &["train", "--kind", "ae", "--prior", "mog"],
+            "prior: an autoencoder has no KL term to train a prior with",
+        ),
+        (
+            &["train", "--kind", "cvae", "--prior", "vamp"],
+            "prior: the VampPrior's pseudo-inputs have no labels",
+        ),
+        (
+            &["train", "--prior", "vamp", "--prior-components", "0"],
+            "prior-components: must be between 1 and 5000, got 0",
+        ),
+        (
+            &["train", "--prior", "mog", "--free-bits", "0.5"],
+            "free-bits: a learned prior's KL term does not split by dimension",
+        ),
         (&["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
         (&["eval", "no-such-run"], "no-such-run: not a run folder"),
         (&["sample", "no-such-run"], "no-such-run: not a run folder"),
@@ -186,6 +207,49 @@ fn bad_arguments_are_refused_before_any_work() {
         assert_refused(&out, needle);
         assert!(!d.join("runs").exists(), "{args:?} left a run folder");
     }
+}
+
+#[test]
+fn a_run_with_a_learned_prior_says_so_and_is_sampled_and_scored_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = vae(
+        d,
+        &[
+            &[
+                "train",
+                "--epochs",
+                "1",
+                "--out",
+                "run",
+                "--prior",
+                "mog",
+                "--prior-components",
+                "3",
+            ],
+            SMALL,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("prior mog of 3"), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["prior"], "mog");
+    assert_eq!(config["model"]["prior_components"], 3);
+    let weights = std::fs::read(d.join("run/model.safetensors")).unwrap();
+    for name in ["prior.means", "prior.logvars", "prior.logits"] {
+        assert!(weights.windows(name.len()).any(|w| w == name.as_bytes()), "{name}");
+    }
+    let sample = vae(d, &["sample", "run", "--out", "s.png"]);
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    assert!(d.join("s.png").is_file());
+    let eval = vae(d, &["eval", "run", "--k", "20", "--limit", "50", "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    // A standard run's config stays as it was written before learned priors.
+    train_small(d, "plain");
+    let plain = std::fs::read_to_string(d.join("plain/config.json")).unwrap();
+    assert!(!plain.contains("prior"), "{plain}");
 }
 
 #[test]
