@@ -647,9 +647,10 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "cvae-2"]);
+    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "vamp-vae-2", "cvae-2"]);
     assert_eq!(numbers["models"][2]["arch"], "conv");
-    assert_eq!(numbers["models"][3]["kind"], "cvae");
+    assert_eq!(numbers["models"][3]["prior"], "vamp");
+    assert_eq!(numbers["models"][4]["kind"], "cvae");
     assert!(html.contains(r#"id="cvae-samples""#));
     assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
     // The numbers are those of the runs and of the protocol asked for.

@@ -20,7 +20,7 @@ use crate::latent::{DatasetCodes, random_pairs};
 use crate::metrics::{
     Completeness, LatentOptions, LatentReport, Reference, SampleQuality, latent_report, sample_quality,
 };
-use crate::model::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
+use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, MNIST_SIDE, ModelConfig, ModelKind, PriorKind};
 use crate::pictures;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
@@ -42,7 +42,8 @@ pub struct DemoOptions {
     pub runs: PathBuf,
     /// Settings of the latent-space numbers.
     pub latent: LatentOptions,
-    /// Also train a conv VAE (at the largest latent size) and a CVAE (latent 2).
+    /// Also train a conv VAE and a VAE with the VampPrior (at the largest latent size) and a
+    /// CVAE (latent 2).
     pub extras: bool,
 }
 
@@ -78,6 +79,8 @@ pub struct DemoModel {
     pub name: String,
     pub kind: ModelKind,
     pub arch: Arch,
+    /// The prior it was trained toward: N(0, I), or one learned with it.
+    pub prior: PriorKind,
     pub latent: usize,
     pub epochs: usize,
     pub run: PathBuf,
@@ -144,6 +147,7 @@ pub struct ModelNumbers<'a> {
     pub name: &'a str,
     pub kind: &'static str,
     pub arch: &'static str,
+    pub prior: &'static str,
     pub latent: usize,
     pub epochs: usize,
     /// The last epoch's metrics.
@@ -168,6 +172,7 @@ impl DemoResult {
                     name: &m.name,
                     kind: m.kind.name(),
                     arch: m.arch.name(),
+                    prior: m.prior.name(),
                     latent: m.latent,
                     epochs: m.epochs,
                     last_epoch: m.history.last(),
@@ -222,6 +227,12 @@ pub fn run(
             ..ModelConfig::conv_vae()
         };
         plan.push((format!("conv-vae-{latent}"), conv, conv_epochs(options.epochs)));
+        let vamp = ModelConfig {
+            prior: PriorKind::Vamp,
+            prior_components: DEFAULT_VAMP_COMPONENTS,
+            ..mlp(ModelKind::Vae, latent)
+        };
+        plan.push((format!("vamp-vae-{latent}"), vamp, options.epochs));
         let cvae = ModelConfig {
             classes: data.classes(),
             ..mlp(ModelKind::Cvae, 2)
@@ -301,7 +312,12 @@ pub fn describe(config: &ModelConfig) -> String {
         ModelKind::Vae => "variational autoencoder",
         ModelKind::Cvae => "conditional variational autoencoder",
     };
-    format!("{body}{kind}")
+    let prior = match config.prior {
+        PriorKind::Standard => String::new(),
+        PriorKind::Mog => format!(" with a learned mixture prior of {} Gaussians", config.prior_components),
+        PriorKind::Vamp => format!(" with the VampPrior ({} pseudo-inputs)", config.prior_components),
+    };
+    format!("{body}{kind}{prior}")
 }
 
 /// The pictures and numbers of one trained model.
@@ -339,6 +355,7 @@ fn look_at(
         name: name.to_string(),
         kind,
         arch: model.config.arch,
+        prior: model.config.prior,
         latent,
         epochs: trainer.config.train.epochs,
         run: run.root.clone(),

@@ -8,7 +8,7 @@ use base64::Engine;
 
 use crate::demo::{DemoModel, DemoResult};
 use crate::html::escape as esc;
-use crate::model::{Arch, ModelKind};
+use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, ModelKind, PriorKind};
 use crate::plot::{PALETTE, Series, line_chart_svg};
 
 fn png(bytes: &[u8], alt: &str) -> String {
@@ -21,7 +21,8 @@ body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 2em auto; 
 h1 { margin-bottom: 0.2em; }
 h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; align-items: start; }
-.pair > div > h4 { margin: 0.3em 0; }
+.pair > div > h4, .triple > div > h4 { margin: 0.3em 0; }
+.triple { display: grid; grid-template-columns: 1fr 1fr 1fr; gap: 1.5em; align-items: start; }
 img, svg { max-width: 100%; height: auto; image-rendering: pixelated; }
 .caption { color: #555; margin: 0.3em 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
@@ -148,6 +149,7 @@ pub fn render_html(result: &DemoResult) -> String {
             &|m| loss_chart(m),
         );
     }
+    html += &learned_prior(result);
     html += &beyond_the_mlp(result);
     html += &format!(
         r#"<h2 id="reproduce">Reproduce</h2><p>The run folders are in <code>{}</code>: try <code>vae sample</code>, <code>vae interpolate --slerp</code>, <code>vae traverse</code> or <code>vae eval --latent</code> on them.</p></body></html>
@@ -158,11 +160,48 @@ pub fn render_html(result: &DemoResult) -> String {
 }
 
 /// The AE or VAE of the side-by-side comparison at `latent`: the MLP ones.
+/// The MLP model of `kind` and `latent` trained toward N(0, I).
 fn mlp_model(result: &DemoResult, kind: ModelKind, latent: usize) -> Option<&DemoModel> {
     result
         .models
         .iter()
-        .find(|m| m.kind == kind && m.arch == Arch::Mlp && m.latent == latent)
+        .find(|m| m.kind == kind && m.arch == Arch::Mlp && m.latent == latent && m.prior == PriorKind::Standard)
+}
+
+/// The VAE trained with the VampPrior beside the standard VAE of its latent size: N(0, I)'s
+/// samples, those of a mixture fitted after training, and those of the prior learned with the
+/// model.
+fn learned_prior(result: &DemoResult) -> String {
+    let Some(vamp) = result.models.iter().find(|m| m.prior == PriorKind::Vamp) else {
+        return String::new();
+    };
+    let Some(vae) = mlp_model(result, ModelKind::Vae, vamp.latent) else {
+        return String::new();
+    };
+    let confident = |m: &DemoModel| 100.0 * m.report.completeness.confident_share;
+    let test_loss = |m: &DemoModel| m.history.last().map_or(f64::NAN, |e| e.test_loss);
+    let caption = format!(
+        "The holes can also be closed while training, by a prior that moves its mass to where the codes are. The VampPrior (Tomczak &amp; Welling 2018) is a mixture of the encoder's own posteriors at {pseudo} learned pseudo-inputs, images that training shapes like the data; the KL term is then a Monte Carlo estimate at the drawn code. Confidently classified: {:.1}% from N(0, I), {:.1}% from the mixture fitted after training, {:.1}% from the learned prior; FID {:.1}, {:.1} and {:.1}; draws in holes {:.1}%, {:.1}% and {:.1}%. The learned prior also fits the data better: test loss {:.1} against {:.1} nats per image.",
+        confident(vae),
+        100.0 * vae.fitted.quality.completeness.confident_share,
+        confident(vamp),
+        vae.report.fid,
+        vae.fitted.quality.fid,
+        vamp.report.fid,
+        100.0 * vae.report.coverage.hole_share,
+        100.0 * vae.fitted.quality.coverage.hole_share,
+        100.0 * vamp.report.coverage.hole_share,
+        test_loss(vamp),
+        test_loss(vae),
+        pseudo = DEFAULT_VAMP_COMPONENTS,
+    );
+    format!(
+        r#"<h2 id="learned-prior">A prior learned with the model, latent {latent}</h2><p class="caption">{caption}</p><div class="triple"><div><h4>VAE, codes from N(0, I)</h4>{}</div><div><h4>the same VAE, codes from a fitted mixture</h4>{}</div><div><h4>VAE trained with the VampPrior, codes from it</h4>{}</div></div>"#,
+        png(&vae.samples, "VAE samples from N(0, I)"),
+        png(&vae.fitted.samples, "VAE samples from the fitted mixture"),
+        png(&vamp.samples, "samples from the VampPrior"),
+        latent = vamp.latent,
+    )
 }
 
 /// Two pictures side by side under a heading and a caption.
@@ -411,7 +450,8 @@ fn numbers_table(result: &DemoResult) -> String {
         for m in models {
             let v = get(m);
             // Bold marks the better of each MLP AE/VAE pair; the extra models stand alone.
-            let paired = |o: &DemoModel| o.arch == Arch::Mlp && o.kind != ModelKind::Cvae;
+            let paired =
+                |o: &DemoModel| o.arch == Arch::Mlp && o.kind != ModelKind::Cvae && o.prior == PriorKind::Standard;
             let partner = models
                 .iter()
                 .find(|o| paired(m) && paired(o) && o.latent == m.latent && o.kind != m.kind)

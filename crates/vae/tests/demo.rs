@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use vae::classifier::{ClassifierTraining, train};
 use vae::demo::{DemoOptions, run};
 use vae::metrics::LatentOptions;
-use vae::model::{Arch, ModelKind};
+use vae::model::{Arch, ModelKind, PriorKind};
 use vae::report::render_html;
 
 #[test]
@@ -48,11 +48,12 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     })
     .unwrap();
     let names: Vec<&str> = result.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "cvae-2"]);
+    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "vamp-vae-2", "cvae-2"]);
     assert_eq!(result.models[0].kind, ModelKind::Ae);
     assert_eq!(result.models[1].kind, ModelKind::Vae);
     assert_eq!(result.models[2].arch, Arch::Conv);
-    assert_eq!(result.models[3].kind, ModelKind::Cvae);
+    assert_eq!(result.models[3].prior, PriorKind::Vamp);
+    assert_eq!(result.models[4].kind, ModelKind::Cvae);
     assert!(stages.iter().any(|s| s.contains("training vae-2")), "{stages:?}");
     assert!(
         stages
@@ -105,17 +106,19 @@ fn the_demo_trains_both_models_and_reports_every_section() {
         "conv-losses",
         "cvae-samples",
         "cvae-fitted",
+        "learned-prior",
     ] {
         assert!(html.contains(&format!(r#"id="{id}""#)), "section {id} missing");
     }
     // Self-contained: every picture inline, nothing fetched from anywhere.
-    // AE and VAE: seven pictures each; conv beside MLP: two pairs; the CVAE: two pairs.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 7 + 4 + 4);
+    // AE and VAE: seven pictures each; conv beside MLP: two pairs; the CVAE: two pairs; the
+    // learned prior: three samples side by side.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 7 + 4 + 4 + 3);
     assert_eq!(html.matches("<svg").count(), 2 + 2);
     assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
     assert!(html.contains("confidently classified samples") && html.contains("FID (classifier features)"));
     assert!(html.contains("confidently classified, fitted mixture") && html.contains("prior draws in holes"));
     // The CVAE's mixtures are per class: 50 components shared out over 10 classes.
-    assert_eq!(result.models[3].fitted.components, 5);
-    assert!(result.models[3].fitted.quality.label_agreement.is_some());
+    assert_eq!(result.models[4].fitted.components, 5);
+    assert!(result.models[4].fitted.quality.label_agreement.is_some());
 }

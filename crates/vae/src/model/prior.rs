@@ -154,10 +154,8 @@ impl Prior {
     pub fn name(&self) -> String {
         match self {
             Prior::StandardNormal => "N(0, I)".into(),
-            Prior::Mixture { means, .. } => format!("a learned mixture of {} Gaussians", means.value.rows),
-            Prior::Vamp { pseudo_inputs } => {
-                format!("the VampPrior of {} pseudo-inputs", pseudo_inputs.value.rows)
-            }
+            Prior::Mixture { means, .. } => format!("MoG ({} learned Gaussians)", means.value.rows),
+            Prior::Vamp { pseudo_inputs } => format!("VampPrior ({} pseudo-inputs)", pseudo_inputs.value.rows),
         }
     }
 }
