@@ -24,9 +24,10 @@ const TRAIN_STATE_KEY: &str = "train_state";
 const FORMAT_KEY: &str = "format";
 const FORMAT: &str = "vae";
 
-/// The on-disk shape of a parameter: biases are 1-D, as in PyTorch.
+/// The on-disk shape of a parameter: biases (and a learned prior's logits) are 1-D, as in
+/// PyTorch.
 fn stored_shape(name: &str, m: &Matrix) -> Vec<usize> {
-    if name.ends_with(".bias") {
+    if name.ends_with(".bias") || name.ends_with(".logits") {
         vec![m.cols]
     } else {
         vec![m.rows, m.cols]

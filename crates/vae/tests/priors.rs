@@ -59,6 +59,18 @@ fn a_learned_prior_trains_toward_the_codes_and_is_saved_with_the_weights() {
         let model = run.load_model().unwrap();
         assert_eq!(params(&model), params(&trainer.model), "{prior:?}");
         assert_eq!(model.prior.kind(), prior);
+        // Stored as a PyTorch user would shape them: the logits 1-D like a bias.
+        let bytes = std::fs::read(run.model()).unwrap();
+        let stored = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let shape = |name: &str| stored.tensor(name).unwrap().shape().to_vec();
+        match prior {
+            PriorKind::Mog => {
+                assert_eq!(shape("prior.means"), [components, 4]);
+                assert_eq!(shape("prior.logvars"), [components, 4]);
+                assert_eq!(shape("prior.logits"), [components]);
+            }
+            _ => assert_eq!(shape("prior.pseudo_inputs"), [components, 784]),
+        }
         let learned = model.prior_density();
         assert_ne!(learned, initial, "{prior:?}: the prior did not move");
         // Held-out codes are far more likely under the prior trained toward them than under

@@ -42,7 +42,7 @@ pub struct Args {
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Skip the conv VAE and the conditional VAE (AE and VAE only).
+    /// Skip the conv VAE, the VAE with the VampPrior and the conditional VAE (AE and VAE only).
     #[arg(long)]
     no_extras: bool,
 }
