@@ -275,6 +275,24 @@ fn broken_run_folders_give_one_line_errors() {
         "config.json: invalid config: unknown variant `gan`",
     );
 
+    // A learned prior the weights do not hold, and one no model can have.
+    let with_prior = |prior: &str| config.replace("\"latent\": 4", &format!("\"latent\": 4, {prior}"));
+    std::fs::write(
+        d.join("run/config.json"),
+        with_prior("\"prior\": \"mog\", \"prior_components\": 3"),
+    )
+    .unwrap();
+    assert_refused(&vae(d, &["sample", "run"]), "prior.means");
+    std::fs::write(
+        d.join("run/config.json"),
+        with_prior("\"prior\": \"vamp\", \"prior_components\": 100000"),
+    )
+    .unwrap();
+    assert_refused(
+        &vae(d, &["sample", "run"]),
+        "prior-components: must be between 1 and 5000",
+    );
+
     std::fs::write(d.join("run/config.json"), &config).unwrap();
     std::fs::write(d.join("run/model.safetensors"), b"").unwrap();
     assert_refused(
@@ -584,7 +602,7 @@ fn a_sampler_fitted_to_a_run_draws_its_samples_until_the_run_trains_on() {
         "{text}"
     );
     assert!(
-        text.contains("under the mixture") && text.contains("under N(0, I)"),
+        text.contains("under the mixture") && text.contains("under the prior N(0, I)"),
         "{text}"
     );
     for file in ["sampler-gmm.safetensors", "sampler-gmm.json"] {

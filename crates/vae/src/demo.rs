@@ -106,7 +106,8 @@ pub struct DemoModel {
 pub struct FittedSamples {
     /// Components of each mixture (one mixture, or one per class).
     pub components: usize,
-    /// Mean log-likelihood per held-out code under the mixture minus under N(0, I), in nats:
+    /// Mean log-likelihood per held-out code under the mixture minus under the model's prior,
+    /// in nats:
     /// how much better it knows where codes lie.
     pub held_out_gain: f64,
     /// The samples picture, drawn like the prior's.

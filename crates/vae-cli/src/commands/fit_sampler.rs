@@ -77,8 +77,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let prior = loaded.model.prior.name();
     for g in &fitted.report.groups {
-        print_group(g);
+        print_group(g, &prior);
     }
     println!(
         "  ({:.1} s; log-likelihoods are mean nats per code, higher is better)",
@@ -88,7 +89,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_group(g: &GroupFit) {
+/// One mixture's fit, its held-out codes scored under it and under the model's `prior`.
+fn print_group(g: &GroupFit, prior_name: &str) {
     let f = &g.fit;
     let who = g.label.map_or(String::new(), |c| format!("class {c}: "));
     println!(
@@ -100,7 +102,7 @@ fn print_group(g: &GroupFit) {
     );
     if let (Some(gmm), Some(prior)) = (g.held_out_log_likelihood, g.held_out_prior_log_likelihood) {
         println!(
-            "  {who}{} held-out codes: log-likelihood {gmm:.3} under the mixture, {prior:.3} under N(0, I)",
+            "  {who}{} held-out codes: log-likelihood {gmm:.3} under the mixture, {prior:.3} under the prior {prior_name}",
             g.held_out_codes
         );
     }
