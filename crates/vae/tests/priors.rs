@@ -137,3 +137,84 @@ fn free_bits_are_refused_with_a_learned_prior() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("free-bits") && e.contains("--prior standard"), "{e}");
 }
+
+#[test]
+fn a_prior_is_named_counted_and_written_as_the_flags_say() {
+    use vae::run::NewRun;
+    // The flag's defaults: ten Gaussians, five hundred pseudo-inputs, none for N(0, I).
+    for (prior, word, components) in [
+        (PriorKind::Standard, "standard", 0),
+        (PriorKind::Mog, "mog", 10),
+        (PriorKind::Vamp, "vamp", 500),
+    ] {
+        assert_eq!(prior.name(), word);
+        assert_eq!(prior.is_standard(), prior == PriorKind::Standard);
+        let config = NewRun {
+            prior,
+            ..NewRun::default()
+        }
+        .config()
+        .unwrap();
+        assert_eq!(config.model.prior_components, components);
+        let json = serde_json::to_string(&config.model).unwrap();
+        if prior.is_standard() {
+            // Written as before learned priors existed.
+            assert!(!json.contains("prior"), "{json}");
+        } else {
+            assert!(json.contains(&format!("\"prior\":\"{word}\"")), "{json}");
+            assert!(json.contains(&format!("\"prior_components\":{components}")), "{json}");
+        }
+    }
+    let model = |prior, k| {
+        Model::new(config(prior, k, 1).model, &mut seeded(0))
+            .unwrap()
+            .prior
+            .name()
+    };
+    assert_eq!(model(PriorKind::Standard, 0), "N(0, I)");
+    assert_eq!(model(PriorKind::Mog, 5), "MoG (5 learned Gaussians)");
+    assert_eq!(model(PriorKind::Vamp, 20), "VampPrior (20 pseudo-inputs)");
+}
+
+#[test]
+fn the_standard_prior_draws_at_its_temperature() {
+    let z = PriorDensity::StandardNormal.sample(20_000, 3, 0.5, &mut seeded(1));
+    assert_eq!((z.rows, z.cols), (20_000, 3));
+    let sd = (z.data.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / z.data.len() as f64).sqrt();
+    assert!((sd - 0.5).abs() < 0.01, "{sd}");
+}
+
+#[test]
+fn only_the_standard_normal_has_common_quantiles() {
+    let standard = PriorDensity::StandardNormal;
+    assert_eq!(standard.quantile(0.5).map(|q| q.abs() < 1e-9), Some(true));
+    let q = standard.quantile(0.975).unwrap();
+    assert!((q - 1.959_964).abs() < 1e-5, "{q}");
+    let model = Model::new(config(PriorKind::Mog, 3, 1).model, &mut seeded(0)).unwrap();
+    assert_eq!(model.prior_density().quantile(0.5), None);
+}
+
+#[test]
+fn a_mixture_prior_s_kl_term_is_log_q_minus_log_p_at_the_drawn_code() {
+    use vae::engine::Matrix;
+    use vae::engine::mixture::DiagonalMixture;
+    // One component N(0, I): KL estimate = ½ Σ_j (z_j² - ε_j² - logvar_j), by hand 1.925
+    // for z = (1, 2), ε = (0.5, -1), logvar = (0.1, -0.2).
+    let density = PriorDensity::Mixture(DiagonalMixture {
+        log_weights: vec![0.0],
+        means: Matrix::zeros(1, 2),
+        logvars: Matrix::zeros(1, 2),
+    });
+    let (z, eps, logvar) = (
+        Matrix::from_vec(1, 2, vec![1.0, 2.0]),
+        Matrix::from_vec(1, 2, vec![0.5, -1.0]),
+        Matrix::from_vec(1, 2, vec![0.1, -0.2]),
+    );
+    let mu = Matrix::zeros(1, 2);
+    let mut kl = [0.0f32];
+    density.kl_rows(&mu, &logvar, &z, &eps, &mut kl);
+    assert!((kl[0] - 1.925).abs() < 1e-5, "{}", kl[0]);
+    let mut ratios = Vec::new();
+    density.log_ratios(&z, &eps, &logvar, &mut ratios);
+    assert!((ratios[0] + 1.925).abs() < 1e-5, "{ratios:?}");
+}

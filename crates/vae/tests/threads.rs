@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use vae::checkpoint::param_values;
-use vae::model::ModelConfig;
+use vae::model::{ModelConfig, PriorKind};
 use vae::run::{RunConfig, RunDir, TrainConfig};
 use vae::train::Trainer;
 
@@ -28,7 +28,13 @@ fn one_thread_and_three_threads_give_identical_runs() {
         latent: 4,
         ..ModelConfig::conv_vae()
     };
-    for model in [mlp, conv] {
+    // The VampPrior adds a second encoder pass and the mixture's products over the batch.
+    let vamp = ModelConfig {
+        prior: PriorKind::Vamp,
+        prior_components: 16,
+        ..mlp.clone()
+    };
+    for model in [mlp, conv, vamp] {
         check(&data, model);
     }
 }

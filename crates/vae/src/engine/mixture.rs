@@ -326,15 +326,35 @@ mod tests {
 
     #[test]
     fn samples_follow_the_weights_and_the_components() {
+        // Two components far apart in 2-D, weights 1 : 3 (given unnormalised: the draw
+        // normalises), each dimension with its own spread, drawn at temperature 0.5.
         let mix = DiagonalMixture {
-            log_weights: vec![0.25f32.ln(), 0.75f32.ln()],
-            means: Matrix::from_vec(2, 1, vec![-10.0, 10.0]),
-            logvars: Matrix::from_vec(2, 1, vec![0.0, 0.0]),
+            log_weights: vec![0.0, 3f32.ln()],
+            means: Matrix::from_vec(2, 2, vec![-10.0, 5.0, 10.0, -5.0]),
+            logvars: Matrix::from_vec(2, 2, vec![4f32.ln(), 0.0, 0.0, 9f32.ln()]),
         };
-        let z = mix.sample(4000, 1.0, &mut Xoshiro256PlusPlus::seed_from_u64(3));
-        let right = z.data.iter().filter(|&&v| v > 0.0).count() as f64 / 4000.0;
-        assert!((right - 0.75).abs() < 0.03, "{right}");
-        let mean_right: f64 = z.data.iter().filter(|&&v| v > 0.0).map(|&v| v as f64).sum::<f64>() / (right * 4000.0);
-        assert!((mean_right - 10.0).abs() < 0.1, "{mean_right}");
+        let n = 8000;
+        let z = mix.sample(n, 0.5, &mut Xoshiro256PlusPlus::seed_from_u64(3));
+        // σ·T per component and dimension: (2, 1)·0.5 and (1, 3)·0.5.
+        let expected = [([-10.0, 5.0], [1.0, 0.5]), ([10.0, -5.0], [0.5, 1.5])];
+        let mut right = 0;
+        for (k, (mean, sd)) in expected.iter().enumerate() {
+            let rows: Vec<&[f32]> = (0..n).map(|r| z.row(r)).filter(|r| (r[0] > 0.0) == (k == 1)).collect();
+            if k == 1 {
+                right = rows.len();
+            }
+            for j in 0..2 {
+                let m = rows.iter().map(|r| r[j] as f64).sum::<f64>() / rows.len() as f64;
+                let v = rows.iter().map(|r| (r[j] as f64 - m).powi(2)).sum::<f64>() / rows.len() as f64;
+                assert!((m - mean[j]).abs() < 0.1, "component {k}, dim {j}: mean {m}");
+                assert!(
+                    (v.sqrt() - sd[j]).abs() < 0.06 * sd[j],
+                    "component {k}, dim {j}: sd {}",
+                    v.sqrt()
+                );
+            }
+        }
+        let share = right as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.02, "{share}");
     }
 }

@@ -138,7 +138,7 @@ impl Model {
 
     /// The log importance weight of one sample `z = μ + σ ⊙ ε` of the posterior,
     /// `log w = -recon + β·(log p(z) - log q(z|x))`, `recon` its reconstruction loss and
-    /// `log_ratio` its `log p(z) - log q(z|x)` ([`PriorDensity::log_ratios`]): the one formula
+    /// `log_ratio` its `log p(z) - log q(z|x)` ([`super::PriorDensity::log_ratios`]): the one formula
     /// behind training's bound (any β) and `vae eval`'s estimate (β = 1).
     pub fn log_weight(recon: f32, beta: f32, log_ratio: f64) -> f64 {
         -(recon as f64) + beta as f64 * log_ratio

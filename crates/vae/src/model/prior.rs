@@ -206,17 +206,9 @@ impl PriorDensity {
         }
     }
 
-    /// `log p(z) - log q(z|x)` of one draw `z = μ + σ ⊙ ε` of a diagonal Gaussian posterior
-    /// with log-variances `logvar`, `log q(z|x) = -½ Σ_j (ε_j² + logvar_j + log 2π)`: the
-    /// prior's part of an importance weight.
-    pub fn log_ratio(&self, z: &[f32], eps: &[f32], logvar: &[f32]) -> f64 {
-        match self {
-            PriorDensity::StandardNormal => log_prior_ratio(z, eps, logvar),
-            PriorDensity::Mixture(m) => m.log_density(z) - log_posterior(eps, logvar),
-        }
-    }
-
-    /// [`PriorDensity::log_ratio`] of every row, into `out` (a mixture's densities in one
+    /// `log p(z) - log q(z|x)` of every row's draw `z = μ + σ ⊙ ε` of a diagonal Gaussian
+    /// posterior with log-variances `logvar`, `log q(z|x) = -½ Σ_j (ε_j² + logvar_j + log 2π)`:
+    /// the prior's part of each importance weight, into `out` (a mixture's densities in one
     /// product over the rows).
     pub fn log_ratios(&self, z: &Matrix, eps: &Matrix, logvar: &Matrix, out: &mut Vec<f64>) {
         out.clear();
