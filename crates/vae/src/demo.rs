@@ -338,7 +338,9 @@ fn look_at(
     // The same inputs, prior draws and pairs for every model, so they compare picture by picture.
     let reconstructions = encode_png(&pictures::run_reconstructions(model, test)?)?;
     let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = encode_png(&pictures::run_samples(model, &Sampler::prior_of(model), &mut rng)?)?;
+    // The prior's density, worked out once (the VampPrior's by encoding its pseudo-inputs).
+    let prior = Sampler::prior_of(model);
+    let samples = encode_png(&pictures::run_samples(model, &prior, &mut rng)?)?;
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
@@ -368,15 +370,7 @@ fn look_at(
         manifold,
         code_density,
         fitted,
-        report: latent_report(
-            model,
-            &Sampler::prior_of(model),
-            classifier,
-            data,
-            &codes,
-            &options.latent,
-            reference,
-        )?,
+        report: latent_report(model, &prior, classifier, data, &codes, &options.latent, reference)?,
     })
 }
 

@@ -3,9 +3,8 @@
 
 use rand::Rng;
 
-use super::prior::encoder_backward;
 use super::workspace::PosteriorGradient;
-use super::{EncoderHead, Latent, Model, Workspace};
+use super::{Encoder, EncoderHead, Latent, Model, Workspace};
 use crate::engine::gaussian::{kl_per_dimension, reparameterize_kl_backward, reparameterize_sampled_backward};
 use crate::engine::layer::Pass;
 use crate::engine::{GradInput, Matrix};
@@ -285,5 +284,56 @@ impl Model {
         if self.prior.is_learned() && ws.posterior_gradient != PosteriorGradient::Elbo {
             self.prior_backward(ws);
         }
+    }
+}
+
+/// Where a layer puts its input gradient: nowhere, or written into or added onto `grad`.
+fn into(grad: Option<&mut Matrix>, add: bool) -> GradInput<'_> {
+    match (grad, add) {
+        (None, _) => GradInput::Skip,
+        (Some(m), false) => GradInput::Write(m),
+        (Some(m), true) => GradInput::Add(m),
+    }
+}
+
+/// Backward through the encoder from the gradients at its head's outputs (`ws.grad_z` for a
+/// code, `ws.grad_mu` and `ws.grad_logvar` for a posterior): sets every encoder parameter's
+/// gradient and, where `dx` is given, the gradient with respect to its input `x`.
+pub(super) fn encoder_backward(
+    encoder: &mut Encoder,
+    x: &Matrix,
+    condition: Option<&Matrix>,
+    ws: &mut Workspace,
+    dx: Option<&mut Matrix>,
+) {
+    let Workspace {
+        encoder: acts,
+        h,
+        grad,
+        grad_h,
+        grad_z,
+        grad_mu,
+        grad_logvar,
+        ..
+    } = ws;
+    let body = !encoder.body.is_empty();
+    // Without a body the head reads the input itself.
+    let (head_grad, dx) = if body { (Some(&mut *grad_h), dx) } else { (dx, None) };
+    let mut head_grad = head_grad;
+    match &mut encoder.head {
+        EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, into(head_grad.as_deref_mut(), false)),
+        EncoderHead::Gaussian { fc_mu, fc_logvar } => {
+            fc_mu.backward(h, grad_mu, into(head_grad.as_deref_mut(), false));
+            fc_logvar.backward(h, grad_logvar, into(head_grad, true));
+        }
+    }
+    if body {
+        let pass = Pass {
+            x,
+            condition,
+            acts,
+            y: h,
+        };
+        encoder.body.backward(pass, grad_h, grad, into(dx, false));
     }
 }

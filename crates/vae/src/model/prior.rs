@@ -15,7 +15,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Encoder, Model, ModelConfig, Workspace};
+use super::objective::encoder_backward;
+use super::{Model, ModelConfig, Workspace};
 use crate::engine::gaussian::{log_prior_ratio, normal_quantile};
 use crate::engine::mixture::{DiagonalMixture, log_softmax, log_softmax_backward};
 use crate::engine::{Matrix, Param};
@@ -206,6 +207,18 @@ impl PriorDensity {
         }
     }
 
+    /// `log p(z)` of every row of `z` (a mixture's in one product over the rows).
+    pub fn log_densities(&self, z: &Matrix) -> Vec<f64> {
+        match self {
+            PriorDensity::StandardNormal => (0..z.rows).map(|r| self.log_density(z.row(r))).collect(),
+            PriorDensity::Mixture(m) => {
+                let mut out = vec![0.0f32; z.rows];
+                m.log_densities(z, &mut out);
+                out.into_iter().map(f64::from).collect()
+            }
+        }
+    }
+
     /// `log p(z) - log q(z|x)` of every row's draw `z = μ + σ ⊙ ε` of a diagonal Gaussian
     /// posterior with log-variances `logvar`, `log q(z|x) = -½ Σ_j (ε_j² + logvar_j + log 2π)`:
     /// the prior's part of each importance weight, into `out` (a mixture's densities in one
@@ -393,59 +406,5 @@ impl Model {
 
     fn encoder_params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
         self.encoder.body.params_mut().chain(self.encoder.head.params_mut())
-    }
-}
-
-/// Where a layer puts its input gradient: nowhere, or written into or added onto `grad`.
-fn into(grad: Option<&mut Matrix>, add: bool) -> crate::engine::GradInput<'_> {
-    use crate::engine::GradInput;
-    match (grad, add) {
-        (None, _) => GradInput::Skip,
-        (Some(m), false) => GradInput::Write(m),
-        (Some(m), true) => GradInput::Add(m),
-    }
-}
-
-/// Backward through the encoder from the gradients at its head's outputs (`ws.grad_z` for a
-/// code, `ws.grad_mu` and `ws.grad_logvar` for a posterior): sets every encoder parameter's
-/// gradient and, where `dx` is given, the gradient with respect to its input `x`.
-pub(super) fn encoder_backward(
-    encoder: &mut Encoder,
-    x: &Matrix,
-    condition: Option<&Matrix>,
-    ws: &mut Workspace,
-    dx: Option<&mut Matrix>,
-) {
-    use super::EncoderHead;
-    use crate::engine::layer::Pass;
-    let Workspace {
-        encoder: acts,
-        h,
-        grad,
-        grad_h,
-        grad_z,
-        grad_mu,
-        grad_logvar,
-        ..
-    } = ws;
-    let body = !encoder.body.is_empty();
-    // Without a body the head reads the input itself.
-    let (head_grad, dx) = if body { (Some(&mut *grad_h), dx) } else { (dx, None) };
-    let mut head_grad = head_grad;
-    match &mut encoder.head {
-        EncoderHead::Code { fc_z } => fc_z.backward(h, grad_z, into(head_grad.as_deref_mut(), false)),
-        EncoderHead::Gaussian { fc_mu, fc_logvar } => {
-            fc_mu.backward(h, grad_mu, into(head_grad.as_deref_mut(), false));
-            fc_logvar.backward(h, grad_logvar, into(head_grad, true));
-        }
-    }
-    if body {
-        let pass = Pass {
-            x,
-            condition,
-            acts,
-            y: h,
-        };
-        encoder.body.backward(pass, grad_h, grad, into(dx, false));
     }
 }

@@ -232,8 +232,7 @@ impl FittedGmm {
                 Some(c) => Error::config("components", format!("class {c}: {e}")),
                 None => e,
             })?;
-            let prior_ll =
-                (held > 0).then(|| (0..held).map(|r| prior.log_density(held_codes.row(r))).sum::<f64>() / held as f64);
+            let prior_ll = (held > 0).then(|| prior.log_densities(&held_codes).iter().sum::<f64>() / held as f64);
             fits.push(GroupFit {
                 label,
                 fit,
