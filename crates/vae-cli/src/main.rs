@@ -52,6 +52,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Output into a closed pipe (`vae eval RUN | head -2`) ends the program quietly, as
+        // it does every Unix tool, rather than as a failed print. The server keeps Rust's
+        // default: a client that goes away is an error on its connection, not an exit.
+        // SAFETY: restoring a signal's default disposition at start-up, before any thread.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Train(args) => commands::train::run(args),

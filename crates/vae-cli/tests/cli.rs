@@ -1028,3 +1028,132 @@ fn training_flags_reach_the_run_and_eval_scores_it_as_it_trained() {
         "the binarized run was scored on grey pixels"
     );
 }
+
+/// The emoji folder that `scripts/emoji-folder.py` makes, at `VAE_EMOJI_DIR`; `None` (the
+/// test says it skipped) where it is absent, unless `VAE_REQUIRE_DATA=1` forbids skipping.
+fn emoji_folder() -> Option<String> {
+    match std::env::var("VAE_EMOJI_DIR") {
+        Ok(dir) if Path::new(&dir).is_dir() => Some(dir),
+        _ if std::env::var("VAE_REQUIRE_DATA").is_ok_and(|v| v == "1") => {
+            panic!("VAE_EMOJI_DIR names no folder, and VAE_REQUIRE_DATA=1 forbids skipping")
+        }
+        _ => {
+            eprintln!("skipped: VAE_EMOJI_DIR names no folder (see scripts/emoji-folder.py)");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_folder_of_colour_images_trains_resumes_and_draws_in_colour() {
+    let Some(emoji) = emoji_folder() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = [
+        "train",
+        "--dataset",
+        &emoji,
+        "--image-size",
+        "16",
+        "--arch",
+        "conv",
+        "--channels",
+        "8,16",
+        "--hidden",
+        "32",
+        "--latent",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--out",
+        "run",
+    ];
+    let out = vae(d, &train);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("(3407 train / 379 test images)"),
+        "{}",
+        stderr(&out)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["image_channels"], 3);
+    assert_eq!(config["model"]["image_height"], 16);
+    assert_eq!(config["train"]["image_size"], "16x16");
+
+    // Resumed and evaluated at the size it trained at, without being told again.
+    let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = vae(d, &["eval", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["images"], 379);
+    // 16x16x3 values in [0, 1] under the Bernoulli loss: at most 768 · ln 2 for a flat guess.
+    assert!(report["test_loss"].as_f64().unwrap() < 768.0 * 2f64.ln(), "{report}");
+
+    // Every picture is an RGB PNG (colour type 2 at byte 25).
+    for (args, file) in [
+        (vec!["sample", "run", "-n", "4", "--out", "s.png"], "s.png"),
+        (vec!["reconstruct", "run", "-n", "4", "--out", "r.png"], "r.png"),
+        (vec!["interpolate", "run", "--out", "i.png"], "i.png"),
+    ] {
+        let out = vae(d, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read(d.join(file)).unwrap()[25], 2, "{file}");
+    }
+    let out = vae(d, &["latent-map", "run", "--out", "map.png"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // What needs MNIST-like digits says so in a line.
+    assert_refused(&vae(d, &["eval", "run", "--latent"]), "the classifier takes grey ones");
+    assert_refused(&vae(d, &["serve", "run"]), "28x28 grey");
+    assert_refused(
+        &vae(d, &["eval", "run", "--dataset", "mnist-sample"]),
+        "images are 28x28 grey, not the 16x16 rgb asked for",
+    );
+    // A conditional model needs labels: a folder without class sub-folders has none.
+    let flat = d.join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    for entry in std::fs::read_dir(Path::new(&emoji).join("Flags")).unwrap().take(20) {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, flat.join(path.file_name().unwrap())).unwrap();
+    }
+    assert_refused(
+        &vae(
+            d,
+            &[
+                "train",
+                "--kind",
+                "cvae",
+                "--dataset",
+                "flat",
+                "--epochs",
+                "1",
+                "--out",
+                "c",
+            ],
+        ),
+        "a cvae needs labels",
+    );
+    assert!(!d.join("c").exists(), "a refused run leaves no folder");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_small(d, "run");
+    // `true` has exited long before eval prints: its writes meet a closed pipe.
+    let vae = env!("CARGO_BIN_EXE_vae");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{vae}' eval run --k 5 | true"))
+        .current_dir(d)
+        .env("VAE_DATA_DIR", d.join("data"))
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}

@@ -344,7 +344,7 @@ fn look_at(
     let pairs = random_pairs(SHOWN_PAIRS, test.len(), &mut seeded(options.seed));
     let interpolations = encode_png(&pictures::interpolations(model, test, &pairs, SHOWN_STEPS, false)?)?;
     let title = format!("{} ({}, latent {latent})", name, short_name(&model.config));
-    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.name, title.clone())?)?;
+    let latent_map = encode_png_rgb(&pictures::latent_map(model, test, &data.class_names, title.clone())?)?;
     let manifold = if latent == 2 {
         Some(encode_png(&pictures::manifold(model, test, 20, None)?)?)
     } else {

@@ -38,6 +38,10 @@ pub enum Error {
     #[error("{0}")]
     Dataset(String),
 
+    /// A data file (an image of a folder, an NPY or CSV file) that cannot be read as data.
+    #[error("{path}: {problem}")]
+    DataFile { path: PathBuf, problem: String },
+
     #[error("download of {file} failed: {problem}")]
     Download { file: String, problem: String },
 

@@ -5,10 +5,9 @@
 use rand::Rng;
 
 use crate::data::Split;
-use crate::data::catalog::class_names;
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
-use crate::image::{GrayImage, GridLayout, RgbImage, comparison_grid, tile_grid};
+use crate::image::{GridLayout, Picture, RgbImage, comparison_grid, tile_grid};
 use crate::latent::{
     blended_condition, encode_codes, interpolate, manifold_codes, project_2d, quantile_bounds, traverse,
 };
@@ -18,12 +17,14 @@ use crate::sampler::Sampler;
 
 /// `inputs` above their reconstructions, 8 a row (`labels`: the inputs' classes, read by a
 /// CVAE only).
-pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<GrayImage> {
-    GridLayout::mnist(8).ensure_fits(2 * inputs.rows)?;
+pub fn reconstructions(model: &Model, inputs: &Matrix, labels: &[u8]) -> Result<Picture> {
+    let shape = model.config.image_shape();
+    GridLayout::of(shape, 8).ensure_fits(2 * inputs.rows)?;
     let condition = model.condition(labels)?;
     Ok(comparison_grid(
         inputs,
         &model.reconstruct(inputs, condition.as_ref()),
+        shape,
         8,
     ))
 }
@@ -33,7 +34,7 @@ pub const RECONSTRUCTION_COUNT: usize = 16;
 
 /// The reconstructions picture a run shows: the first [`RECONSTRUCTION_COUNT`] images of
 /// `test` above their reconstructions.
-pub fn run_reconstructions(model: &Model, test: &Split) -> Result<GrayImage> {
+pub fn run_reconstructions(model: &Model, test: &Split) -> Result<Picture> {
     let inputs = test.range_batch(0, RECONSTRUCTION_COUNT);
     reconstructions(model, &inputs, &test.labels[..inputs.rows])
 }
@@ -46,7 +47,7 @@ pub const SAMPLES_PER_CLASS: usize = 8;
 /// The samples picture a run shows for `model`, drawn from `sampler`: [`SAMPLE_COUNT`]
 /// draws, or for a CVAE a row of [`SAMPLES_PER_CLASS`] per class ([`samples_per_class`]), at
 /// temperature 1.
-pub fn run_samples(model: &Model, sampler: &Sampler, rng: &mut impl Rng) -> Result<GrayImage> {
+pub fn run_samples(model: &Model, sampler: &Sampler, rng: &mut impl Rng) -> Result<Picture> {
     match model.conditioning() {
         Conditioning::Label { .. } => samples_per_class(model, sampler, SAMPLES_PER_CLASS, 1.0, rng),
         Conditioning::Unconditional => samples(model, sampler, SAMPLE_COUNT, 1.0, None, rng),
@@ -63,8 +64,8 @@ pub fn samples(
     temperature: f32,
     label: Option<u8>,
     rng: &mut impl Rng,
-) -> Result<GrayImage> {
-    let layout = GridLayout::mnist((n as f64).sqrt().ceil() as usize);
+) -> Result<Picture> {
+    let layout = GridLayout::of(model.config.image_shape(), (n as f64).sqrt().ceil() as usize);
     layout.ensure_fits(n)?;
     let condition = model.label_condition(n, label)?;
     let labels = model.conditioning().draw_labels(n, label);
@@ -81,14 +82,14 @@ pub fn samples_per_class(
     per_class: usize,
     temperature: f32,
     rng: &mut impl Rng,
-) -> Result<GrayImage> {
+) -> Result<Picture> {
     let Some(classes) = model.conditioning().classes() else {
         return Err(Error::config(
             "grid-labels",
             "only a cvae draws a chosen class (this model is not conditional)",
         ));
     };
-    let layout = GridLayout::mnist(per_class);
+    let layout = GridLayout::of(model.config.image_shape(), per_class);
     layout.ensure_fits(classes.saturating_mul(per_class))?;
     let labels: Vec<u8> = (0..classes)
         .flat_map(|c| std::iter::repeat_n(c as u8, per_class))
@@ -113,10 +114,10 @@ pub fn interpolations(
     pairs: &[(usize, usize)],
     steps: usize,
     slerp: bool,
-) -> Result<GrayImage> {
+) -> Result<Picture> {
     // A row: the first image, steps + 1 frames, the second image.
     let frames = steps.saturating_add(3);
-    let layout = GridLayout::mnist(frames);
+    let layout = GridLayout::of(model.config.image_shape(), frames);
     layout.ensure_fits(pairs.len().saturating_mul(frames))?;
     let mut rows = Matrix::zeros(0, model.config.pixels());
     for &(i, j) in pairs {
@@ -142,8 +143,8 @@ pub fn traversals(
     range: f32,
     steps: usize,
     label: Option<u8>,
-) -> Result<GrayImage> {
-    let layout = GridLayout::mnist(steps);
+) -> Result<Picture> {
+    let layout = GridLayout::of(model.config.image_shape(), steps);
     layout.ensure_fits(dims.len().saturating_mul(steps))?;
     let mut codes = Matrix::zeros(0, model.config.latent);
     for &k in dims {
@@ -155,7 +156,7 @@ pub fn traversals(
 
 /// The scatter of the test split's codes (posterior means for a VAE) coloured by label,
 /// projected by PCA beyond two dimensions (the note under the title says so).
-pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> Result<RgbImage> {
+pub fn latent_map(model: &Model, test: &Split, class_names: &[String], title: String) -> Result<RgbImage> {
     let codes = encode_codes(model, &test.range_batch(0, test.len()), &test.labels)?;
     let projection = project_2d(&codes);
     let what = model.encoder.head.code_name();
@@ -179,7 +180,7 @@ pub fn latent_map(model: &Model, test: &Split, dataset: &str, title: String) -> 
     Ok(scatter_plot(&Scatter {
         points: &projection.points,
         labels: &test.labels,
-        class_names: &class_names(dataset),
+        class_names,
         title,
         x_label,
         y_label,
@@ -242,7 +243,7 @@ pub fn code_density(model: &Model, codes: &Matrix, title: String) -> RgbImage {
 /// For latent size 2: a `grid x grid` lattice of codes decoded into one picture, through the
 /// prior's quantiles for a VAE, over the range of the test codes for an autoencoder. A CVAE
 /// draws class `label` throughout (class 0 when none is chosen).
-pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> Result<GrayImage> {
+pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> Result<Picture> {
     if model.config.latent != 2 {
         return Err(Error::config(
             "latent",
@@ -268,9 +269,8 @@ pub fn manifold(model: &Model, test: &Split, grid: usize, label: Option<u8>) -> 
     Ok(tile_grid(
         &images,
         GridLayout {
-            tile: (28, 28),
-            columns: grid,
             scale: 1,
+            ..GridLayout::of(model.config.image_shape(), grid)
         },
     ))
 }

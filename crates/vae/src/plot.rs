@@ -266,12 +266,34 @@ pub fn scatter_plot(scatter: &Scatter) -> RgbImage {
         img.disc(frame.px(x), frame.py(y), 2, colour);
     }
     frame.draw_frame(&mut img, &scatter.x_label, &scatter.y_label);
-    // Legend.
+    // Legend: names too long for the large font all take the small one, and one too long
+    // for that is cut; classes beyond the plot's height are counted, not drawn.
     let lx = LEFT + PLOT_W + 24;
-    for (i, name) in scatter.class_names.iter().enumerate() {
+    let room = LEGEND_W - 24 - 24;
+    let rows = ((PLOT_H - 10) / 26).max(1) as usize;
+    let names = scatter.class_names;
+    let scale = if names.iter().all(|n| RgbImage::text_width(n, 2) <= room) {
+        2
+    } else {
+        1
+    };
+    let fits = (room / (GLYPH * scale) as i64) as usize;
+    for (i, name) in names
+        .iter()
+        .enumerate()
+        .take(if names.len() > rows { rows - 1 } else { rows })
+    {
         let y = TOP + 10 + i as i64 * 26;
         img.fill_rect(lx, y, 16, 16, PALETTE[i % PALETTE.len()]);
-        img.text(lx + 24, y, name, 2, BLACK);
+        let shown: String = match name.chars().count() > fits {
+            true => name.chars().take(fits - 1).chain(['.']).collect(),
+            false => name.clone(),
+        };
+        img.text(lx + 24, y + 8 - 4 * scale as i64, &shown, scale, BLACK);
+    }
+    if names.len() > rows {
+        let more = format!("+{} more", names.len() - (rows - 1));
+        img.text(lx, TOP + 10 + (rows - 1) as i64 * 26, &more, 2, BLACK);
     }
     img
 }

@@ -304,9 +304,9 @@ fn a_cvae_takes_as_many_classes_as_its_data_names() {
         cvae.model.classes, 10,
         "before the data is seen: every named dataset's ten"
     );
-    cvae.fit_to(&data);
+    cvae.fit_to(&data).unwrap();
     assert_eq!(cvae.model.classes, 5);
     let mut vae = NewRun::default().config().unwrap();
-    vae.fit_to(&data);
+    vae.fit_to(&data).unwrap();
     assert_eq!(vae.model.classes, 0, "an unconditional model takes no label");
 }

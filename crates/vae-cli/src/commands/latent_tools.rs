@@ -150,9 +150,7 @@ pub struct LatentMapArgs {
 }
 
 pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
-    let LoadedRun {
-        model, data, config, ..
-    } = load_run(&args.run, args.dataset.as_deref())?;
+    let LoadedRun { model, data, .. } = load_run(&args.run, args.dataset.as_deref())?;
     let test = match args.limit {
         Some(n) => data.test.take(n),
         None => data.test.clone(),
@@ -176,7 +174,7 @@ pub fn latent_map_run(args: LatentMapArgs) -> Result<ExitCode> {
         model.config.kind.name(),
         model.config.latent
     );
-    let picture = pictures::latent_map(&model, &test, &config.train.dataset, title)?;
+    let picture = pictures::latent_map(&model, &test, &data.class_names, title)?;
     super::write_picture(&args.run, args.out, "latent-map.png", &encode_png_rgb(&picture)?)
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use vae::classifier::{Classifier, ClassifierEpoch, ClassifierEvent, ClassifierTraining};
-use vae::data::{DataDirs, Dataset, DatasetSpec, Location, catalog, download};
+use vae::data::{ColorMode, DataDirs, DataOptions, Dataset, DatasetSpec, ImageSize, Location, catalog, download};
 use vae::files::{write_atomic, write_output};
 use vae::model::Model;
 use vae::run::{RunConfig, RunDir};
@@ -82,8 +82,39 @@ pub fn fetch(name: vae::data::DatasetName, dirs: &DataDirs) -> Result<PathBuf> {
     Ok(result?)
 }
 
-/// Loads the dataset `--dataset` names, downloading a missing named one first.
+/// How `--dataset` is read, as a new run or the classifier asks for it.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// A folder of images: resize each to N x N or H x W (default: keep their size, which
+    /// must then agree).
+    #[arg(long, value_name = "N|HxW")]
+    pub image_size: Option<ImageSize>,
+    /// A folder of images: gray or rgb pixels (default: rgb if any image has colour).
+    #[arg(long)]
+    pub color: Option<ColorMode>,
+    /// Share of the items held out for testing when the data has no test split of its own.
+    #[arg(long, default_value_t = vae::data::options::DEFAULT_TEST_FRACTION)]
+    pub test_fraction: f64,
+}
+
+impl DataArgs {
+    pub fn options(&self) -> DataOptions {
+        DataOptions {
+            image_size: self.image_size,
+            color: self.color,
+            test_fraction: self.test_fraction,
+        }
+    }
+}
+
+/// Loads the dataset `--dataset` names as it is, downloading a missing named one first.
 pub fn load_dataset(spec: &str) -> Result<Dataset> {
+    load_dataset_with(spec, &DataOptions::default())
+}
+
+/// Loads the dataset `--dataset` names, read as `options` say (a bar while a folder of images
+/// is decoded), downloading a missing named one first.
+pub fn load_dataset_with(spec: &str, options: &DataOptions) -> Result<Dataset> {
     let spec: DatasetSpec = spec.parse()?;
     let dirs = DataDirs::from_env();
     if let DatasetSpec::Named(name) = spec
@@ -95,7 +126,14 @@ pub fn load_dataset(spec: &str) -> Result<Dataset> {
         );
         fetch(name, &dirs)?;
     }
-    catalog::load(&spec, &dirs).with_context(|| format!("loading dataset {spec}"))
+    let bar = progress::bar(0, "decoding images [{bar:30}] {pos}/{len} {per_sec}");
+    let shown = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let data = catalog::load_with(&spec, &dirs, options, &shown).with_context(|| format!("loading dataset {spec}"));
+    bar.finish_and_clear();
+    data
 }
 
 /// Writes a command's picture atomically to `RUN/name`, or to `out` when given (there a
@@ -146,7 +184,7 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let dir = RunDir::new(run);
     let model = dir.load_model()?;
     let config = dir.read_config()?;
-    let data = load_dataset(dataset.unwrap_or(&config.train.dataset))?;
+    let data = load_dataset_with(dataset.unwrap_or(&config.train.dataset), &RunDir::data_options(&config))?;
     model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;
     Ok(LoadedRun { config, model, data })
 }

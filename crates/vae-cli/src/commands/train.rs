@@ -80,9 +80,12 @@ pub struct Args {
     /// (default 32,64).
     #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     channels: Vec<usize>,
-    /// mnist-sample (built in), mnist, fashion-mnist, or a directory holding the four IDX files.
+    /// mnist-sample (built in), mnist, fashion-mnist, a directory holding the four IDX files,
+    /// or a folder of images (class sub-folders for labels; train/ and test/ for the split).
     #[arg(long, default_value = "mnist-sample", conflicts_with = "resume")]
     dataset: String,
+    #[command(flatten)]
+    data: super::DataArgs,
     /// Passes over the training split (with --resume: the new total).
     #[arg(long)]
     epochs: Option<usize>,
@@ -181,6 +184,7 @@ impl Args {
             prior_components: self.prior_components,
             beta: self.beta,
             dataset: self.dataset.clone(),
+            data: self.data.options(),
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
@@ -223,12 +227,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {
             let lock = run.lock()?;
             let trainer = Trainer::resume(run.clone(), args.epochs).context("cannot resume")?;
-            let data = super::load_dataset(&trainer.config.train.dataset)?;
+            let options = RunDir::data_options(&trainer.config);
+            let data = super::load_dataset_with(&trainer.config.train.dataset, &options)?;
             (lock, trainer, data)
         }
         Some(mut config) => {
-            let data = super::load_dataset(&config.train.dataset)?;
-            config.fit_to(&data);
+            let data = super::load_dataset_with(&config.train.dataset, &config.train.data)?;
+            config.fit_to(&data)?;
             let lock = run.create_and_lock()?;
             (lock, Trainer::new(run.clone(), config)?, data)
         }

@@ -87,12 +87,40 @@ fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRn
     }
 }
 
+/// Refuses data the classifier is not made for: it tells apart the ten classes of grey
+/// images on a black background (MNIST's digits and look-alikes), learning from their labels.
+pub fn ensure_classifiable(data: &Dataset) -> Result<()> {
+    let problem = if !data.labelled {
+        Some("has no labels to learn from".to_string())
+    } else if data.shape().channels != 1 {
+        Some(format!(
+            "has {} images, and the classifier takes grey ones",
+            data.shape()
+        ))
+    } else if data.classes() > CLASSES {
+        Some(format!(
+            "has {} classes, more than the classifier's {CLASSES}",
+            data.classes()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Error::Dataset(format!(
+            "{}: {problem}: the sample-quality measures need a classifier of MNIST-like digits",
+            data.name
+        ))),
+    }
+}
+
 /// Trains a classifier on `data.train`, reporting each epoch with its test accuracy.
 pub fn train(
     data: &Dataset,
     options: &ClassifierTraining,
     on_epoch: &mut dyn FnMut(ClassifierEpoch),
 ) -> Result<Classifier> {
+    ensure_classifiable(data)?;
     let epochs = options.epochs.unwrap_or_else(|| default_epochs(data.train.len()));
     if epochs == 0 || options.batch_size == 0 {
         return Err(Error::config("classifier", "epochs and batch size must be at least 1"));
@@ -188,12 +216,27 @@ pub fn classifier_for(
     data_dir: &Path,
     on_event: &mut dyn FnMut(ClassifierEvent),
 ) -> Result<Classifier> {
+    ensure_classifiable(data)?;
+    let fits = |classifier: Classifier, dir: &Path| -> Result<Classifier> {
+        let c = &classifier.config;
+        let shape = data.shape();
+        if (c.image_height, c.image_width) != (shape.height, shape.width) {
+            return Err(Error::Run {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "a classifier of {}x{} images cannot judge {}'s {shape} images",
+                    c.image_height, c.image_width, data.name
+                ),
+            });
+        }
+        Ok(classifier)
+    };
     if let Some(dir) = dir {
-        return Classifier::load(dir);
+        return fits(Classifier::load(dir)?, dir);
     }
     let dir = default_dir(data_dir, &data.name);
     if dir.join("model.safetensors").is_file() {
-        return Classifier::load(&dir);
+        return fits(Classifier::load(&dir)?, &dir);
     }
     let options = ClassifierTraining::default();
     on_event(ClassifierEvent::Training {

@@ -5,8 +5,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::folder::{self, Progress};
 use super::idx::{read_images_sized, read_labels};
-use super::{Dataset, Split, embedded};
+use super::options::DataOptions;
+use super::{Dataset, ImageShape, Split, embedded};
 use crate::error::{Error, Result};
 use crate::model::MNIST_SIDE;
 
@@ -46,7 +48,7 @@ impl fmt::Display for DatasetName {
     }
 }
 
-/// What `--dataset` names: a known dataset or a directory of IDX files.
+/// What `--dataset` names: a known dataset, or a folder of IDX files or of images.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatasetSpec {
     Named(DatasetName),
@@ -65,7 +67,7 @@ impl FromStr for DatasetSpec {
             return Ok(DatasetSpec::Dir(path));
         }
         Err(Error::Dataset(format!(
-            "unknown dataset '{s}': not one of mnist-sample, mnist, fashion-mnist, nor a directory of IDX files"
+            "unknown dataset '{s}': not one of mnist-sample, mnist, fashion-mnist, nor a folder (of IDX files or of images)"
         )))
     }
 }
@@ -152,10 +154,43 @@ pub fn locate(name: DatasetName, dirs: &DataDirs) -> Location {
     }
 }
 
-/// Loads a dataset that is present; a missing named dataset is an error that says how to get
-/// it (see [`super::download`] to fetch it).
+/// Loads a dataset that is present, as it is; a missing named dataset is an error that says
+/// how to get it (see [`super::download`] to fetch it).
 pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
+    load_with(spec, dirs, &DataOptions::default(), &|_, _| {})
+}
+
+/// Loads a dataset that is present, read as `options` say: a folder of images is decoded
+/// ([`folder::load`], reporting `progress`), IDX files must already be what the options
+/// ask for.
+pub fn load_with(
+    spec: &DatasetSpec,
+    dirs: &DataDirs,
+    options: &DataOptions,
+    progress: Progress<'_>,
+) -> Result<Dataset> {
+    let dataset = load_as_is(spec, dirs, options, progress)?;
+    let shape = dataset.shape();
+    if !options.accepts(shape) {
+        let size = options
+            .image_size
+            .map_or((shape.height, shape.width), |s| (s.height, s.width));
+        let asked = ImageShape {
+            height: size.0,
+            width: size.1,
+            channels: options.color.map_or(shape.channels, |c| c.channels()),
+        };
+        return Err(Error::Dataset(format!(
+            "{}: images are {shape}, not the {asked} asked for (only a folder of image files is resized or recoloured)",
+            dataset.name
+        )));
+    }
+    Ok(dataset)
+}
+
+fn load_as_is(spec: &DatasetSpec, dirs: &DataDirs, options: &DataOptions, progress: Progress<'_>) -> Result<Dataset> {
     let (name, dir) = match spec {
+        DatasetSpec::Dir(dir) if !is_complete(dir) => return folder::load(dir, options, progress),
         DatasetSpec::Dir(dir) => (dir.display().to_string(), dir.clone()),
         DatasetSpec::Named(name) => match locate(*name, dirs) {
             Location::Embedded => return embedded::load(),
@@ -171,6 +206,7 @@ pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
     };
     let mut dataset = load_dir(&dir)?;
     dataset.name = name;
+    dataset.class_names = class_names(&dataset.name, dataset.classes());
     Ok(dataset)
 }
 
@@ -194,15 +230,16 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
         }
         Ok(Split { images, labels })
     };
-    Ok(Dataset {
-        name: dir.display().to_string(),
-        train: split(TRAIN_IMAGES, TRAIN_LABELS)?,
-        test: split(TEST_IMAGES, TEST_LABELS)?,
-    })
+    Ok(Dataset::labelled(
+        dir.display().to_string(),
+        split(TRAIN_IMAGES, TRAIN_LABELS)?,
+        split(TEST_IMAGES, TEST_LABELS)?,
+    ))
 }
 
-/// Names of the ten classes of a dataset: clothing for Fashion-MNIST, digits otherwise.
-pub fn class_names(dataset: &str) -> Vec<String> {
+/// Names of the `classes` classes of an IDX dataset: clothing for Fashion-MNIST's ten,
+/// numbers otherwise (digits for MNIST's ten).
+pub fn class_names(dataset: &str, classes: usize) -> Vec<String> {
     const FASHION: [&str; 10] = [
         "T-shirt/top",
         "Trouser",
@@ -215,9 +252,9 @@ pub fn class_names(dataset: &str) -> Vec<String> {
         "Bag",
         "Ankle boot",
     ];
-    if dataset.contains("fashion") {
+    if dataset.contains("fashion") && classes == FASHION.len() {
         FASHION.iter().map(|s| s.to_string()).collect()
     } else {
-        (0..10).map(|d| d.to_string()).collect()
+        (0..classes).map(|d| d.to_string()).collect()
     }
 }

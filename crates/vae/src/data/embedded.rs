@@ -32,13 +32,10 @@ pub fn load() -> Result<Dataset> {
             count: all.len() - TRAIN_SIZE,
             height: all.images.height,
             width: all.images.width,
+            channels: all.images.channels,
             pixels: all.images.pixels[TRAIN_SIZE * pixels..].to_vec(),
         },
         labels: all.labels[TRAIN_SIZE..].to_vec(),
     };
-    Ok(Dataset {
-        name: "mnist-sample".into(),
-        train: all.take(TRAIN_SIZE),
-        test,
-    })
+    Ok(Dataset::labelled("mnist-sample".into(), all.take(TRAIN_SIZE), test))
 }

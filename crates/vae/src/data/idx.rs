@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
+use super::ImageShape;
 use crate::error::{Error, Result};
 
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -22,19 +23,31 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// are 47 MB), far below what would exhaust memory.
 pub const MAX_DATA_BYTES: u64 = 1 << 31;
 
-/// Grey images of one size, pixels row-major, one byte each.
+/// Images of one size, one byte per channel of a pixel: row-major, the channels of a pixel
+/// side by side (grey: 1 channel; colour: red, green, blue).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
     pub count: usize,
     pub height: usize,
     pub width: usize,
+    /// 1 for grey, 3 for RGB.
+    pub channels: usize,
     pub pixels: Vec<u8>,
 }
 
 impl Images {
-    /// Pixels in one image.
+    /// Values (bytes) in one image: height x width x channels.
     pub fn pixels_per_image(&self) -> usize {
-        self.height * self.width
+        self.height * self.width * self.channels
+    }
+
+    /// The size of one image.
+    pub fn shape(&self) -> ImageShape {
+        ImageShape {
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+        }
     }
 
     /// Image `i`'s pixels.
@@ -112,6 +125,7 @@ fn parse_images_sized(mut reader: impl Read, source: &Path, size: Option<(usize,
         count: count as usize,
         height: height as usize,
         width: width as usize,
+        channels: 1,
         pixels,
     })
 }

@@ -4,10 +4,13 @@
 pub mod catalog;
 pub mod download;
 mod embedded;
+pub mod folder;
 pub mod idx;
+pub mod options;
 
 pub use catalog::{DataDirs, DatasetName, DatasetSpec, Location};
 pub use idx::Images;
+pub use options::{ColorMode, DataOptions, ImageSize};
 
 use std::borrow::Cow;
 
@@ -16,6 +19,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Matrix;
 use crate::rng::{RunRng, Stream, stream_rng};
+
+/// The size of one image: rows, columns and channels (1 grey, 3 RGB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+}
+
+impl ImageShape {
+    /// MNIST's 28x28 grey.
+    pub const MNIST: ImageShape = ImageShape {
+        height: 28,
+        width: 28,
+        channels: 1,
+    };
+
+    /// Values in one image: height x width x channels.
+    pub fn values(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Whether pixels have colour.
+    pub fn is_color(&self) -> bool {
+        self.channels == 3
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let colour = if self.is_color() { "rgb" } else { "grey" };
+        write!(f, "{}x{} {colour}", self.height, self.width)
+    }
+}
 
 /// Images with their labels.
 #[derive(Clone, Debug)]
@@ -44,6 +81,7 @@ impl Split {
                 count: n,
                 height: self.images.height,
                 width: self.images.width,
+                channels: self.images.channels,
                 pixels: self.images.pixels[..n * pixels].to_vec(),
             },
             labels: self.labels[..n].to_vec(),
@@ -131,14 +169,37 @@ pub struct Dataset {
     pub name: String,
     pub train: Split,
     pub test: Split,
+    /// A name for each class a label can be, in label order (`["all"]` when unlabelled).
+    pub class_names: Vec<String>,
+    /// Whether the labels say something: false for a folder of images without class
+    /// sub-folders, whose labels are all 0.
+    pub labelled: bool,
 }
 
 impl Dataset {
+    /// Labelled splits, their classes named as [`catalog::class_names`] names them.
+    pub fn labelled(name: String, train: Split, test: Split) -> Dataset {
+        let mut dataset = Dataset {
+            name,
+            train,
+            test,
+            class_names: Vec::new(),
+            labelled: true,
+        };
+        dataset.class_names = catalog::class_names(&dataset.name, dataset.classes());
+        dataset
+    }
+
     /// The number of classes: one more than the largest label of either split (10 for every
     /// dataset this tool names).
     pub fn classes(&self) -> usize {
         let max = self.train.labels.iter().chain(&self.test.labels).copied().max();
         max.map_or(1, |m| m as usize + 1)
+    }
+
+    /// The size of its images.
+    pub fn shape(&self) -> ImageShape {
+        self.train.images.shape()
     }
 
     /// The training and test splits as a run with this binarization sees them: `static`
@@ -166,6 +227,8 @@ impl Dataset {
                 name: self.name.clone(),
                 train: train.into_owned(),
                 test: test.into_owned(),
+                class_names: self.class_names.clone(),
+                labelled: self.labelled,
             }),
         }
     }

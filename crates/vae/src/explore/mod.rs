@@ -11,12 +11,12 @@ use base64::Engine;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::data::Split;
 use crate::data::catalog::class_names;
+use crate::data::{ImageShape, Split};
 use crate::engine::Matrix;
 use crate::engine::activation::sigmoid_into;
 use crate::error::{Error, Result};
-use crate::image::{GrayImage, encode_png};
+use crate::image::{Picture, encode_png};
 use crate::latent::{Projection, codes_of, encode_codes, interpolate, project_2d};
 use crate::model::{Conditioning, Latent, Model, Workspace};
 use crate::sampler::Sampler;
@@ -48,13 +48,21 @@ impl ExploredModel {
     /// # Errors
     /// Test labels the model (a CVAE) cannot take.
     pub fn new(name: String, model: Model, dataset: String, epochs: usize, test: Split) -> Result<Self> {
+        let shape = model.config.image_shape();
+        if shape != ImageShape::MNIST {
+            // The page draws 28x28 grey tiles and a drawing pad of that size.
+            return Err(Error::config(
+                "run",
+                format!("the explorer shows runs on 28x28 grey images; this one's are {shape}"),
+            ));
+        }
         model.check_labels(&test.labels, "test labels")?;
         let shown = test.take(MAX_MAP_POINTS);
         let codes = encode_codes(&model, &shown.range_batch(0, shown.len()), &shown.labels)?;
         let projection = project_2d(&codes);
         let bounds = bounds(&projection.points);
         // The dataset's names, unless a CVAE knows more classes than they name: then numbers.
-        let mut names = class_names(&dataset);
+        let mut names = class_names(&dataset, 10);
         let classes = model.config.classes;
         if classes > 0 && names.len() != classes {
             names = (0..classes).map(|c| c.to_string()).collect();
@@ -249,15 +257,20 @@ impl Explorer {
             codes.row_mut(r).copy_from_slice(z);
         }
         let condition = m.condition(rows, request.label, request.labels.as_deref())?;
-        let (height, width) = (m.model.config.image_height, m.model.config.image_width);
+        let shape = m.model.config.image_shape();
         let images = m
             .decode(&codes, condition.as_ref())
             .into_iter()
             .map(|pixels| match request.format {
                 ImageFormat::Pixels => Image::Pixels(pixels),
                 ImageFormat::Png => {
-                    let png = encode_png(&GrayImage { width, height, pixels })
-                        .expect("PNG encoding of a small image in memory");
+                    let png = encode_png(&Picture {
+                        width: shape.width,
+                        height: shape.height,
+                        channels: shape.channels,
+                        pixels,
+                    })
+                    .expect("PNG encoding of a small image in memory");
                     Image::Png(base64::engine::general_purpose::STANDARD.encode(png))
                 }
             });

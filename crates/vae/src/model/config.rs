@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PriorKind;
 use super::prior::MAX_PRIOR_COMPONENTS;
+use crate::data::ImageShape;
 use crate::engine::{ConvGeometry, ConvTransposeGeometry, Recon};
 use crate::error::{Error, Result};
 
@@ -75,6 +76,10 @@ pub struct ModelConfig {
     pub arch: Arch,
     pub image_height: usize,
     pub image_width: usize,
+    /// 1 for grey images, 3 for RGB. Absent from configs written before colour, and left out
+    /// for grey: those are grey.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub image_channels: usize,
     /// Conv: output channels of the encoder's convolutions (3x3, stride 2, padding 1), input
     /// side first. Empty for the MLP.
     #[serde(default)]
@@ -102,7 +107,15 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// Images are 28 x 28 in every dataset this tool reads.
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The side of MNIST's images, and of the models made for them.
 pub const MNIST_SIDE: usize = 28;
 /// The widest layer a config may ask for: far beyond what helps on 784 pixels, far below what
 /// would exhaust memory.
@@ -151,6 +164,7 @@ impl ModelConfig {
             kind: ModelKind::Vae,
             image_height: MNIST_SIDE,
             image_width: MNIST_SIDE,
+            image_channels: 1,
             hidden: vec![400],
             latent: 20,
             recon: Recon::Bce,
@@ -174,9 +188,23 @@ impl ModelConfig {
         }
     }
 
-    /// Pixels per image: the width of the model's input and output.
+    /// Values per image (pixels x channels): the width of the model's input and output.
     pub fn pixels(&self) -> usize {
-        self.image_height * self.image_width
+        self.image_height * self.image_width * self.image_channels
+    }
+
+    /// The size of the images the model takes and makes.
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape {
+            height: self.image_height,
+            width: self.image_width,
+            channels: self.image_channels,
+        }
+    }
+
+    /// Takes the size of `shape`'s images.
+    pub fn fit_image_shape(&mut self, shape: ImageShape) {
+        (self.image_height, self.image_width, self.image_channels) = (shape.height, shape.width, shape.channels);
     }
 
     /// Refuses sizes no model can have.
@@ -188,6 +216,12 @@ impl ModelConfig {
             return Err(Error::config(
                 "image size",
                 format!("must be at most {MAX_SIDE}x{MAX_SIDE}"),
+            ));
+        }
+        if !matches!(self.image_channels, 1 | 3) {
+            return Err(Error::config(
+                "image channels",
+                format!("must be 1 (grey) or 3 (rgb), got {}", self.image_channels),
             ));
         }
         if self.latent == 0 {
@@ -316,7 +350,7 @@ impl ModelConfig {
 
     /// The encoder's convolutions, input side first (none for the MLP).
     pub fn encoder_convs(&self) -> Vec<ConvGeometry> {
-        let (mut height, mut width, mut channels) = (self.image_height, self.image_width, 1);
+        let (mut height, mut width, mut channels) = (self.image_height, self.image_width, self.image_channels);
         let mut convs = Vec::new();
         for &out in &self.channels {
             let g = ConvGeometry {

@@ -17,7 +17,7 @@ mod prior;
 mod workspace;
 
 pub use condition::Conditioning;
-pub use config::{Arch, MNIST_SIDE, ModelConfig, ModelKind};
+pub use config::{Arch, MAX_SIDE, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{Bound, LossBreakdown};
 pub use plan::{LayerShape, Plan, PlannedLayer};
 pub use posterior::EncoderHead;

@@ -285,6 +285,34 @@ fn conv_body_gradients_match_finite_differences() {
 }
 
 #[test]
+fn colour_images_pass_their_channels_through_both_bodies() {
+    // RGB: the conv body's first convolution takes 3 input channels and its last transposed
+    // convolution gives 3 back; the MLP's input is 3 values a pixel.
+    let conv = ModelConfig {
+        image_channels: 3,
+        ..tiny_conv_config(ModelKind::Vae, Recon::Bce)
+    };
+    assert_eq!(conv.encoder_convs()[0].in_channels, 3);
+    assert_eq!(conv.decoder_deconvs().last().unwrap().out_channels, 3);
+    let mlp = ModelConfig {
+        image_channels: 3,
+        ..tiny_config(ModelKind::Vae, Recon::Bce, vec![4])
+    };
+    assert_eq!(mlp.pixels(), 2 * 3 * 3);
+    for config in [conv, mlp] {
+        let bound = Model::new(config.clone(), &mut Xoshiro256PlusPlus::seed_from_u64(1))
+            .unwrap()
+            .elbo();
+        check_config(config, bound);
+    }
+    let two = ModelConfig {
+        image_channels: 2,
+        ..ModelConfig::mlp_vae()
+    };
+    assert!(two.validate().unwrap_err().to_string().contains("1 (grey) or 3 (rgb)"));
+}
+
+#[test]
 fn conditional_gradients_match_finite_differences() {
     let elbo = Bound {
         beta: 0.8,

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::load_weights;
-use crate::data::Binarize;
+use crate::data::{Binarize, DataOptions};
 use crate::engine::MAX_THREADS;
 use crate::error::{Error, Result, ensure_in_range};
 use crate::files::{MAX_CONFIG_BYTES, open_own_file, read_text_limited, write_atomic};
-use crate::model::{MNIST_SIDE, Model, ModelConfig, ModelKind};
+use crate::model::{Model, ModelConfig, ModelKind};
 use crate::rng::{Stream, stream_rng};
 
 /// Most epochs a run may plan: its history rides in every checkpoint.
@@ -43,6 +43,9 @@ pub const MAX_FREE_BITS: f32 = 1000.0;
 pub struct TrainConfig {
     /// A dataset name (`mnist-sample`, `mnist`, `fashion-mnist`) or a directory.
     pub dataset: String,
+    /// How the dataset is read: image size, colour, test share.
+    #[serde(flatten)]
+    pub data: DataOptions,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f32,
@@ -89,6 +92,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             dataset: "mnist-sample".into(),
+            data: DataOptions::default(),
             epochs: 10,
             batch_size: 128,
             lr: 1e-3,
@@ -107,6 +111,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Refuses settings no run can have.
     pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
         ensure_in_range("epochs", self.epochs, 1..=MAX_EPOCHS)?;
         ensure_in_range("batch-size", self.batch_size, 1..=MAX_BATCH_SIZE)?;
         ensure_in_range("threads", self.threads, 1..=MAX_THREADS)?;
@@ -235,21 +240,17 @@ impl RunDir {
             path: path.clone(),
             problem: format!("invalid config: {e}"),
         })?;
-        let side = (config.model.image_height, config.model.image_width);
-        if side != (MNIST_SIDE, MNIST_SIDE) {
-            return Err(Error::Run {
-                path,
-                problem: format!(
-                    "images of {}x{}: this tool works on {MNIST_SIDE}x{MNIST_SIDE}",
-                    side.0, side.1
-                ),
-            });
-        }
         config.validate().map_err(|e| Error::Run {
             path: path.clone(),
             problem: e.to_string(),
         })?;
         Ok(config)
+    }
+
+    /// How to read data for this run's model: at its image size and colour, with the test
+    /// share it trained with.
+    pub fn data_options(config: &RunConfig) -> DataOptions {
+        DataOptions::for_shape(config.model.image_shape(), config.train.data.test_fraction)
     }
 
     /// Rebuilds the trained model: `config.json` says what it is, `model.safetensors` holds

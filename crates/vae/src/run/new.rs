@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Objective, RunConfig, TrainConfig};
-use crate::data::{Binarize, Dataset, DatasetSpec};
+use crate::data::{Binarize, DataOptions, Dataset, DatasetSpec};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::model::{Arch, ModelConfig, ModelKind, PriorKind};
@@ -31,8 +31,10 @@ pub struct NewRun {
     pub prior_components: Option<usize>,
     /// The KL weight of a VAE or CVAE (default 1).
     pub beta: Option<f32>,
-    /// A dataset's name or a folder of IDX files.
+    /// A dataset's name, or a folder of IDX files or of images.
     pub dataset: String,
+    /// How the dataset is read.
+    pub data: DataOptions,
     pub epochs: Option<usize>,
     pub batch_size: usize,
     pub lr: f32,
@@ -63,6 +65,7 @@ impl Default for NewRun {
             prior_components: None,
             beta: None,
             dataset: train.dataset,
+            data: train.data,
             epochs: None,
             batch_size: train.batch_size,
             lr: train.lr,
@@ -121,6 +124,7 @@ impl NewRun {
         };
         let train = TrainConfig {
             dataset,
+            data: self.data,
             epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
             batch_size: self.batch_size,
             lr: self.lr,
@@ -150,10 +154,20 @@ impl NewRun {
 }
 
 impl RunConfig {
-    /// Fits the model to the loaded data: a CVAE takes as many classes as its labels name.
-    pub fn fit_to(&mut self, data: &Dataset) {
+    /// Fits the model to the loaded data: its images' size and colour, and for a CVAE as
+    /// many classes as its labels name. Refuses a CVAE on unlabelled data, and a model the
+    /// data's images make impossible (a conv body on images that are not square).
+    pub fn fit_to(&mut self, data: &Dataset) -> Result<()> {
         if self.model.kind.is_conditional() {
+            if !data.labelled {
+                return Err(Error::config(
+                    "kind",
+                    format!("a cvae needs labels, and {} has none (no class sub-folders)", data.name),
+                ));
+            }
             self.model.classes = data.classes();
         }
+        self.model.fit_image_shape(data.shape());
+        self.validate()
     }
 }

@@ -45,11 +45,7 @@ pub fn sample() -> Dataset {
 /// for a test to train on in a second.
 pub fn small_sample(train: usize, test: usize) -> Dataset {
     let data = sample();
-    Dataset {
-        name: "mnist-sample".into(),
-        train: data.train.take(train),
-        test: data.test.take(test),
-    }
+    Dataset::labelled("mnist-sample".into(), data.train.take(train), data.test.take(test))
 }
 
 /// A new run trained to the end of its epochs on `data`.
