@@ -1157,3 +1157,67 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn data_inspect_says_what_a_folder_holds_and_every_file_that_would_stop_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Six small grey PNG files in two class folders.
+    let sample = d.join("digits");
+    let png = |pixels: &[u8], w: u32, h: u32| {
+        let mut bytes = Vec::new();
+        let mut encoder = png_encoder(&mut bytes, w, h);
+        encoder.write_image_data(pixels).unwrap();
+        drop(encoder);
+        bytes
+    };
+    for (i, class) in ["a", "a", "a", "b", "b", "b"].iter().enumerate() {
+        std::fs::create_dir_all(sample.join(class)).unwrap();
+        let pixels: Vec<u8> = (0..16).map(|p| (p * 16 + i) as u8).collect();
+        std::fs::write(sample.join(class).join(format!("{i}.png")), png(&pixels, 4, 4)).unwrap();
+    }
+    let out = vae(d, &["data", "inspect", "digits", "--test-fraction", "0.34"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "digits: a folder of images",
+        "6 items: 4 train / 2 test",
+        "images: 4x4 grey (16 values each)",
+        "files: 4x4 (6)",
+        "values: 0 to 245",
+        "classes (2):",
+        "a (2 train / 1 test)",
+        "problems: none",
+    ] {
+        assert!(text.contains(line), "'{line}' not in:\n{text}");
+    }
+
+    // Broken files are all named, and the status says so.
+    std::fs::write(sample.join("a/notes.png"), "not a picture").unwrap();
+    let mut cut = png(&[7; 64], 8, 8);
+    cut.truncate(cut.len() - 20);
+    std::fs::write(sample.join("b/cut.png"), cut).unwrap();
+    std::fs::write(sample.join("b/big.png"), png(&[1; 64], 8, 8)).unwrap();
+    let out = vae(d, &["data", "inspect", "digits"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("problems (2):"), "{text}");
+    assert!(text.contains("notes.png: not an image"), "{text}");
+    assert!(text.contains("cut.png: not a readable image"), "{text}");
+    assert!(text.contains("files: 4x4 (6), 8x8 (1)"), "{text}");
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    std::fs::remove_file(sample.join("a/notes.png")).unwrap();
+    std::fs::remove_file(sample.join("b/cut.png")).unwrap();
+    let out = vae(d, &["data", "inspect", "digits"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("images of different sizes"), "{}", stdout(&out));
+    let out = vae(d, &["data", "inspect", "digits", "--image-size", "4"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+fn png_encoder(bytes: &mut Vec<u8>, w: u32, h: u32) -> png::Writer<&mut Vec<u8>> {
+    let mut encoder = png::Encoder::new(bytes, w, h);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().unwrap()
+}

@@ -16,7 +16,7 @@ use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig};
 
 fn load(dir: &Path, options: &DataOptions) -> vae::error::Result<Dataset> {
-    folder::load(dir, options, &|_, _| {})
+    folder::load(dir, options, None, &|_, _| {})
 }
 
 fn load_err(dir: &Path, options: &DataOptions) -> String {
@@ -339,4 +339,76 @@ fn colour_emoji_load_at_any_size_and_a_conv_vae_learns_them() {
     // Its pictures are in colour.
     let samples = image::open(run_dir.path().join("samples.png")).unwrap();
     assert_eq!(samples.color(), image::ColorType::Rgb8);
+}
+
+#[test]
+fn a_decoded_folder_is_cached_by_content_and_read_back_until_a_file_changes() {
+    let dir = folder_of(&[
+        ("x/a.png", gray(3, 2, 10)),
+        ("x/b.png", gray(3, 2, 20)),
+        ("y/c.png", gray(3, 2, 30)),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let options = DataOptions {
+        test_fraction: 0.5,
+        ..DataOptions::default()
+    };
+    let decodes = std::sync::atomic::AtomicUsize::new(0);
+    let counted = |_: usize, _: usize| {
+        decodes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let cold = folder::load(dir.path(), &options, Some(cache.path()), &counted).unwrap();
+    assert!(decodes.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let files: Vec<_> = fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // 28 bytes of header, then the pixels.
+    assert_eq!(fs::metadata(&files[0]).unwrap().len(), 28 + 3 * 6);
+
+    decodes.store(0, std::sync::atomic::Ordering::Relaxed);
+    let warm = folder::load(dir.path(), &options, Some(cache.path()), &counted).unwrap();
+    assert_eq!(
+        decodes.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "read from the cache"
+    );
+    assert_eq!(warm.train.images, cold.train.images);
+    assert_eq!(warm.test.images, cold.test.images);
+    assert_eq!(
+        (warm.train.labels.clone(), warm.class_names.clone()),
+        (cold.train.labels.clone(), cold.class_names.clone())
+    );
+
+    // Another file's content, another key: decoded afresh.
+    gray(3, 2, 99).save(&dir.path().join("x/b.png"));
+    let changed = folder::load(dir.path(), &options, Some(cache.path()), &counted).unwrap();
+    assert!(decodes.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let all: Vec<u8> = changed
+        .train
+        .images
+        .pixels
+        .iter()
+        .chain(&changed.test.images.pixels)
+        .copied()
+        .collect();
+    assert!(all.contains(&99), "{all:?}");
+    assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 2);
+
+    // A cache file cut short is decoded afresh and replaced.
+    for entry in fs::read_dir(cache.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    }
+    decodes.store(0, std::sync::atomic::Ordering::Relaxed);
+    let again = folder::load(dir.path(), &options, Some(cache.path()), &counted).unwrap();
+    assert!(decodes.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert_eq!(again.train.images, changed.train.images);
+    // And a different size is another entry.
+    let small = DataOptions {
+        image_size: Some("1".parse().unwrap()),
+        ..options
+    };
+    let resized = folder::load(dir.path(), &small, Some(cache.path()), &counted).unwrap();
+    assert_eq!(resized.shape().height, 1);
+    assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 3);
 }

@@ -1,9 +1,11 @@
-//! `vae data list` and `vae data fetch NAME`.
+//! `vae data list`, `vae data fetch NAME` and `vae data inspect PATH`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use vae::data::{DataDirs, DatasetName, DatasetSpec, Location, catalog};
+use vae::data::{DataDirs, DataOptions, DatasetName, DatasetSpec, Location, catalog, inspect};
+
+use crate::progress;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -17,11 +19,20 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Say what a dataset holds: counts, image size and colour, values, classes, the split,
+    /// and every file that would stop a run (exit status 1 if there is one).
+    Inspect {
+        /// A dataset name, or a folder of IDX files or of images.
+        path: String,
+        #[command(flatten)]
+        data: super::DataArgs,
+    },
 }
 
 pub fn run(command: Command) -> Result<ExitCode> {
     let dirs = DataDirs::from_env();
     match command {
+        Command::Inspect { path, data } => inspect(&path, &data.options(), &dirs),
         Command::List => {
             for name in DatasetName::ALL {
                 println!("{name}: {}", name.description());
@@ -65,4 +76,81 @@ pub fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn inspect(path: &str, options: &DataOptions, dirs: &DataDirs) -> Result<ExitCode> {
+    let spec: DatasetSpec = path.parse()?;
+    let bar = progress::bar(0, "reading images [{bar:30}] {pos}/{len} {per_sec}");
+    let shown = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let found = inspect::inspect(&spec, dirs, options, &shown);
+    bar.finish_and_clear();
+    let n = progress::thousands;
+    println!("{}: {}", found.name, found.kind);
+    if found.train + found.test > 0 {
+        println!(
+            "  {} items: {} train / {} test",
+            n((found.train + found.test) as f64),
+            n(found.train as f64),
+            n(found.test as f64)
+        );
+    }
+    if !found.split.is_empty() {
+        println!("  split: {}", found.split);
+    }
+    if let Some(shape) = found.shape {
+        println!("  images: {shape} ({} values each)", shape.values());
+    }
+    if !found.file_sizes.is_empty() {
+        let sizes: Vec<String> = found
+            .file_sizes
+            .iter()
+            .take(5)
+            .map(|((h, w), count)| format!("{h}x{w} ({})", n(*count as f64)))
+            .collect();
+        let more = found.file_sizes.len().saturating_sub(5);
+        println!(
+            "  files: {}{}",
+            sizes.join(", "),
+            if more > 0 {
+                format!(" and {more} other sizes")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some((low, high, mean)) = found.values {
+        println!("  values: {low} to {high}, mean {mean:.1} (bytes; the models see them divided by 255)");
+    }
+    if found.classes.is_empty() && found.shape.is_some() {
+        println!("  classes: none (unlabelled)");
+    } else if !found.classes.is_empty() {
+        println!("  classes ({}):", found.classes.len());
+        for c in &found.classes {
+            println!(
+                "    {:>7}  {} ({} train / {} test)",
+                n((c.train + c.test) as f64),
+                c.name,
+                c.train,
+                c.test
+            );
+        }
+    }
+    if found.skipped > 0 {
+        println!("  skipped: {} files that are not images by their names", found.skipped);
+    }
+    if found.problem_count == 0 {
+        println!("  problems: none");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("  problems ({}):", found.problem_count);
+    for line in &found.problems {
+        println!("    {line}");
+    }
+    if found.problem_count > found.problems.len() {
+        println!("    ... and {} more", found.problem_count - found.problems.len());
+    }
+    Ok(ExitCode::FAILURE)
 }

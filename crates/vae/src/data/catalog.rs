@@ -103,6 +103,11 @@ impl DataDirs {
         }
     }
 
+    /// Where the decoded pixels of image folders are kept: `USER/cache/images`.
+    pub fn image_cache(&self) -> PathBuf {
+        self.user.join("cache").join("images")
+    }
+
     /// Where a download of `name` goes.
     pub fn download_dir(&self, name: DatasetName) -> PathBuf {
         self.user.join(name.as_str())
@@ -190,7 +195,9 @@ pub fn load_with(
 
 fn load_as_is(spec: &DatasetSpec, dirs: &DataDirs, options: &DataOptions, progress: Progress<'_>) -> Result<Dataset> {
     let (name, dir) = match spec {
-        DatasetSpec::Dir(dir) if !is_complete(dir) => return folder::load(dir, options, progress),
+        DatasetSpec::Dir(dir) if !is_complete(dir) => {
+            return folder::load(dir, options, Some(&dirs.image_cache()), progress);
+        }
         DatasetSpec::Dir(dir) => (dir.display().to_string(), dir.clone()),
         DatasetSpec::Named(name) => match locate(*name, dirs) {
             Location::Embedded => return embedded::load(),

@@ -30,9 +30,9 @@ use sha2::{Digest, Sha256};
 
 use super::idx::MAX_DATA_BYTES;
 use super::options::{ColorMode, DataOptions, ImageSize};
-use super::{Dataset, Images, Split};
+use super::{Dataset, ImageShape, Images, Split};
 use crate::error::{Error, Result};
-use crate::files::read_limited;
+use crate::files::{read_limited, write_atomic};
 
 /// File names this reader takes for images (compared without case).
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "gif", "bmp", "webp"];
@@ -349,6 +349,11 @@ fn decode(path: &Path, size: Option<ImageSize>) -> Result<Decoded> {
     })
 }
 
+/// Decodes one file in full (a truncated one fails here) and returns its size, height first.
+pub fn decode_size(path: &Path) -> Result<(usize, usize)> {
+    decode(path, None).map(|d| (d.height, d.width))
+}
+
 /// `image` as RGB, its transparency composited onto white.
 fn on_white(image: &DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
@@ -373,10 +378,121 @@ fn luma(p: &[u8]) -> u8 {
 /// Progress of decoding: images done, of how many.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// Loads the folder at `root` as [the module](self) describes.
-pub fn load(root: &Path, options: &DataOptions, progress: Progress<'_>) -> Result<Dataset> {
+/// Loads the folder at `root` as [the module](self) describes. With a `cache` folder, the
+/// decoded pixels are kept there in one packed file named by the SHA-256 of every source
+/// file's path, label and content and of the options, and read back from it while none of
+/// those change: a second run starts without decoding (the files are still read, to hash
+/// them). A cache file that is missing, short or stale is decoded afresh and replaced; one
+/// that cannot be written costs only the time.
+pub fn load(root: &Path, options: &DataOptions, cache: Option<&Path>, progress: Progress<'_>) -> Result<Dataset> {
     options.validate()?;
     let listing = list(root, options.test_fraction)?;
+    let total = listing.train.len() + listing.test.len();
+    let cached = match cache {
+        Some(dir) => Some(dir.join(format!("{}.images", cache_key(&listing, options)?))),
+        None => None,
+    };
+    let from_cache = cached.as_deref().and_then(|path| read_cache(path, total));
+    let (shape, pixels) = match from_cache {
+        Some(found) => found,
+        None => {
+            let decoded = decode_all(root, &listing, options, progress)?;
+            if let Some(path) = &cached {
+                let _ = write_cache(path, decoded.0, &decoded.1);
+            }
+            decoded
+        }
+    };
+    let values = shape.values();
+    let n_train = listing.train.len();
+    let split = |range: std::ops::Range<usize>, items: &[Item]| Split {
+        images: Images {
+            count: range.len(),
+            height: shape.height,
+            width: shape.width,
+            channels: shape.channels,
+            pixels: pixels[range.start * values..range.end * values].to_vec(),
+        },
+        labels: items.iter().map(|i| i.label).collect(),
+    };
+    let labelled = !listing.classes.is_empty();
+    Ok(Dataset {
+        name: root.display().to_string(),
+        train: split(0..n_train, &listing.train),
+        test: split(n_train..total, &listing.test),
+        class_names: if labelled { listing.classes } else { vec!["all".into()] },
+        labelled,
+    })
+}
+
+/// What identifies a folder's decoded pixels: the format, the options, and every item's
+/// path, label and content, in order.
+fn cache_key(listing: &Listing, options: &DataOptions) -> Result<String> {
+    let items: Vec<&Item> = listing.train.iter().chain(&listing.test).collect();
+    let digests: Vec<[u8; 32]> = items
+        .par_iter()
+        .map(|item| Ok(Sha256::digest(read_limited(&item.path, MAX_IMAGE_FILE_BYTES)?).into()))
+        .collect::<Result<_>>()?;
+    let mut key = Sha256::new();
+    key.update(CACHE_MAGIC);
+    key.update(format!(
+        "{:?} {:?} {}\n",
+        options.image_size,
+        options.color,
+        listing.train.len()
+    ));
+    for (item, digest) in items.iter().zip(&digests) {
+        key.update(item.relative.as_bytes());
+        key.update([0, item.label]);
+        key.update(digest);
+    }
+    Ok(key.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The first bytes of a cache file; a new layout takes a new one.
+const CACHE_MAGIC: &[u8; 8] = b"VAEIMG01";
+/// Magic, then height, width and channels (u32) and the count (u64), little-endian.
+const CACHE_HEADER: usize = 8 + 12 + 8;
+
+/// The shape and pixels of a cache file of `count` images, or `None` if it is not one.
+fn read_cache(path: &Path, count: usize) -> Option<(ImageShape, Vec<u8>)> {
+    let bytes = read_limited(path, MAX_DATA_BYTES + CACHE_HEADER as u64).ok()?;
+    if bytes.len() < CACHE_HEADER || &bytes[..8] != CACHE_MAGIC {
+        return None;
+    }
+    let word = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize;
+    let shape = ImageShape {
+        height: word(0),
+        width: word(1),
+        channels: word(2),
+    };
+    let stored = u64::from_le_bytes(bytes[20..28].try_into().expect("8 bytes"));
+    let fits = stored == count as u64
+        && matches!(shape.channels, 1 | 3)
+        && (shape.values() as u64).checked_mul(stored) == Some((bytes.len() - CACHE_HEADER) as u64);
+    fits.then(|| (shape, bytes[CACHE_HEADER..].to_vec()))
+}
+
+fn write_cache(path: &Path, shape: ImageShape, pixels: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("a cache file is in a folder");
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut bytes = Vec::with_capacity(CACHE_HEADER + pixels.len());
+    bytes.extend_from_slice(CACHE_MAGIC);
+    for v in [shape.height, shape.width, shape.channels] {
+        bytes.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    bytes.extend_from_slice(&((pixels.len() / shape.values().max(1)) as u64).to_le_bytes());
+    bytes.extend_from_slice(pixels);
+    write_atomic(path, &bytes)
+}
+
+/// Decodes every item of `listing`, training split first: their shape and pixels.
+fn decode_all(
+    root: &Path,
+    listing: &Listing,
+    options: &DataOptions,
+    progress: Progress<'_>,
+) -> Result<(ImageShape, Vec<u8>)> {
     let all: Vec<&Item> = listing.train.iter().chain(&listing.test).collect();
     let total = all.len();
     // The first image gives the size, so the memory a folder needs is known before the rest
@@ -419,30 +535,17 @@ pub fn load(root: &Path, options: &DataOptions, progress: Progress<'_>) -> Resul
     } else {
         ColorMode::Gray
     });
-    let (height, width) = (decoded[0].height, decoded[0].width);
-    let split = |range: std::ops::Range<usize>, items: &[Item]| Split {
-        images: Images {
-            count: range.len(),
-            height,
-            width,
-            channels: color.channels(),
-            pixels: decoded[range]
-                .iter()
-                .flat_map(|d| match color {
-                    ColorMode::Rgb => d.rgb.clone(),
-                    ColorMode::Gray => d.rgb.chunks_exact(3).map(luma).collect(),
-                })
-                .collect(),
-        },
-        labels: items.iter().map(|i| i.label).collect(),
+    let shape = ImageShape {
+        height: decoded[0].height,
+        width: decoded[0].width,
+        channels: color.channels(),
     };
-    let n_train = listing.train.len();
-    let labelled = !listing.classes.is_empty();
-    Ok(Dataset {
-        name: root.display().to_string(),
-        train: split(0..n_train, &listing.train),
-        test: split(n_train..total, &listing.test),
-        class_names: if labelled { listing.classes } else { vec!["all".into()] },
-        labelled,
-    })
+    let pixels = decoded
+        .iter()
+        .flat_map(|d| match color {
+            ColorMode::Rgb => d.rgb.clone(),
+            ColorMode::Gray => d.rgb.chunks_exact(3).map(luma).collect(),
+        })
+        .collect();
+    Ok((shape, pixels))
 }

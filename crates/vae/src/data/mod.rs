@@ -6,6 +6,7 @@ pub mod download;
 mod embedded;
 pub mod folder;
 pub mod idx;
+pub mod inspect;
 pub mod options;
 
 pub use catalog::{DataDirs, DatasetName, DatasetSpec, Location};
