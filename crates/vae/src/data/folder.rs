@@ -403,23 +403,25 @@ pub fn load(root: &Path, options: &DataOptions, cache: Option<&Path>, progress: 
             decoded
         }
     };
-    let values = shape.values();
+    // The training split's pixels come first: the test split's are split off, not copied.
+    let mut train_pixels = pixels;
     let n_train = listing.train.len();
-    let split = |range: std::ops::Range<usize>, items: &[Item]| Split {
+    let test_pixels = train_pixels.split_off(n_train * shape.values());
+    let split = |count: usize, pixels: Vec<u8>, items: &[Item]| Split {
         images: Images {
-            count: range.len(),
+            count,
             height: shape.height,
             width: shape.width,
             channels: shape.channels,
-            pixels: pixels[range.start * values..range.end * values].to_vec(),
+            pixels,
         },
         labels: items.iter().map(|i| i.label).collect(),
     };
     let labelled = !listing.classes.is_empty();
     Ok(Dataset {
         name: root.display().to_string(),
-        train: split(0..n_train, &listing.train),
-        test: split(n_train..total, &listing.test),
+        train: split(n_train, train_pixels, &listing.train),
+        test: split(total - n_train, test_pixels, &listing.test),
         class_names: if labelled { listing.classes } else { vec!["all".into()] },
         labelled,
     })
@@ -470,7 +472,11 @@ fn read_cache(path: &Path, count: usize) -> Option<(ImageShape, Vec<u8>)> {
     let fits = stored == count as u64
         && matches!(shape.channels, 1 | 3)
         && (shape.values() as u64).checked_mul(stored) == Some((bytes.len() - CACHE_HEADER) as u64);
-    fits.then(|| (shape, bytes[CACHE_HEADER..].to_vec()))
+    fits.then(|| {
+        let mut pixels = bytes;
+        pixels.drain(..CACHE_HEADER);
+        (shape, pixels)
+    })
 }
 
 fn write_cache(path: &Path, shape: ImageShape, pixels: &[u8]) -> Result<()> {
@@ -540,12 +546,13 @@ fn decode_all(
         width: decoded[0].width,
         channels: color.channels(),
     };
-    let pixels = decoded
-        .iter()
-        .flat_map(|d| match color {
-            ColorMode::Rgb => d.rgb.clone(),
-            ColorMode::Gray => d.rgb.chunks_exact(3).map(luma).collect(),
-        })
-        .collect();
+    let mut pixels = Vec::with_capacity(decoded.len() * shape.values());
+    // Each decoded image is freed as soon as its pixels are packed.
+    for d in decoded {
+        match color {
+            ColorMode::Rgb => pixels.extend_from_slice(&d.rgb),
+            ColorMode::Gray => pixels.extend(d.rgb.chunks_exact(3).map(luma)),
+        }
+    }
     Ok((shape, pixels))
 }
