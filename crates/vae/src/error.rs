@@ -74,6 +74,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A data file, or a folder of them, that cannot be read as data.
+    pub fn data_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::DataFile {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

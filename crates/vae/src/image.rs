@@ -17,18 +17,6 @@ pub struct Picture {
     pub pixels: Vec<u8>,
 }
 
-impl Picture {
-    /// A grey picture.
-    pub fn gray(width: usize, height: usize, pixels: Vec<u8>) -> Self {
-        Picture {
-            width,
-            height,
-            channels: 1,
-            pixels,
-        }
-    }
-}
-
 /// An RGB colour.
 pub type Rgb = [u8; 3];
 

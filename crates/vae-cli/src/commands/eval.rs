@@ -13,7 +13,7 @@ use vae::rng::seeded;
 use vae::run::RunDir;
 use vae::sampler::Sampler;
 
-use super::SamplerArg;
+use super::{LoadedRun, SamplerArg};
 
 use crate::progress;
 
@@ -58,12 +58,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let run = RunDir::new(&args.run);
-    let model = run.load_model()?;
-    let config = run.read_config()?;
-    let dataset_name = args.dataset.unwrap_or(config.train.dataset.clone());
+    let LoadedRun {
+        config,
+        model,
+        data: loaded,
+    } = super::load_run(&args.run, args.dataset.as_deref())?;
     // The test split as the run saw it: binarized once under its seed, if it trained so.
-    let loaded = super::load_dataset_with(&dataset_name, &RunDir::data_options(&config))?;
-    model.check_labels(&loaded.test.labels, &format!("{} test labels", loaded.name))?;
     let data = loaded.prepared(config.train.binarize, config.train.seed);
     anyhow::ensure!(args.limit != Some(0), "--limit: must be at least 1");
     let test = match args.limit {

@@ -184,7 +184,7 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let dir = RunDir::new(run);
     let model = dir.load_model()?;
     let config = dir.read_config()?;
-    let data = load_dataset_with(dataset.unwrap_or(&config.train.dataset), &RunDir::data_options(&config))?;
+    let data = load_dataset_with(dataset.unwrap_or(&config.train.dataset), &config.data_options())?;
     model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;
     Ok(LoadedRun { config, model, data })
 }

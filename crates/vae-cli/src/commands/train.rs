@@ -227,7 +227,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {
             let lock = run.lock()?;
             let trainer = Trainer::resume(run.clone(), args.epochs).context("cannot resume")?;
-            let options = RunDir::data_options(&trainer.config);
+            let options = trainer.config.data_options();
             let data = super::load_dataset_with(&trainer.config.train.dataset, &options)?;
             (lock, trainer, data)
         }

@@ -91,27 +91,18 @@ fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRn
 /// images on a black background (MNIST's digits and look-alikes), learning from their labels.
 pub fn ensure_classifiable(data: &Dataset) -> Result<()> {
     let problem = if !data.labelled {
-        Some("has no labels to learn from".to_string())
+        "has no labels to learn from".to_string()
     } else if data.shape().channels != 1 {
-        Some(format!(
-            "has {} images, and the classifier takes grey ones",
-            data.shape()
-        ))
+        format!("has {} images, and the classifier takes grey ones", data.shape())
     } else if data.classes() > CLASSES {
-        Some(format!(
-            "has {} classes, more than the classifier's {CLASSES}",
-            data.classes()
-        ))
+        format!("has {} classes, more than the classifier's {CLASSES}", data.classes())
     } else {
-        None
+        return Ok(());
     };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(Error::Dataset(format!(
-            "{}: {problem}: the sample-quality measures need a classifier of MNIST-like digits",
-            data.name
-        ))),
-    }
+    Err(Error::Dataset(format!(
+        "{}: {problem}: the sample-quality measures need a classifier of MNIST-like digits",
+        data.name
+    )))
 }
 
 /// Trains a classifier on `data.train`, reporting each epoch with its test accuracy.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::folder::{self, Progress};
 use super::idx::{read_images_sized, read_labels};
 use super::options::DataOptions;
-use super::{Dataset, ImageShape, Split, embedded};
+use super::{Dataset, Split, embedded};
 use crate::error::{Error, Result};
 use crate::model::MNIST_SIDE;
 
@@ -176,15 +176,8 @@ pub fn load_with(
 ) -> Result<Dataset> {
     let dataset = load_as_is(spec, dirs, options, progress)?;
     let shape = dataset.shape();
-    if !options.accepts(shape) {
-        let size = options
-            .image_size
-            .map_or((shape.height, shape.width), |s| (s.height, s.width));
-        let asked = ImageShape {
-            height: size.0,
-            width: size.1,
-            channels: options.color.map_or(shape.channels, |c| c.channels()),
-        };
+    let asked = options.applied_to(shape);
+    if asked != shape {
         return Err(Error::Dataset(format!(
             "{}: images are {shape}, not the {asked} asked for (only a folder of image files is resized or recoloured)",
             dataset.name

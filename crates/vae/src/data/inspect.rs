@@ -1,14 +1,18 @@
 //! What a dataset holds, said before anything trains on it (`vae data inspect PATH`): its
 //! counts, image size and colour, value range, classes and split, and, for a folder of
 //! images, every file that would stop a run (the first few named) rather than the first one.
+//!
+//! A folder's headers are read once for the sizes; its pixels are decoded once, as a run
+//! would (from the cache if it is there). Only when that fails is every file decoded on its
+//! own, to name each one that does not.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use super::catalog::{DataDirs, DatasetSpec, load_with};
-use super::folder::{self, Listing, Progress};
+use super::folder::{self, Item, Listing, Progress};
 use super::options::DataOptions;
 use super::{Dataset, ImageShape};
 
@@ -65,28 +69,46 @@ pub fn inspect(spec: &DatasetSpec, dirs: &DataDirs, options: &DataOptions, progr
         problems: Vec::new(),
         problem_count: 0,
     };
-    match spec {
+    let listing = match spec {
         DatasetSpec::Dir(dir) if !super::catalog::is_complete(dir) => {
             found.kind = "a folder of images";
-            if let Err(e) = options.validate() {
-                found.problem(e.to_string());
-                return found;
-            }
-            let listing = match folder::list(dir, options.test_fraction) {
-                Ok(listing) => listing,
+            let listing = options
+                .validate()
+                .and_then(|_| folder::list(dir, options.test_fraction));
+            match listing {
+                Ok(listing) => Some(listing),
                 Err(e) => {
                     found.problem(e.to_string());
                     return found;
                 }
-            };
-            found.describe_listing(&listing, options.test_fraction);
-            found.check_files(&listing, progress);
-            if found.problem_count > 0 {
-                return found;
             }
         }
-        DatasetSpec::Dir(_) => found.kind = "IDX files",
-        DatasetSpec::Named(_) => {}
+        DatasetSpec::Dir(_) => {
+            found.kind = "IDX files";
+            None
+        }
+        DatasetSpec::Named(_) => None,
+    };
+    if let Some(listing) = &listing {
+        found.describe_listing(listing, options.test_fraction);
+        let mut readable = found.probe_files(listing);
+        if found.problem_count > 0 {
+            // Files whose headers read may still be cut short: those are named too.
+            readable = found.decode_files(readable, options, progress);
+        }
+        found.count_sizes(&readable);
+        if found.problem_count > 0 {
+            return found;
+        }
+        if let Err(e) = load_with(spec, dirs, options, progress).map(|data| found.describe_data(&data)) {
+            // The first file that stopped the load, and any others after it.
+            let readable = found.decode_files(readable, options, progress);
+            found.count_sizes(&readable);
+            if found.problem_count == 0 {
+                found.problem(e.to_string());
+            }
+        }
+        return found;
     }
     match load_with(spec, dirs, options, progress) {
         Ok(data) => found.describe_data(&data),
@@ -117,31 +139,65 @@ impl Inspection {
         };
     }
 
-    /// Decodes every file, noting those that fail and the sizes of those that do not.
-    fn check_files(&mut self, listing: &Listing, progress: Progress<'_>) {
-        let items: Vec<&folder::Item> = listing.train.iter().chain(&listing.test).collect();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let sizes = Mutex::new(BTreeMap::<(usize, usize), usize>::new());
-        let mut failures: Vec<(usize, String)> = items
+    /// Reads every file's header, noting those that fail; returns the others with their
+    /// sizes (height, width).
+    fn probe_files<'a>(&mut self, listing: &'a Listing) -> Vec<Readable<'a>> {
+        let items = items(listing);
+        let probes: Vec<_> = items.par_iter().map(|item| folder::probe(&item.path)).collect();
+        let mut readable = Vec::new();
+        for (item, probe) in items.into_iter().zip(probes) {
+            match probe {
+                Ok(p) => readable.push((item, (p.height, p.width))),
+                Err(e) => self.problem(e.to_string()),
+            }
+        }
+        readable
+    }
+
+    /// Decodes each file on its own, noting each that fails; returns the others.
+    fn decode_files<'a>(
+        &mut self,
+        files: Vec<Readable<'a>>,
+        options: &DataOptions,
+        progress: Progress<'_>,
+    ) -> Vec<Readable<'a>> {
+        let Some(&(_, (height, width))) = files.first() else {
+            return files;
+        };
+        // Each file is decoded to see whether it can be; the size it is brought to matters not.
+        let size = options.image_size.map_or((height, width), |s| (s.height, s.width));
+        let shape = ImageShape {
+            height: size.0,
+            width: size.1,
+            channels: 3,
+        };
+        let done = AtomicUsize::new(0);
+        let results: Vec<Option<String>> = files
             .par_iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                let result = folder::decode_size(&item.path);
-                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, items.len());
-                match result {
-                    Ok(size) => {
-                        *sizes.lock().expect("no panics while held").entry(size).or_default() += 1;
-                        None
-                    }
-                    Err(e) => Some((i, e.to_string())),
-                }
+            .map(|(item, _)| {
+                let mut out = vec![0u8; shape.values()];
+                let result = folder::decode_into(&item.path, shape, &mut out);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, files.len());
+                result.err().map(|e| e.to_string())
             })
             .collect();
-        failures.sort();
-        for (_, line) in failures {
-            self.problem(line);
+        let mut survivors = Vec::new();
+        for (file, failure) in files.into_iter().zip(results) {
+            match failure {
+                Some(line) => self.problem(line),
+                None => survivors.push(file),
+            }
         }
-        let mut sizes: Vec<_> = sizes.into_inner().expect("no panics while held").into_iter().collect();
+        survivors
+    }
+
+    /// The sizes of `files`, most common first.
+    fn count_sizes(&mut self, files: &[Readable<'_>]) {
+        let mut sizes = BTreeMap::<(usize, usize), usize>::new();
+        for (_, size) in files {
+            *sizes.entry(*size).or_default() += 1;
+        }
+        let mut sizes: Vec<_> = sizes.into_iter().collect();
         sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         self.file_sizes = sizes;
     }
@@ -172,4 +228,11 @@ impl Inspection {
             self.split = "as the dataset gives it".into();
         }
     }
+}
+
+/// A file whose header reads, with its size (height, width).
+type Readable<'a> = (&'a Item, (usize, usize));
+
+fn items(listing: &Listing) -> Vec<&Item> {
+    listing.train.iter().chain(&listing.test).collect()
 }

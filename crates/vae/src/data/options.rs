@@ -72,14 +72,6 @@ pub enum ColorMode {
 }
 
 impl ColorMode {
-    /// The word on the command line and in `config.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ColorMode::Gray => "gray",
-            ColorMode::Rgb => "rgb",
-        }
-    }
-
     /// Channels per pixel.
     pub fn channels(self) -> usize {
         match self {
@@ -161,10 +153,16 @@ impl DataOptions {
         Ok(())
     }
 
-    /// Whether `shape` is what these options ask for (any size or colour when not asked).
-    pub fn accepts(&self, shape: ImageShape) -> bool {
-        self.image_size
-            .is_none_or(|s| (s.height, s.width) == (shape.height, shape.width))
-            && self.color.is_none_or(|c| c.channels() == shape.channels)
+    /// What images of `shape` become under these options: the size and colour asked for,
+    /// `shape`'s own where none is.
+    pub fn applied_to(&self, shape: ImageShape) -> ImageShape {
+        let (height, width) = self
+            .image_size
+            .map_or((shape.height, shape.width), |s| (s.height, s.width));
+        ImageShape {
+            height,
+            width,
+            channels: self.color.map_or(shape.channels, |c| c.channels()),
+        }
     }
 }

@@ -153,6 +153,12 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// How to read data for this run's model: at its image size and colour, with the test
+    /// share it trained with.
+    pub fn data_options(&self) -> DataOptions {
+        DataOptions::for_shape(self.model.image_shape(), self.train.data.test_fraction)
+    }
+
     /// Refuses a model and training that cannot go together: settings that would be silently
     /// ignored, and steps too large for memory.
     pub fn validate(&self) -> Result<()> {
@@ -245,12 +251,6 @@ impl RunDir {
             problem: e.to_string(),
         })?;
         Ok(config)
-    }
-
-    /// How to read data for this run's model: at its image size and colour, with the test
-    /// share it trained with.
-    pub fn data_options(config: &RunConfig) -> DataOptions {
-        DataOptions::for_shape(config.model.image_shape(), config.train.data.test_fraction)
     }
 
     /// Rebuilds the trained model: `config.json` says what it is, `model.safetensors` holds
