@@ -30,8 +30,14 @@ fn the_sample_is_byte_for_byte_the_start_of_canonical_mnist() {
     let labels = read_labels(&dir.join("train-labels-idx1-ubyte.gz")).unwrap();
     let data = common::sample();
     let pixels = 784;
-    assert_eq!(data.train.images.pixels, images.pixels[..9_000 * pixels]);
-    assert_eq!(data.test.images.pixels, images.pixels[9_000 * pixels..]);
+    assert_eq!(
+        data.train.images.values.as_bytes().unwrap(),
+        &images.values.as_bytes().unwrap()[..9_000 * pixels]
+    );
+    assert_eq!(
+        data.test.images.values.as_bytes().unwrap(),
+        &images.values.as_bytes().unwrap()[9_000 * pixels..]
+    );
     assert_eq!(data.train.labels, labels[..9_000]);
     assert_eq!(data.test.labels, labels[9_000..10_000]);
 }
@@ -78,9 +84,14 @@ fn binarization_draws_each_pixel_with_its_grey_level() {
     let binary = |pixels: &[u8]| pixels.iter().all(|&p| p == 0 || p == 255);
 
     let fixed = data.prepared(Binarize::Static, 1);
-    assert!(binary(&fixed.train.images.pixels) && binary(&fixed.test.images.pixels));
+    assert!(
+        binary(fixed.train.images.values.as_bytes().unwrap()) && binary(fixed.test.images.values.as_bytes().unwrap())
+    );
     // Each pixel is white with probability its grey level: the mean brightness is kept.
-    let (grey, drawn) = (mean(&data.train.images.pixels), mean(&fixed.train.images.pixels));
+    let (grey, drawn) = (
+        mean(data.train.images.values.as_bytes().unwrap()),
+        mean(fixed.train.images.values.as_bytes().unwrap()),
+    );
     assert!((grey - drawn).abs() < 0.002, "{grey} vs {drawn}");
     assert_eq!(fixed.train.labels, data.train.labels);
     // Same seed, same draw; another seed, another.
@@ -92,6 +103,6 @@ fn binarization_draws_each_pixel_with_its_grey_level() {
         dynamic.train.images, data.train.images,
         "training images are drawn batch by batch"
     );
-    assert!(binary(&dynamic.test.images.pixels));
+    assert!(binary(dynamic.test.images.values.as_bytes().unwrap()));
     assert_eq!(data.prepared(Binarize::None, 1).test.images, data.test.images);
 }

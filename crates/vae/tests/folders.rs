@@ -32,7 +32,7 @@ fn write_split(split: &Split, dir: &Path) {
     for i in 0..split.len() {
         let class = dir.join(split.labels[i].to_string());
         fs::create_dir_all(&class).unwrap();
-        let image = GrayImage::from_raw(w, h, split.images.image(i).to_vec()).unwrap();
+        let image = GrayImage::from_raw(w, h, split.images.image(i).unwrap().to_vec()).unwrap();
         image.save(class.join(format!("{i:05}.png"))).unwrap();
     }
 }
@@ -143,7 +143,10 @@ fn transparency_is_white_and_colour_comes_from_the_files() {
     let data = load(dir.path(), &options).unwrap();
     assert_eq!(data.shape().channels, 1);
     assert!(!data.labelled);
-    let all: Vec<&[u8]> = [&data.train, &data.test].iter().map(|s| s.images.image(0)).collect();
+    let all: Vec<&[u8]> = [&data.train, &data.test]
+        .iter()
+        .map(|s| s.images.image(0).unwrap())
+        .collect();
     assert!(all.contains(&&[255u8, 127][..]), "{all:?}");
     assert!(all.contains(&&[7u8, 7][..]), "{all:?}");
 
@@ -152,7 +155,10 @@ fn transparency_is_white_and_colour_comes_from_the_files() {
     let dir = folder_of(&[("a.png", DynamicPicture::GrayAlpha(ga)), ("b.png", red)]);
     let data = load(dir.path(), &options).unwrap();
     assert_eq!(data.shape().channels, 3);
-    let all: Vec<&[u8]> = [&data.train, &data.test].iter().map(|s| s.images.image(0)).collect();
+    let all: Vec<&[u8]> = [&data.train, &data.test]
+        .iter()
+        .map(|s| s.images.image(0).unwrap())
+        .collect();
     assert!(all.contains(&&[255u8, 0, 0, 255, 0, 0][..]), "{all:?}");
     assert!(all.contains(&&[255u8, 255, 255, 127, 127, 127][..]), "{all:?}");
     let grey = DataOptions {
@@ -160,7 +166,10 @@ fn transparency_is_white_and_colour_comes_from_the_files() {
         ..options
     };
     let data = load(dir.path(), &grey).unwrap();
-    let all: Vec<&[u8]> = [&data.train, &data.test].iter().map(|s| s.images.image(0)).collect();
+    let all: Vec<&[u8]> = [&data.train, &data.test]
+        .iter()
+        .map(|s| s.images.image(0).unwrap())
+        .collect();
     // Rec. 709: red is 0.2126 of white.
     assert!(all.contains(&&[54u8, 54][..]), "{all:?}");
 }
@@ -191,7 +200,7 @@ fn image_size_resizes_and_mixed_sizes_without_it_name_two_files() {
     // A flat colour stays that colour whatever the resize does.
     for split in [&data.train, &data.test] {
         for i in 0..split.len() {
-            let image = split.images.image(i);
+            let image = split.images.image(i).unwrap();
             let expected: &[u8] = match split.labels[i] {
                 0 => &[image[0]; 3],
                 _ => &[10, 20, 30],
@@ -385,9 +394,11 @@ fn a_decoded_folder_is_cached_by_content_and_read_back_until_a_file_changes() {
     let all: Vec<u8> = changed
         .train
         .images
-        .pixels
+        .values
+        .as_bytes()
+        .unwrap()
         .iter()
-        .chain(&changed.test.images.pixels)
+        .chain(changed.test.images.values.as_bytes().unwrap())
         .copied()
         .collect();
     assert!(all.contains(&99), "{all:?}");

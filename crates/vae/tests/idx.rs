@@ -47,7 +47,7 @@ fn reads_the_canonical_mnist_test_set() {
     // Known values: the first test digit is a 7, the second a 2 (LeCun's t10k order).
     assert_eq!(&labels[..3], &[7, 2, 1]);
     // Digits are white strokes on black: corners are empty, the centre is not, on average.
-    let mean = |i: usize| (0..10_000).map(|n| images.image(n)[i] as f64).sum::<f64>() / 10_000.0;
+    let mean = |i: usize| (0..10_000).map(|n| images.image(n).unwrap()[i] as f64).sum::<f64>() / 10_000.0;
     assert_eq!(mean(0), 0.0);
     assert!(mean(14 * 28 + 14) > 50.0);
 }
@@ -60,7 +60,7 @@ fn raw_and_gzip_files_read_the_same() {
     let raw = read_images(&write(dir.path(), "raw", &bytes)).unwrap();
     let gz = read_images(&write(dir.path(), "gz", &gzip(&bytes))).unwrap();
     assert_eq!(raw, gz);
-    assert_eq!(raw.image(1)[0], (784 % 251) as u8);
+    assert_eq!(raw.image(1).unwrap()[0], (784 % 251) as u8);
 }
 
 /// A broken file, what reading it must say, and which reader.

@@ -101,7 +101,11 @@ fn inspect(path: &str, options: &DataOptions, dirs: &DataDirs) -> Result<ExitCod
         println!("  split: {}", found.split);
     }
     if let Some(shape) = found.shape {
-        println!("  images: {shape} ({} values each)", shape.values());
+        if shape.is_vector() {
+            println!("  items: {shape}");
+        } else {
+            println!("  images: {shape} ({} values each)", shape.values());
+        }
     }
     if !found.file_sizes.is_empty() {
         let sizes: Vec<String> = found
@@ -121,8 +125,20 @@ fn inspect(path: &str, options: &DataOptions, dirs: &DataDirs) -> Result<ExitCod
             }
         );
     }
-    if let Some((low, high, mean)) = found.values {
-        println!("  values: {low} to {high}, mean {mean:.1} (bytes; the models see them divided by 255)");
+    match found.values {
+        Some(v) if v.bytes => println!(
+            "  values: {} to {}, mean {:.1} (bytes; the models see them divided by 255)",
+            (v.min * 255.0).round(),
+            (v.max * 255.0).round(),
+            v.mean * 255.0
+        ),
+        Some(v) => println!(
+            "  values: {} to {}, mean {} (numbers, used as they are)",
+            number(v.min),
+            number(v.max),
+            number(v.mean)
+        ),
+        None => {}
     }
     if found.classes.is_empty() && found.shape.is_some() {
         println!("  classes: none (unlabelled)");
@@ -153,4 +169,11 @@ fn inspect(path: &str, options: &DataOptions, dirs: &DataDirs) -> Result<ExitCod
         println!("    ... and {} more", found.problem_count - found.problems.len());
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// A value as short as it reads well: at most 4 significant digits after the point.
+fn number(v: f64) -> String {
+    let text = format!("{v:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" { "0".into() } else { text.to_string() }
 }

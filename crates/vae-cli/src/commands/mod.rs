@@ -95,6 +95,12 @@ pub struct DataArgs {
     /// Share of the items held out for testing when the data has no test split of its own.
     #[arg(long, default_value_t = vae::data::options::DEFAULT_TEST_FRACTION)]
     pub test_fraction: f64,
+    /// An NPY or CSV file: its labels, an NPY array of N integers or one label per line.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// A CSV table: the column that holds the labels (header name, position from 1, or last).
+    #[arg(long, value_name = "NAME|N|last")]
+    pub label_column: Option<String>,
 }
 
 impl DataArgs {
@@ -103,6 +109,8 @@ impl DataArgs {
             image_size: self.image_size,
             color: self.color,
             test_fraction: self.test_fraction,
+            labels: self.labels.clone(),
+            label_column: self.label_column.clone(),
         }
     }
 }

@@ -270,8 +270,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     bar.finish_and_clear();
     match outcome? {
         Outcome::Finished => {
+            let pictures = if trainer.config.model.image_shape().is_vector() {
+                ""
+            } else {
+                " samples.png, reconstructions.png,"
+            };
             eprintln!(
-                "done: {}/metrics.jsonl, samples.png, reconstructions.png, model.safetensors",
+                "done: {}/metrics.jsonl,{pictures} model.safetensors",
                 run.root.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::folder::{self, Progress};
 use super::idx::{read_images_sized, read_labels};
 use super::options::DataOptions;
-use super::{Dataset, Split, embedded};
+use super::{Dataset, Split, arrays, embedded};
 use crate::error::{Error, Result};
 use crate::model::MNIST_SIDE;
 
@@ -48,11 +48,24 @@ impl fmt::Display for DatasetName {
     }
 }
 
-/// What `--dataset` names: a known dataset, or a folder of IDX files or of images.
+/// What `--dataset` names: a known dataset, a folder (of IDX files, of images, or of train
+/// and test NPY or CSV files), or one NPY or CSV file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatasetSpec {
     Named(DatasetName),
     Dir(PathBuf),
+    File(PathBuf),
+}
+
+impl DatasetSpec {
+    /// Whether it names NPY or CSV data: a file, or a folder of train and test files.
+    pub fn is_arrays(&self) -> bool {
+        match self {
+            DatasetSpec::File(_) => true,
+            DatasetSpec::Dir(dir) => !is_complete(dir) && arrays::split_files(dir).is_some(),
+            DatasetSpec::Named(_) => false,
+        }
+    }
 }
 
 impl FromStr for DatasetSpec {
@@ -66,8 +79,14 @@ impl FromStr for DatasetSpec {
         if path.is_dir() {
             return Ok(DatasetSpec::Dir(path));
         }
+        if path.exists() {
+            return match arrays::kind_of(&path) {
+                Some(_) => Ok(DatasetSpec::File(path)),
+                None => Err(Error::data_file(path, "is not a dataset file: .npy, .csv or .csv.gz")),
+            };
+        }
         Err(Error::Dataset(format!(
-            "unknown dataset '{s}': not one of mnist-sample, mnist, fashion-mnist, nor a folder (of IDX files or of images)"
+            "unknown dataset '{s}': not one of mnist-sample, mnist, fashion-mnist, nor a folder or an NPY or CSV file"
         )))
     }
 }
@@ -76,7 +95,7 @@ impl fmt::Display for DatasetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatasetSpec::Named(n) => n.fmt(f),
-            DatasetSpec::Dir(p) => write!(f, "{}", p.display()),
+            DatasetSpec::Dir(p) | DatasetSpec::File(p) => write!(f, "{}", p.display()),
         }
     }
 }
@@ -166,8 +185,8 @@ pub fn load(spec: &DatasetSpec, dirs: &DataDirs) -> Result<Dataset> {
 }
 
 /// Loads a dataset that is present, read as `options` say: a folder of images is decoded
-/// ([`folder::load`], reporting `progress`), IDX files must already be what the options
-/// ask for.
+/// ([`folder::load`], reporting `progress`); IDX, NPY and CSV data must already be what the
+/// options ask for.
 pub fn load_with(
     spec: &DatasetSpec,
     dirs: &DataDirs,
@@ -175,6 +194,17 @@ pub fn load_with(
     progress: Progress<'_>,
 ) -> Result<Dataset> {
     let dataset = load_as_is(spec, dirs, options, progress)?;
+    if !spec.is_arrays() && (options.labels.is_some() || options.label_column.is_some()) {
+        let flag = if options.labels.is_some() {
+            "labels"
+        } else {
+            "label-column"
+        };
+        return Err(Error::config(
+            flag,
+            format!("{}: labels are given this way only for NPY and CSV files", dataset.name),
+        ));
+    }
     let shape = dataset.shape();
     let asked = options.applied_to(shape);
     if asked != shape {
@@ -188,6 +218,8 @@ pub fn load_with(
 
 fn load_as_is(spec: &DatasetSpec, dirs: &DataDirs, options: &DataOptions, progress: Progress<'_>) -> Result<Dataset> {
     let (name, dir) = match spec {
+        DatasetSpec::File(path) => return arrays::load_file(path, options),
+        DatasetSpec::Dir(dir) if spec.is_arrays() => return arrays::load_split_folder(dir, options),
         DatasetSpec::Dir(dir) if !is_complete(dir) => {
             return folder::load(dir, options, Some(&dirs.image_cache()), progress);
         }

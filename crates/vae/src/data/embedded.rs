@@ -33,7 +33,7 @@ pub fn load() -> Result<Dataset> {
             height: all.images.height,
             width: all.images.width,
             channels: all.images.channels,
-            pixels: all.images.pixels[TRAIN_SIZE * pixels..].to_vec(),
+            values: all.images.values.slice(TRAIN_SIZE * pixels..all.images.values.len()),
         },
         labels: all.labels[TRAIN_SIZE..].to_vec(),
     };

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::ImageShape;
+use super::{ImageShape, Values};
 use crate::error::{Error, Result};
 
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -23,8 +23,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// are 47 MB), far below what would exhaust memory.
 pub const MAX_DATA_BYTES: u64 = 1 << 31;
 
-/// Images of one size, one byte per channel of a pixel: row-major, the channels of a pixel
-/// side by side (grey: 1 channel; colour: red, green, blue).
+/// Images of one size, one value per channel of a pixel: row-major, the channels of a pixel
+/// side by side (grey: 1 channel; colour: red, green, blue). Vectors are images of one row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
     pub count: usize,
@@ -32,7 +32,7 @@ pub struct Images {
     pub width: usize,
     /// 1 for grey, 3 for RGB.
     pub channels: usize,
-    pub pixels: Vec<u8>,
+    pub values: Values,
 }
 
 impl Images {
@@ -50,15 +50,20 @@ impl Images {
         }
     }
 
-    /// Image `i`'s pixels.
-    pub fn image(&self, i: usize) -> &[u8] {
+    /// Image `i`'s bytes, when the values are bytes.
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
         let n = self.pixels_per_image();
-        &self.pixels[i * n..(i + 1) * n]
+        self.values.as_bytes().map(|b| &b[i * n..(i + 1) * n])
+    }
+
+    /// Image `i` as the model reads it (bytes scaled to [0, 1]) into `out`.
+    pub fn read_into(&self, i: usize, out: &mut [f32]) {
+        self.values.read_into(i * self.pixels_per_image(), out);
     }
 }
 
 /// Opens `path`, transparently decompressing gzip.
-fn open(path: &Path) -> Result<Box<dyn Read>> {
+pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
     // A FIFO or a device (a link to /dev/zero) is refused by its type, before any read.
     let (file, _) = crate::files::open_regular(path)?;
     let mut file = BufReader::new(file);
@@ -75,18 +80,18 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
 
 /// Reads IDX images from a file (raw or gzip).
 pub fn read_images(path: &Path) -> Result<Images> {
-    parse_images(open(path)?, path)
+    parse_images(open_maybe_gzip(path)?, path)
 }
 
 /// Reads IDX labels from a file (raw or gzip).
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    parse_labels(open(path)?, path)
+    parse_labels(open_maybe_gzip(path)?, path)
 }
 
 /// Reads IDX images that must be `height x width`, refusing other sizes from the header,
 /// before any data is read.
 pub fn read_images_sized(path: &Path, size: (usize, usize)) -> Result<Images> {
-    parse_images_sized(open(path)?, path, Some(size))
+    parse_images_sized(open_maybe_gzip(path)?, path, Some(size))
 }
 
 /// Parses IDX images from a stream; `source` names it in errors.
@@ -126,7 +131,7 @@ fn parse_images_sized(mut reader: impl Read, source: &Path, size: Option<(usize,
         height: height as usize,
         width: width as usize,
         channels: 1,
-        pixels,
+        values: Values::Bytes(pixels),
     })
 }
 

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use super::arrays::{self, FileKind};
 use super::catalog::{DataDirs, DatasetSpec, load_with};
 use super::folder::{self, Item, Listing, Progress};
 use super::options::DataOptions;
-use super::{Dataset, ImageShape};
+use super::{Dataset, ImageShape, ValueSummary, Values};
 
 /// Problems named in full; more are counted.
 pub const SHOWN_PROBLEMS: usize = 10;
@@ -39,8 +40,8 @@ pub struct Inspection {
     pub shape: Option<ImageShape>,
     /// A folder's files by their own size (height, width), most common first.
     pub file_sizes: Vec<((usize, usize), usize)>,
-    /// Smallest and largest byte, and the mean, over every value of both splits.
-    pub values: Option<(u8, u8, f64)>,
+    /// Smallest, largest and mean value over both splits, as the models read them.
+    pub values: Option<ValueSummary>,
     /// Empty when unlabelled.
     pub classes: Vec<ClassCount>,
     /// How the test split came about.
@@ -82,6 +83,23 @@ pub fn inspect(spec: &DatasetSpec, dirs: &DataDirs, options: &DataOptions, progr
                     return found;
                 }
             }
+        }
+        DatasetSpec::File(path) => {
+            found.kind = match arrays::kind_of(path) {
+                Some(FileKind::Npy) => "an NPY array",
+                _ => "a CSV table",
+            };
+            found.split = format!(
+                "{}% of each class held out by row hash (--test-fraction {})",
+                100.0 * options.test_fraction,
+                options.test_fraction
+            );
+            None
+        }
+        DatasetSpec::Dir(_) if spec.is_arrays() => {
+            found.kind = "train and test files";
+            found.split = "as given by the train and test files".into();
+            None
         }
         DatasetSpec::Dir(_) => {
             found.kind = "IDX files";
@@ -207,13 +225,7 @@ impl Inspection {
         self.train = data.train.len();
         self.test = data.test.len();
         self.shape = Some(data.shape());
-        let all = || data.train.images.pixels.iter().chain(&data.test.images.pixels);
-        let (mut low, mut high, mut sum) = (u8::MAX, u8::MIN, 0u64);
-        for &v in all() {
-            (low, high, sum) = (low.min(v), high.max(v), sum + v as u64);
-        }
-        let n = data.train.images.pixels.len() + data.test.images.pixels.len();
-        self.values = (n > 0).then(|| (low, high, sum as f64 / n as f64));
+        self.values = Values::summary([&data.train.images.values, &data.test.images.values]);
         if data.labelled {
             let count = |labels: &[u8], c: usize| labels.iter().filter(|&&l| l as usize == c).count();
             self.classes = (0..data.classes())

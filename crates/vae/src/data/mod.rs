@@ -1,17 +1,23 @@
 //! Image datasets: the IDX file format, the named datasets and where they are found, their
 //! download, and the batches the trainer reads.
 
+pub mod arrays;
 pub mod catalog;
 pub mod download;
 mod embedded;
 pub mod folder;
 pub mod idx;
 pub mod inspect;
+pub mod npy;
 pub mod options;
+pub mod split;
+pub mod table;
+pub mod values;
 
 pub use catalog::{DataDirs, DatasetName, DatasetSpec, Location};
 pub use idx::Images;
 pub use options::{ColorMode, DataOptions, ImageSize};
+pub use values::{ValueSummary, Values};
 
 use std::borrow::Cow;
 
@@ -37,6 +43,20 @@ impl ImageShape {
         channels: 1,
     };
 
+    /// Vectors of `values` numbers, kept as images of one row.
+    pub fn vector(values: usize) -> ImageShape {
+        ImageShape {
+            height: 1,
+            width: values,
+            channels: 1,
+        }
+    }
+
+    /// Whether the items are vectors (one grey row) rather than pictures.
+    pub fn is_vector(&self) -> bool {
+        self.height == 1 && self.channels == 1
+    }
+
     /// Values in one image: height x width x channels.
     pub fn values(&self) -> usize {
         self.height * self.width * self.channels
@@ -50,6 +70,9 @@ impl ImageShape {
 
 impl std::fmt::Display for ImageShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_vector() {
+            return write!(f, "{}-value vectors", self.width);
+        }
         let colour = if self.is_color() { "rgb" } else { "grey" };
         write!(f, "{}x{} {colour}", self.height, self.width)
     }
@@ -83,7 +106,7 @@ impl Split {
                 height: self.images.height,
                 width: self.images.width,
                 channels: self.images.channels,
-                pixels: self.images.pixels[..n * pixels].to_vec(),
+                values: self.images.values.slice(0..n * pixels),
             },
             labels: self.labels[..n].to_vec(),
         }
@@ -97,21 +120,29 @@ impl Split {
         let pixels = self.images.pixels_per_image();
         out.reshape_for_overwrite(indices.len(), pixels);
         for (row, &i) in out.data.chunks_exact_mut(pixels).zip(indices) {
-            for (o, &p) in row.iter_mut().zip(self.images.image(i)) {
-                *o = p as f32 / 255.0;
-            }
+            self.images.read_into(i, row);
         }
     }
 
-    /// Every pixel drawn as black or white with probability its grey level (`p/255` white).
+    /// Every pixel drawn as black or white with probability its grey level (`p/255` white;
+    /// a float value `v` in [0, 1] is white with probability `v`).
     pub fn binarized(&self, rng: &mut RunRng) -> Split {
         let mut out = self.clone();
-        for p in &mut out.images.pixels {
-            *p = if rng.random_range(0..255u32) < *p as u32 {
-                255
-            } else {
-                0
-            };
+        match &mut out.images.values {
+            Values::Bytes(bytes) => {
+                for p in bytes {
+                    *p = if rng.random_range(0..255u32) < *p as u32 {
+                        255
+                    } else {
+                        0
+                    };
+                }
+            }
+            Values::Floats(floats) => {
+                for v in floats {
+                    *v = if rng.random_range(0.0f32..1.0) < *v { 1.0 } else { 0.0 };
+                }
+            }
         }
         out
     }

@@ -3,6 +3,7 @@
 //! command-line flags and the keys of a run's `config.json`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -94,7 +95,7 @@ impl FromStr for ColorMode {
 }
 
 /// How a dataset is read; the default reads it as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataOptions {
     /// Resize every image to this size (default: keep the files' size, which must agree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +106,12 @@ pub struct DataOptions {
     /// Share of the items held out for testing when the data has no test split of its own.
     #[serde(default = "default_test_fraction", skip_serializing_if = "is_default_test_fraction")]
     pub test_fraction: f64,
+    /// An NPY or CSV file's labels: an NPY array of N integers, or one label per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
+    /// A CSV table's label column: its header name, its position from 1, or `last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
 }
 
 fn default_test_fraction() -> f64 {
@@ -121,13 +128,15 @@ impl Default for DataOptions {
             image_size: None,
             color: None,
             test_fraction: DEFAULT_TEST_FRACTION,
+            labels: None,
+            label_column: None,
         }
     }
 }
 
 impl DataOptions {
-    /// Options that bring data to the images of `shape` (what a trained model takes).
-    pub fn for_shape(shape: ImageShape, test_fraction: f64) -> Self {
+    /// These options, bringing data to the images of `shape` (what a trained model takes).
+    pub fn for_shape(&self, shape: ImageShape) -> Self {
         DataOptions {
             image_size: Some(ImageSize {
                 height: shape.height,
@@ -138,7 +147,7 @@ impl DataOptions {
             } else {
                 ColorMode::Gray
             }),
-            test_fraction,
+            ..self.clone()
         }
     }
 

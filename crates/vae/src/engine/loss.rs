@@ -21,6 +21,14 @@ pub enum Recon {
 }
 
 impl Recon {
+    /// The word on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Recon::Bce => "bce",
+            Recon::Mse => "mse",
+        }
+    }
+
     /// `log p(x | z) + loss(x, s)` for an image of `pixels` pixels: the constant that turns
     /// this loss into a negative log-likelihood.
     ///

@@ -156,7 +156,7 @@ impl RunConfig {
     /// How to read data for this run's model: at its image size and colour, with the test
     /// share it trained with.
     pub fn data_options(&self) -> DataOptions {
-        DataOptions::for_shape(self.model.image_shape(), self.train.data.test_fraction)
+        self.train.data.for_shape(self.model.image_shape())
     }
 
     /// Refuses a model and training that cannot go together: settings that would be silently

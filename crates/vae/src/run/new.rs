@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Objective, RunConfig, TrainConfig};
-use crate::data::{Binarize, DataOptions, Dataset, DatasetSpec};
+use crate::data::{Binarize, DataOptions, Dataset, DatasetSpec, Values};
 use crate::engine::Recon;
 use crate::error::{Error, Result};
 use crate::model::{Arch, ModelConfig, ModelKind, PriorKind};
@@ -115,16 +115,19 @@ impl NewRun {
             prior_components: self.prior_components.unwrap_or(self.prior.default_components()),
             ..ModelConfig::for_body(self.arch, self.channels.clone(), self.hidden.clone())
         };
+        // Paths are kept absolute: the run is resumed and evaluated from anywhere.
+        let absolute = |path: &std::path::Path| std::fs::canonicalize(path).map_err(|e| Error::io(path, e));
         let dataset = match self.dataset.parse::<DatasetSpec>()? {
-            DatasetSpec::Dir(dir) => std::fs::canonicalize(&dir)
-                .map_err(|e| Error::io(&dir, e))?
-                .display()
-                .to_string(),
+            DatasetSpec::Dir(path) | DatasetSpec::File(path) => absolute(&path)?.display().to_string(),
             DatasetSpec::Named(name) => name.to_string(),
         };
+        let mut data = self.data.clone();
+        if let Some(labels) = &data.labels {
+            data.labels = Some(absolute(labels)?);
+        }
         let train = TrainConfig {
             dataset,
-            data: self.data,
+            data,
             epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
             batch_size: self.batch_size,
             lr: self.lr,
@@ -166,6 +169,21 @@ impl RunConfig {
                 ));
             }
             self.model.classes = data.classes();
+        }
+        // Both likelihoods model values in [0, 1] (pixel intensities); bytes always are.
+        if let Some(v) = Values::summary([&data.train.images.values, &data.test.images.values])
+            && !v.in_unit_interval()
+        {
+            return Err(Error::config(
+                "recon",
+                format!(
+                    "{}'s values run from {} to {}, and --recon {} models values in [0, 1]: scale them to [0, 1] first",
+                    data.name,
+                    v.min as f32,
+                    v.max as f32,
+                    self.model.recon.name()
+                ),
+            ));
         }
         self.model.fit_image_shape(data.shape());
         self.validate()

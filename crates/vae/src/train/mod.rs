@@ -389,8 +389,11 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 }
 
 /// `samples.png` (the same prior draws every epoch; a CVAE's in a row per class) and
-/// `reconstructions.png`.
+/// `reconstructions.png`; none for vectors, which are not pictures.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
+    if model.config.image_shape().is_vector() {
+        return Ok(());
+    }
     let mut rng = stream_rng(seed, Stream::Samples);
     write_atomic(
         &run.samples(),

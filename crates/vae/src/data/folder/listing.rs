@@ -4,8 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use crate::data::split::held_out;
 use crate::error::{Error, Result};
 
 /// File names this reader takes for images (compared without case).
@@ -224,12 +223,6 @@ fn items(root: &Path, files: Vec<(String, Option<String>)>, classes: &[String]) 
         .collect()
 }
 
-/// The split's hash of an item: the first 8 bytes of SHA-256 of its relative path.
-fn path_hash(relative: &str) -> u64 {
-    let digest = Sha256::digest(relative.as_bytes());
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
 /// Items by file name, then by path.
 fn order_by_name(mut items: Vec<Item>) -> Vec<Item> {
     items.sort_by_cached_key(|i| {
@@ -239,26 +232,12 @@ fn order_by_name(mut items: Vec<Item>) -> Vec<Item> {
     items
 }
 
-/// Holds out `test_fraction` of each class (rounded, at least one of a class of two or
-/// more, never the last one): those whose paths hash lowest.
+/// Holds out `test_fraction` of each class by [`held_out`], each in name order.
 fn split_by_hash(items: Vec<Item>, classes: usize, test_fraction: f64) -> (Vec<Item>, Vec<Item>) {
-    let mut by_class: Vec<Vec<Item>> = vec![Vec::new(); classes];
-    let mut items = items;
-    items.sort_by_cached_key(|i| (path_hash(&i.relative), i.relative.clone()));
-    for item in items {
-        by_class[item.label as usize].push(item);
-    }
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for mut class in by_class {
-        let n = class.len();
-        let held = if n < 2 {
-            0
-        } else {
-            ((n as f64 * test_fraction).round() as usize).clamp(1, n - 1)
-        };
-        let rest = class.split_off(held);
-        test.extend(class);
-        train.extend(rest);
-    }
-    (order_by_name(train), order_by_name(test))
+    let keys: Vec<&str> = items.iter().map(|i| i.relative.as_str()).collect();
+    let labels: Vec<u8> = items.iter().map(|i| i.label).collect();
+    let test = held_out(&keys, &labels, classes, test_fraction);
+    let (test, train): (Vec<_>, Vec<_>) = items.into_iter().zip(test).partition(|(_, t)| *t);
+    let unzip = |v: Vec<(Item, bool)>| v.into_iter().map(|(i, _)| i).collect();
+    (order_by_name(unzip(train)), order_by_name(unzip(test)))
 }

@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 use super::idx::MAX_DATA_BYTES;
 use super::options::DataOptions;
-use super::{Dataset, ImageShape, Images, Split};
+use super::{Dataset, ImageShape, Images, Split, Values};
 use crate::error::{Error, Result};
 
 /// Progress of decoding: images done, of how many.
@@ -76,7 +76,7 @@ pub fn load(root: &Path, options: &DataOptions, cache: Option<&Path>, progress: 
             height: shape.height,
             width: shape.width,
             channels: shape.channels,
-            pixels,
+            values: Values::Bytes(pixels),
         },
         labels: items.iter().map(|i| i.label).collect(),
     };
