@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the readers of untrusted input with libFuzzer (cargo fuzz): the IDX reader, run folders
+# Fuzzes the readers of untrusted input with libFuzzer (cargo fuzz): the IDX, NPY and CSV readers, run folders
 # (config.json + model.safetensors), checkpoints, the explorer's JSON API (`vae serve`) and
 # fitted samplers (sampler-gmm.safetensors).
 # Each target runs for SECONDS (default 600)
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(idx run_folder checkpoint api sampler)
+[ ${#targets[@]} -gt 0 ] || targets=(idx npy csv run_folder checkpoint api sampler)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for target in "${targets[@]}"; do

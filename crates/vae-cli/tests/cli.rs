@@ -1140,6 +1140,136 @@ fn a_folder_of_colour_images_trains_resumes_and_draws_in_colour() {
     assert!(!d.join("c").exists(), "a refused run leaves no folder");
 }
 
+/// scikit-learn's bundled tables at `VAE_SKLEARN_DIR` (CI extracts Debian's python3-sklearn
+/// there); `None` (the test says it skipped) where they are absent, unless
+/// `VAE_REQUIRE_DATA=1` forbids skipping.
+fn sklearn_folder() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("VAE_SKLEARN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/lib/python3/dist-packages/sklearn/datasets/data".into());
+    match dir.join("digits.csv.gz").is_file() {
+        true => Some(dir),
+        false if std::env::var("VAE_REQUIRE_DATA").is_ok_and(|v| v == "1") => {
+            panic!("VAE_SKLEARN_DIR holds no digits.csv.gz, and VAE_REQUIRE_DATA=1 forbids skipping")
+        }
+        false => {
+            eprintln!("skipped: VAE_SKLEARN_DIR holds no digits.csv.gz");
+            None
+        }
+    }
+}
+
+#[test]
+fn vectors_from_csv_and_npy_train_resume_and_evaluate() {
+    let Some(sklearn) = sklearn_folder() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // scikit-learn's 8x8 digits (values 0 to 16) as a headed CSV scaled to [0, 1], the label
+    // in a named column.
+    let digits = vae::data::table::read(&sklearn.join("digits.csv.gz"), Some("last")).unwrap();
+    let (_, labels) = digits.labels.clone().unwrap();
+    let mut csv = (1..=64).map(|c| format!("pixel{c}")).collect::<Vec<_>>().join(",") + ",digit\n";
+    for (row, label) in digits.values.chunks(64).zip(&labels) {
+        let cells: Vec<String> = row.iter().map(|v| (v / 16.0).to_string()).collect();
+        csv += &format!("{},{label}\n", cells.join(","));
+    }
+    std::fs::write(d.join("digits.csv"), csv).unwrap();
+
+    let out = vae(d, &["data", "inspect", "digits.csv", "--label-column", "digit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in [
+        "a CSV table",
+        "1,797 items: 1,618 train / 179 test",
+        "items: 64-value vectors",
+        "classes (10):",
+    ] {
+        assert!(stdout(&out).contains(line), "'{line}' not in:\n{}", stdout(&out));
+    }
+    let train = [
+        "train",
+        "--dataset",
+        "digits.csv",
+        "--label-column",
+        "digit",
+        "--hidden",
+        "64",
+        "--latent",
+        "4",
+    ];
+    let out = vae(
+        d,
+        &[&train[..], &["--epochs", "2", "--threads", "2", "--out", "run"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!d.join("run/samples.png").exists(), "vectors are not pictures");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["image_width"], 64);
+    assert_eq!(config["train"]["label_column"], "digit");
+    // Resumed and evaluated from elsewhere, the table read as it trained.
+    let out = vae(d, &["train", "--resume", "run", "--epochs", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = vae(d, &["eval", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["images"], 179);
+    // 64 values in [0, 1] under the Bernoulli loss: below 64 · ln 2 for a flat guess.
+    assert!(report["test_loss"].as_f64().unwrap() < 64.0 * 2f64.ln(), "{report}");
+    let out = vae(
+        d,
+        &[&train[..], &["--kind", "cvae", "--epochs", "1", "--out", "cvae"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The same vectors as an NPY array with its labels beside it, one label per line.
+    let floats: Vec<f32> = digits.values.iter().map(|v| v / 16.0).collect();
+    let mut npy = Vec::new();
+    vae::data::npy::write_f32(&mut npy, &[digits.rows, 64], &floats).unwrap();
+    std::fs::write(d.join("digits.npy"), npy).unwrap();
+    std::fs::write(d.join("labels.txt"), labels.join("\n")).unwrap();
+    let out = vae(
+        d,
+        &[
+            "train",
+            "--dataset",
+            "digits.npy",
+            "--labels",
+            "labels.txt",
+            "--kind",
+            "cvae",
+            "--epochs",
+            "1",
+            "--out",
+            "npy",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::rename(d.join("labels.txt"), d.join("moved.txt")).unwrap();
+    assert_refused(&vae(d, &["eval", "npy"]), "labels.txt");
+
+    // Values outside [0, 1], and labels where a table cannot have them, are refused in a line.
+    assert_refused(
+        &vae(
+            d,
+            &[
+                "train",
+                "--dataset",
+                &sklearn.join("digits.csv.gz").display().to_string(),
+                "--label-column",
+                "last",
+                "--out",
+                "raw",
+            ],
+        ),
+        "values run from 0 to 16",
+    );
+    assert_refused(
+        &vae(d, &["train", "--labels", "moved.txt", "--out", "x"]),
+        "only for NPY and CSV files",
+    );
+    assert!(!d.join("raw").exists() && !d.join("x").exists());
+}
+
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();

@@ -330,9 +330,9 @@ fn read_labels(path: &Path, count: usize, data: &Path) -> Result<Vec<String>> {
 /// Each set's labels as class indices, and the class names (`None` when unlabelled).
 type Classes = (Vec<Vec<u8>>, Option<Vec<String>>);
 
-/// The labels of `sets` as [`Classes`]. The
-/// classes are the distinct labels of all sets, sorted as numbers when they all are, else
-/// as text; a file that names its classes keeps its own order and names.
+/// The labels of `sets` as [`Classes`]: the distinct labels of all sets, sorted as numbers
+/// when they all are, else as text; a file that names its classes keeps its own order and
+/// names.
 fn classes(sets: &[&Items]) -> Result<Classes> {
     if sets.iter().all(|s| s.labels.is_none()) {
         return Ok((sets.iter().map(|s| vec![0; s.count]).collect(), None));

@@ -208,9 +208,13 @@ fn read_values(reader: &mut impl Read, source: &Path, header: &Header) -> Result
             }
             for raw in chunk[..want].chunks_exact(size) {
                 let v = header.dtype.value(raw);
-                if !v.is_finite() {
+                if !(v as f32).is_finite() {
                     let at = index_text(&header.shape, floats.len());
-                    let what = if v.is_nan() { "NaN" } else { "infinite" };
+                    let what = match v {
+                        _ if v.is_nan() => "NaN",
+                        _ if v.is_infinite() => "infinite",
+                        _ => "beyond the range of 32-bit floats",
+                    };
                     return Err(bad(format!(
                         "the value at {at} is {what}: every value must be a finite number"
                     )));

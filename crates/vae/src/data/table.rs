@@ -127,10 +127,11 @@ pub fn parse(reader: impl Read, source: &Path, label_column: Option<&str>) -> Re
                 continue;
             }
             let problem = match cell.parse::<f64>() {
-                Ok(v) if v.is_finite() => {
+                Ok(v) if (v as f32).is_finite() => {
                     values.push(v as f32);
                     continue;
                 }
+                Ok(v) if v.is_finite() => "is beyond the range of 32-bit floats",
                 Ok(_) => "is not a finite number",
                 Err(_) if cell.is_empty() => "is empty",
                 Err(_) => "is not a number",
@@ -292,6 +293,7 @@ mod tests {
         );
         assert!(problem("1,2\n3,nan\n", None).contains("line 2, column 2 (column 2): 'nan' is not a finite number"));
         assert!(problem("1,2\n3,inf\n", None).contains("'inf' is not a finite number"));
+        assert!(problem("1,2\n3,1e300\n", None).contains("'1e300' is beyond the range of 32-bit floats"));
         assert!(problem("1,2\n3,\n", None).contains("line 2, column 2 (column 2): is empty"));
         assert!(problem("1,2,3\n1,2\n", None).contains("line 2 has 2 columns, line 1 has 3"));
         assert!(problem("a,b,c\n1,2\n", None).contains("the header (line 1) has 3 columns, line 2 has 2"));
