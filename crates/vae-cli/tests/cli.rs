@@ -1268,6 +1268,59 @@ fn vectors_from_csv_and_npy_train_resume_and_evaluate() {
         "only for NPY and CSV files",
     );
     assert!(!d.join("raw").exists() && !d.join("x").exists());
+
+    // Real values as they are: breast_cancer.csv (values up to 4,254) under the Gaussian
+    // likelihood, its inputs standardised by a scaler kept in the run folder.
+    let cancer = sklearn.join("breast_cancer.csv").display().to_string();
+    let gaussian = [
+        "train",
+        "--dataset",
+        &cancer,
+        "--recon",
+        "gaussian",
+        "--hidden",
+        "32",
+        "--latent",
+        "4",
+    ];
+    let out = vae(d, &[&gaussian[..], &["--epochs", "20", "--out", "bc"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scaler: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("bc/scaler.json")).unwrap()).unwrap();
+    assert_eq!(scaler["mean"].as_array().unwrap().len(), 30);
+    let mean_radius = scaler["mean"][0].as_f64().unwrap();
+    assert!(
+        (13.5..14.5).contains(&mean_radius),
+        "the training rows' mean radius: {mean_radius}"
+    );
+    let metrics = std::fs::read_to_string(d.join("bc/metrics.jsonl")).unwrap();
+    let test_loss = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["test_loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let lines: Vec<&str> = metrics.lines().collect();
+    assert!(
+        test_loss(lines[19]) < test_loss(lines[0]) - 2.0,
+        "the Gaussian's loss falls: {metrics}"
+    );
+    let out = vae(d, &["train", "--resume", "bc", "--epochs", "21"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = vae(d, &["eval", "bc", "--json", "--k", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["images"], 57);
+    std::fs::write(d.join("bc/scaler.json"), "{\"mean\": [1], \"std\": [1]}").unwrap();
+    assert_refused(
+        &vae(d, &["eval", "bc"]),
+        "scaler.json: has 1 means and 1 standard deviations for a model of 30 values",
+    );
+    std::fs::remove_file(d.join("bc/scaler.json")).unwrap();
+    assert_refused(&vae(d, &["eval", "bc"]), "scaler.json");
+    assert_refused(
+        &vae(d, &[&gaussian[..], &["--binarize", "static", "--out", "bin"]].concat()),
+        "binarizing is for intensities",
+    );
 }
 
 #[test]

@@ -195,7 +195,9 @@ pub fn importance_weighted_nll(
             // Row r = image r / draws, draw r % draws: each image's posterior and pixels repeated.
             ws.mu.repeat_rows_into(draws, &mut mu);
             ws.logvar.repeat_rows_into(draws, &mut logvar);
-            x.repeat_rows_into(draws, &mut target);
+            // What the encoder read: the Gaussian's standardised input.
+            let read = if model.scaler.is_some() { &ws.input } else { &x };
+            read.repeat_rows_into(draws, &mut target);
             if let Some(c) = &image_condition {
                 c.repeat_rows_into(draws, &mut condition);
             }
@@ -204,7 +206,7 @@ pub fn importance_weighted_nll(
             let row_condition = image_condition.as_ref().map(|_| &condition);
             model.decode_logits(&z, row_condition, &mut ws.decoder, &mut ws.logits);
             ws.recon_rows.resize(rows, 0.0);
-            model.config.recon.loss(&ws.logits, &target, &mut ws.recon_rows, None);
+            model.reconstruction_rows(&ws.logits, &target, &mut ws.recon_rows, None);
             prior.log_ratios(&z, &eps, &logvar, &mut log_ratios);
             for r in 0..rows {
                 let log_w = Model::log_weight(ws.recon_rows[r], 1.0, log_ratios[r]);

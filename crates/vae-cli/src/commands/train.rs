@@ -59,6 +59,7 @@ pub enum BinarizeArg {
 pub enum ReconArg {
     Bce,
     Mse,
+    Gaussian,
 }
 
 #[derive(clap::Args)]
@@ -106,7 +107,9 @@ pub struct Args {
     /// mirrors them (default: 400 for mlp, 256 for conv).
     #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     hidden: Vec<usize>,
-    /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse).
+    /// Reconstruction loss: Bernoulli likelihood from logits (bce) or squared error (mse) of
+    /// values in [0, 1]; a Gaussian with a learned variance per value (gaussian) for real
+    /// values, the inputs standardised by the training split's mean and deviation.
     #[arg(long, value_enum, default_value = "bce", conflicts_with = "resume")]
     recon: ReconArg,
     /// The prior p(z) of a vae or cvae: N(0, I) (standard), a mixture of Gaussians learned
@@ -175,6 +178,7 @@ impl Args {
             recon: match self.recon {
                 ReconArg::Bce => Recon::Bce,
                 ReconArg::Mse => Recon::Mse,
+                ReconArg::Gaussian => Recon::Gaussian,
             },
             prior: match self.prior {
                 PriorArg::Standard => PriorKind::Standard,

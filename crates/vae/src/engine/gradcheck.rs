@@ -106,17 +106,50 @@ fn check_reconstruction(recon: Recon) {
     let scale = 0.5;
     let mut rows = vec![0.0; 3];
     let mut grad = Matrix::default();
-    recon.loss(&logits, &target, &mut rows, Some((&mut grad, scale)));
-    let loss = |s: &[f32]| {
+    let logvar = [0.3f32, -0.5, 1.2, 0.0, -2.0, 0.7, 0.1];
+    recon.loss(&logits, &target, &logvar, &mut rows, Some((&mut grad, scale)));
+    let loss = |s: &[f32], v: &[f32]| {
         let mut rows = vec![0.0; 3];
-        recon.loss(&Matrix::from_vec(3, 7, s.to_vec()), &target, &mut rows, None);
+        recon.loss(&Matrix::from_vec(3, 7, s.to_vec()), &target, v, &mut rows, None);
         scale as f64 * rows.iter().map(|&r| r as f64).sum::<f64>()
     };
-    assert_gradient(&format!("{recon:?}"), &logits.data, &grad.data, loss);
+    assert_gradient(&format!("{recon:?}"), &logits.data, &grad.data, |s| loss(s, &logvar));
+    if recon == Recon::Gaussian {
+        // Three rows of weight `scale` each.
+        let mut dv = vec![0.0; 7];
+        super::loss::gaussian_logvar_grad(&logits, &target, &grad, &logvar, 3.0 * scale, &mut dv);
+        assert_gradient("Gaussian logvar", &logvar, &dv, |v| loss(&logits.data, v));
+    }
     // The fused pass and the forward-only pass agree on the loss itself.
     let mut forward_only = vec![0.0; 3];
-    recon.loss(&logits, &target, &mut forward_only, None);
+    recon.loss(&logits, &target, &logvar, &mut forward_only, None);
     assert_eq!(rows, forward_only);
+}
+
+#[test]
+fn gaussian_gradients_match_finite_differences() {
+    check_reconstruction(Recon::Gaussian);
+}
+
+#[test]
+fn gaussian_loss_is_the_normal_negative_log_likelihood() {
+    // -log N(2; 0.5, e^0.4) = ½·(1.5²·e^(-0.4) + 0.4 + ln 2π) = 1.873_048_6.
+    let (mut rows, s, x) = (
+        vec![0.0],
+        Matrix::from_vec(1, 1, vec![0.5]),
+        Matrix::from_vec(1, 1, vec![2.0]),
+    );
+    Recon::Gaussian.loss(&s, &x, &[0.4], &mut rows, None);
+    assert!((rows[0] - 1.873_048_6).abs() < 1e-5, "{}", rows[0]);
+    // Beyond the clamp the variance stops shrinking, and its gradient is 0.
+    let mut clamped = vec![0.0];
+    Recon::Gaussian.loss(&s, &x, &[-50.0], &mut clamped, None);
+    let mut at_floor = vec![0.0];
+    Recon::Gaussian.loss(&s, &x, &[super::loss::GAUSSIAN_LOGVAR_RANGE.0], &mut at_floor, None);
+    assert_eq!(clamped, at_floor);
+    let mut dv = [1.0];
+    super::loss::gaussian_logvar_grad(&s, &x, &s, &[-50.0], 1.0, &mut dv);
+    assert_eq!(dv, [0.0]);
 }
 
 #[test]
@@ -136,7 +169,7 @@ fn bce_with_logits_is_stable_for_large_logits() {
     let logits = Matrix::from_vec(2, 1, vec![100.0, -100.0]);
     let target = Matrix::from_vec(2, 1, vec![1.0, 1.0]);
     let mut rows = vec![0.0; 2];
-    Recon::Bce.loss(&logits, &target, &mut rows, None);
+    Recon::Bce.loss(&logits, &target, &[], &mut rows, None);
     assert!(rows[0].abs() < 1e-6, "{}", rows[0]);
     assert!((rows[1] - 100.0).abs() < 1e-4, "{}", rows[1]);
 }

@@ -1,6 +1,7 @@
-//! Reconstruction losses. Both take the decoder's logits `s` and the target pixels `x` in
-//! [0, 1], return the loss of each row summed over its pixels, and can write the gradient
-//! with respect to the logits in the same pass (one sweep over memory instead of two).
+//! Reconstruction losses. Each takes the decoder's outputs `s` (logits of pixels in [0, 1]
+//! for BCE and MSE, means of real values for the Gaussian) and the targets `x`, returns the
+//! loss of each row summed over its values, and can write the gradient with respect to `s`
+//! in the same pass (one sweep over memory instead of two).
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,18 @@ pub enum Recon {
     Bce,
     /// Squared error `||x - x'||²` between the input and `x' = σ(s)`.
     Mse,
+    /// A Gaussian `N(x; s, e^v)` of each real value, its log-variance `v` learned per
+    /// dimension: for vectors that are not intensities in [0, 1].
+    Gaussian,
 }
+
+/// The learned log-variances of [`Recon::Gaussian`] are used clamped to this range (a
+/// standard deviation from 0.01 to 100 of a standardised value): a dimension the decoder
+/// predicts exactly would otherwise drive its variance, and the loss, to minus infinity.
+pub const GAUSSIAN_LOGVAR_RANGE: (f32, f32) = (-9.2, 9.2);
+
+/// `½·ln 2π`: the Gaussian's normalising constant per value.
+const HALF_LN_TWO_PI: f32 = 0.918_938_5;
 
 impl Recon {
     /// The word on the command line and in `config.json`.
@@ -26,17 +38,24 @@ impl Recon {
         match self {
             Recon::Bce => "bce",
             Recon::Mse => "mse",
+            Recon::Gaussian => "gaussian",
         }
+    }
+
+    /// Whether it models values in [0, 1] (pixel intensities) through a sigmoid of `s`.
+    pub fn is_for_intensities(self) -> bool {
+        !matches!(self, Recon::Gaussian)
     }
 
     /// `log p(x | z) + loss(x, s)` for an image of `pixels` pixels: the constant that turns
     /// this loss into a negative log-likelihood.
     ///
-    /// BCE is exactly the Bernoulli negative log-likelihood, so 0. The squared error is the
-    /// Gaussian one with variance 1/2 per pixel, `-log N(x; x', 1/2) = (x - x')² + ½·log π`.
+    /// BCE is exactly the Bernoulli negative log-likelihood, so 0; so is the Gaussian's. The
+    /// squared error is the Gaussian one with variance 1/2 per pixel,
+    /// `-log N(x; x', 1/2) = (x - x')² + ½·log π`.
     pub fn log_likelihood_offset(self, pixels: usize) -> f64 {
         match self {
-            Recon::Bce => 0.0,
+            Recon::Bce | Recon::Gaussian => 0.0,
             Recon::Mse => -0.5 * pixels as f64 * std::f64::consts::PI.ln(),
         }
     }
@@ -48,16 +67,31 @@ impl Recon {
     ///   `ℓ = max(s, 0) - s·x + log(1 + e^(-|s|))`,  `∂ℓ/∂s = σ(s) - x`.
     /// Squared error on `x' = σ(s)`:
     ///   `ℓ = (σ(s) - x)²`,  `∂ℓ/∂s = 2(σ(s) - x)·σ(s)(1 - σ(s))`.
+    /// Gaussian with log-variance `v` (`logvar`, clamped to [`GAUSSIAN_LOGVAR_RANGE`]):
+    ///   `ℓ = ½·((x - s)²·e^(-v) + v + ln 2π)`,  `∂ℓ/∂s = (s - x)·e^(-v)`
+    /// (for `∂ℓ/∂v` see [`gaussian_logvar_grad`]).
     ///
     /// # Shapes
-    /// `logits`, `target`: batch x pixels; `row_loss`: batch; `grad`: batch x pixels (reshaped).
-    pub fn loss(self, logits: &Matrix, target: &Matrix, row_loss: &mut [f32], grad: Option<(&mut Matrix, f32)>) {
+    /// `logits`, `target`: batch x pixels; `logvar`: pixels for the Gaussian, else unused;
+    /// `row_loss`: batch; `grad`: batch x pixels (reshaped).
+    pub fn loss(
+        self,
+        logits: &Matrix,
+        target: &Matrix,
+        logvar: &[f32],
+        row_loss: &mut [f32],
+        grad: Option<(&mut Matrix, f32)>,
+    ) {
         assert_eq!(
             logits.shape(),
             target.shape(),
             "Recon::loss: logits and target differ in shape"
         );
         assert_eq!(row_loss.len(), logits.rows, "Recon::loss: one loss per row");
+        if self == Recon::Gaussian {
+            assert_eq!(logvar.len(), logits.cols, "Recon::loss: one log-variance per value");
+            return gaussian_loss(logits, target, logvar, row_loss, grad);
+        }
         let cols = logits.cols.max(1);
         let chunk = ROWS_PER_CHUNK * cols;
         let rows = row_loss
@@ -68,7 +102,7 @@ impl Recon {
                 for ((out, s), x) in out.iter_mut().zip(s.chunks_exact(cols)).zip(x.chunks_exact(cols)) {
                     *out = match self {
                         Recon::Bce => bce_row(s, x),
-                        Recon::Mse => mse_row(s, x),
+                        Recon::Mse | Recon::Gaussian => mse_row(s, x),
                     };
                 }
             }),
@@ -80,12 +114,75 @@ impl Recon {
                         for (((out, s), x), g) in rows.zip(g.chunks_exact_mut(cols)) {
                             *out = match self {
                                 Recon::Bce => bce_row_grad(s, x, g, scale),
-                                Recon::Mse => mse_row_grad(s, x, g, scale),
+                                Recon::Mse | Recon::Gaussian => mse_row_grad(s, x, g, scale),
                             };
                         }
                     });
             }
         }
+    }
+}
+
+/// The Gaussian loss of [`Recon::loss`]: vectors are short, so a plain loop.
+fn gaussian_loss(
+    means: &Matrix,
+    target: &Matrix,
+    logvar: &[f32],
+    row_loss: &mut [f32],
+    mut grad: Option<(&mut Matrix, f32)>,
+) {
+    let cols = means.cols;
+    let (low, high) = GAUSSIAN_LOGVAR_RANGE;
+    let v: Vec<f32> = logvar.iter().map(|&v| v.clamp(low, high)).collect();
+    let precision: Vec<f32> = v.iter().map(|&v| (-v).exp()).collect();
+    let constant: f32 = v.iter().map(|&v| 0.5 * v + HALF_LN_TWO_PI).sum();
+    if let Some((g, _)) = grad.as_mut() {
+        g.reshape_for_overwrite(means.rows, cols);
+    }
+    for (r, out) in row_loss.iter_mut().enumerate() {
+        let (s, x) = (means.row(r), target.row(r));
+        let mut sum = 0.0f32;
+        for ((&s, &x), &p) in s.iter().zip(x).zip(&precision) {
+            let d = s - x;
+            sum += 0.5 * d * d * p;
+        }
+        *out = sum + constant;
+        if let Some((g, scale)) = grad.as_mut() {
+            for (((g, &s), &x), &p) in g.row_mut(r).iter_mut().zip(s).zip(x).zip(&precision) {
+                *g = *scale * (s - x) * p;
+            }
+        }
+    }
+}
+
+/// `∂L/∂v` of the Gaussian's log-variances, from the gradient `G = ∂L/∂s` the loss (and
+/// any weighting of its rows) left: each row's `∂ℓ/∂v = ½ - ½·(x - s)²·e^(-v)`, and
+/// `(x - s)²·e^(-v) = (s - x)·∂ℓ/∂s`, so with rows weighted by `c_r`,
+///   `∂L/∂v_d = ½·Σ_r c_r - ½·Σ_r (s_rd - x_rd)·G_rd`.
+/// Zero where `v` lies outside [`GAUSSIAN_LOGVAR_RANGE`] (the clamp holds it there).
+///
+/// # Shapes
+/// `means`, `target`, `grad_means`: batch x values; `logvar`, `out`: values.
+pub fn gaussian_logvar_grad(
+    means: &Matrix,
+    target: &Matrix,
+    grad_means: &Matrix,
+    logvar: &[f32],
+    total_row_weight: f32,
+    out: &mut [f32],
+) {
+    let (low, high) = GAUSSIAN_LOGVAR_RANGE;
+    for (d, (out, &v)) in out.iter_mut().zip(logvar).enumerate() {
+        if !(low..=high).contains(&v) {
+            *out = 0.0;
+            continue;
+        }
+        let mut sum = 0.0f64;
+        for r in 0..means.rows {
+            let i = r * means.cols + d;
+            sum += ((means.data[i] - target.data[i]) * grad_means.data[i]) as f64;
+        }
+        *out = 0.5 * total_row_weight - 0.5 * sum as f32;
     }
 }
 
@@ -227,7 +324,7 @@ mod tests {
         let logits = Matrix::from_vec(1, 3, vec![-1.0, 0.5, 2.0]);
         let target = Matrix::from_vec(1, 3, vec![0.0, 0.9, 0.4]);
         let mut row = [0.0f32];
-        Recon::Mse.loss(&logits, &target, &mut row, None);
+        Recon::Mse.loss(&logits, &target, &[], &mut row, None);
         let variance = 0.5f64;
         let nll: f64 = (0..3)
             .map(|i| {

@@ -312,6 +312,10 @@ impl ModelConfig {
                 "prior",
                 "the VampPrior's pseudo-inputs have no labels for a cvae's encoder (use --prior mog)",
             )),
+            PriorKind::Vamp if !self.recon.is_for_intensities() => Err(Error::config(
+                "prior",
+                "the VampPrior's pseudo-inputs are intensities in [0, 1], not the Gaussian's real values (use --prior mog)",
+            )),
             _ if k == 0 || k > MAX_PRIOR_COMPONENTS => Err(Error::config(
                 "prior-components",
                 format!("must be between 1 and {MAX_PRIOR_COMPONENTS}, got {k}"),

@@ -11,12 +11,36 @@ impl Model {
     /// Encodes a batch: the body's output `ws.h`, then the code (`ws.z`, autoencoder) or the
     /// posterior (`ws.mu`, `ws.logvar`, VAE and CVAE).
     ///
+    /// A Gaussian-likelihood model first standardises `x` into `ws.input` ([`super::Scaler`]),
+    /// and reads that.
+    ///
     /// # Shapes
-    /// `x`: batch x pixels, values in [0, 1]; `condition` (CVAE): batch x classes.
+    /// `x`: batch x pixels, values in [0, 1] (any real values for the Gaussian); `condition`
+    /// (CVAE): batch x classes.
     pub fn encode(&self, x: &Matrix, condition: Option<&Matrix>, ws: &mut Workspace) {
         self.check_condition(x.rows, condition);
+        let x = match &self.scaler {
+            Some(scaler) => {
+                scaler.standardize_into(x, &mut ws.input);
+                &ws.input
+            }
+            None => x,
+        };
         self.encoder.body.forward(x, condition, &mut ws.encoder, &mut ws.h);
         self.encoder.head.forward(ws);
+    }
+
+    /// Decoder outputs as values: pixels in [0, 1] through the sigmoid, or the Gaussian's
+    /// means in the data's units.
+    fn outputs_into(&self, logits: &Matrix, out: &mut Matrix) {
+        match &self.scaler {
+            Some(scaler) => {
+                out.reshape_for_overwrite(logits.rows, logits.cols);
+                out.data.copy_from_slice(&logits.data);
+                scaler.unstandardize(out);
+            }
+            None => sigmoid_into(logits, out),
+        }
     }
 
     /// Chooses `z` from the posterior that [`Model::encode`] left in `ws` (a no-op for the
@@ -41,8 +65,9 @@ impl Model {
         self.decoder.forward(z, condition, acts, logits);
     }
 
-    /// Decodes codes into images with pixels in [0, 1], [`Model::rows_per_pass`] rows at a
-    /// time so that memory stays bounded however many codes come.
+    /// Decodes codes into images with pixels in [0, 1] (a Gaussian's means, for vectors),
+    /// [`Model::rows_per_pass`] rows at a time so that memory stays bounded however many
+    /// codes come.
     ///
     /// # Shapes
     /// `z`: batch x latent; `condition` (CVAE): batch x classes; returns batch x pixels.
@@ -54,7 +79,7 @@ impl Model {
             let end = (start + step).min(z.rows);
             let c = condition.map(|c| rows_of(c, start, end));
             self.decode_logits(&rows_of(z, start, end), c.as_deref(), &mut acts, &mut logits);
-            sigmoid_into(&logits, &mut part);
+            self.outputs_into(&logits, &mut part);
             images.data[start * part.cols..end * part.cols].copy_from_slice(&part.data);
         }
         images
@@ -83,7 +108,7 @@ impl Model {
         let mut ws = Workspace::default();
         self.forward::<crate::rng::RunRng>(x, condition, &mut ws, Latent::Mean);
         let mut images = Matrix::default();
-        sigmoid_into(&ws.logits, &mut images);
+        self.outputs_into(&ws.logits, &mut images);
         images
     }
 

@@ -14,6 +14,7 @@ mod objective;
 mod plan;
 mod posterior;
 mod prior;
+mod scaler;
 mod workspace;
 
 pub use condition::Conditioning;
@@ -24,6 +25,7 @@ pub use posterior::EncoderHead;
 pub use prior::{
     DEFAULT_MOG_COMPONENTS, DEFAULT_VAMP_COMPONENTS, MAX_PRIOR_COMPONENTS, Prior, PriorDensity, PriorKind,
 };
+pub use scaler::Scaler;
 pub use workspace::Workspace;
 
 use std::borrow::Cow;
@@ -58,6 +60,12 @@ pub struct Model {
     /// learned prior trained with the model. The autoencoder was never trained toward its
     /// `N(0, I)`: its draws show what its decoder makes of codes it did not expect.
     pub prior: Prior,
+    /// The Gaussian likelihood's learned log-variance of each value, `decoder.logvar`
+    /// (1 x values); `None` for the others.
+    pub output_logvar: Option<Param>,
+    /// The Gaussian likelihood's standardisation of its inputs (see [`Scaler`]); `None` for
+    /// the others, whose inputs are intensities in [0, 1] as they are.
+    pub scaler: Option<Scaler>,
 }
 
 /// How the latent code is chosen from the posterior in a forward pass.
@@ -103,23 +111,34 @@ impl Model {
         }
         // Drawn last, so a model with the standard prior starts where it always did.
         let prior = Prior::new(&config, rng);
+        let gaussian = config.recon == crate::engine::Recon::Gaussian;
+        // Unit variances to start with, as the standardised data has.
+        let output_logvar = gaussian.then(|| {
+            let mut p = Param::new(Matrix::zeros(1, config.pixels()));
+            p.name = "decoder.logvar".into();
+            p
+        });
+        let scaler = gaussian.then(|| Scaler::identity(config.pixels()));
         Ok(Model {
             config,
             encoder: Encoder { body, head },
             decoder,
             prior,
+            output_logvar,
+            scaler,
         })
     }
 
     /// Every parameter, named, in a fixed order (the encoder's body, its head, the decoder,
-    /// a learned prior's): the one walk that saving, loading, the optimizer and the parameter
-    /// count share.
+    /// the Gaussian likelihood's log-variances, a learned prior's): the one walk that saving,
+    /// loading, the optimizer and the parameter count share.
     pub fn params(&self) -> Vec<&Param> {
         self.encoder
             .body
             .params()
             .chain(self.encoder.head.params())
             .chain(self.decoder.params())
+            .chain(self.output_logvar.iter())
             .chain(self.prior.params())
             .collect()
     }
@@ -131,8 +150,14 @@ impl Model {
             .params_mut()
             .chain(self.encoder.head.params_mut())
             .chain(self.decoder.params_mut())
+            .chain(self.output_logvar.iter_mut())
             .chain(self.prior.params_mut())
             .collect()
+    }
+
+    /// The Gaussian likelihood's log-variances (empty for the others).
+    pub fn output_logvar(&self) -> &[f32] {
+        self.output_logvar.as_ref().map_or(&[], |p| &p.value.data)
     }
 
     /// The parameter named `name` (`encoder.fc1.weight`), if the model has one.

@@ -7,7 +7,8 @@ use super::workspace::PosteriorGradient;
 use super::{Encoder, EncoderHead, Latent, Model, Workspace};
 use crate::engine::gaussian::{kl_per_dimension, reparameterize_kl_backward, reparameterize_sampled_backward};
 use crate::engine::layer::Pass;
-use crate::engine::{GradInput, Matrix};
+use crate::engine::loss::gaussian_logvar_grad;
+use crate::engine::{GradInput, Matrix, Param};
 
 /// The loss of a batch broken into its parts, each per image: summed over pixels (and latent
 /// dimensions), averaged over the batch.
@@ -45,7 +46,8 @@ impl Model {
         ws.recon_rows.resize(batch, 0.0);
         ws.kl_rows.resize(batch, 0.0);
         let grad = with_grad.then(|| (&mut ws.grad_logits, 1.0 / batch as f32));
-        self.config.recon.loss(&ws.logits, x, &mut ws.recon_rows, grad);
+        let target = if self.scaler.is_some() { &ws.input } else { x };
+        self.reconstruction_rows(&ws.logits, target, &mut ws.recon_rows, grad);
         self.prior_into(ws);
         self.encoder.head.kl_rows(ws);
         let mean = |rows: &[f32]| rows.iter().map(|&v| v as f64).sum::<f64>() / batch.max(1) as f64;
@@ -55,6 +57,29 @@ impl Model {
             total: reconstruction + self.kl_weight() as f64 * kl,
             reconstruction,
             kl,
+        }
+    }
+
+    /// Each row's reconstruction loss of `target` under `logits` (and its gradient, as
+    /// [`crate::engine::Recon::loss`] writes it). `target` is what the encoder read: for the
+    /// Gaussian the standardised input (`ws.input`), whose losses are then made those of
+    /// the values as given, `+ Σ_d ln std_d` per row: nats of the data, comparable with any
+    /// other model of it.
+    pub fn reconstruction_rows(
+        &self,
+        logits: &Matrix,
+        target: &Matrix,
+        recon_rows: &mut [f32],
+        grad: Option<(&mut Matrix, f32)>,
+    ) {
+        self.config
+            .recon
+            .loss(logits, target, self.output_logvar(), recon_rows, grad);
+        if let Some(scaler) = &self.scaler {
+            let shift = scaler.log_std_sum();
+            for r in recon_rows {
+                *r += shift;
+            }
         }
     }
 
@@ -190,9 +215,8 @@ impl Model {
         let rows = xr.rows;
         ws.recon_rows.resize(rows, 0.0);
         ws.kl_rows.resize(rows, 0.0);
-        self.config
-            .recon
-            .loss(&ws.logits, xr, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
+        let target = if self.scaler.is_some() { &ws.input } else { xr };
+        self.reconstruction_rows(&ws.logits, target, &mut ws.recon_rows, Some((&mut ws.grad_logits, 1.0)));
         self.prior_into(ws);
         self.encoder.head.kl_rows(ws);
         let mut log_w = Vec::new();
@@ -232,6 +256,12 @@ impl Model {
             ws.prior_row_weight.clear();
             ws.prior_row_weight.extend(ws.row_scale.iter().map(|&s| beta * s));
             self.prior_code_backward(ws);
+        }
+        if let Some(logvar) = &mut self.output_logvar {
+            // The loss's rows weigh 1 in all: a batch mean, or normalised importance weights.
+            let target = if self.scaler.is_some() { &ws.input } else { x };
+            let Param { value, grad, .. } = logvar;
+            gaussian_logvar_grad(&ws.logits, target, &ws.grad_logits, &value.data, 1.0, &mut grad.data);
         }
         {
             let Workspace {
@@ -280,7 +310,10 @@ impl Model {
             }
         }
         // The encoder's first layer reads the data, whose gradient nobody needs.
-        encoder_backward(&mut self.encoder, x, condition, ws, None);
+        let input = std::mem::take(&mut ws.input);
+        let read = if self.scaler.is_some() { &input } else { x };
+        encoder_backward(&mut self.encoder, read, condition, ws, None);
+        ws.input = input;
         if self.prior.is_learned() && ws.posterior_gradient != PosteriorGradient::Elbo {
             self.prior_backward(ws);
         }

@@ -101,10 +101,18 @@ fn check_bound(model: ModelKind, recon: Recon, hidden: Vec<usize>, bound: Bound)
 
 /// Every parameter's analytic gradient against the central difference of the loss.
 fn check_config(config: ModelConfig, bound: Bound) {
+    check_built(
+        Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap(),
+        bound,
+    );
+}
+
+/// [`check_config`] for a model as built.
+fn check_built(mut m: Model, bound: Bound) {
+    let config = m.config.clone();
     let (x, condition) = tiny_batch(&config);
     let condition = condition.as_ref();
     let label = format!("{}/{}/{:?}", config.kind.name(), config.arch.name(), config.recon);
-    let mut m = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
     let mut ws = Workspace::default();
     m.compute_gradients(
         &x,
@@ -155,6 +163,47 @@ fn check_config(config: ModelConfig, bound: Bound) {
 fn vae_gradients_match_finite_differences() {
     check_model(ModelKind::Vae, Recon::Bce, vec![5, 4]);
     check_model(ModelKind::Vae, Recon::Mse, vec![4]);
+}
+
+#[test]
+fn gaussian_likelihood_gradients_match_finite_differences() {
+    // Through the standardisation of a scaler that is not the identity, and log-variances
+    // away from their start, for the ELBO and the importance-weighted bound.
+    for (kind, k) in [
+        (ModelKind::Vae, 1),
+        (ModelKind::Vae, 3),
+        (ModelKind::Ae, 1),
+        (ModelKind::Cvae, 1),
+    ] {
+        let mut m = tiny(kind, Recon::Gaussian, vec![4]);
+        let pixels = m.config.pixels();
+        m.scaler = Some(super::Scaler {
+            mean: (0..pixels).map(|i| 0.1 * i as f32).collect(),
+            std: (0..pixels).map(|i| 0.5 + 0.2 * i as f32).collect(),
+        });
+        for (i, v) in m.output_logvar.as_mut().unwrap().value.data.iter_mut().enumerate() {
+            *v = 0.3 * (i as f32 - 2.0);
+        }
+        let bound = Bound { k, ..m.elbo() };
+        check_built(m, bound);
+    }
+}
+
+#[test]
+fn gaussian_outputs_are_means_in_the_data_units() {
+    let mut m = tiny(ModelKind::Vae, Recon::Gaussian, vec![4]);
+    let pixels = m.config.pixels();
+    let z = Matrix::zeros(1, m.config.latent);
+    let plain = m.decode(&z, None);
+    m.scaler = Some(super::Scaler {
+        mean: vec![10.0; pixels],
+        std: vec![2.0; pixels],
+    });
+    let scaled = m.decode(&z, None);
+    for (a, b) in plain.data.iter().zip(&scaled.data) {
+        assert!((b - (10.0 + 2.0 * a)).abs() < 1e-5, "{a} -> {b}");
+    }
+    assert_eq!(m.params().iter().filter(|p| p.name == "decoder.logvar").count(), 1);
 }
 
 #[test]

@@ -9,6 +9,9 @@ use crate::engine::layer::{GradScratch, StackActivations};
 /// that fill them (see [`crate::model::Model::forward`]).
 #[derive(Debug, Default)]
 pub struct Workspace {
+    /// A Gaussian-likelihood model's standardised input: what the encoder reads and the
+    /// likelihood scores.
+    pub input: Matrix,
     /// The encoder body's activations, kept for the backward pass.
     pub encoder: StackActivations,
     /// The encoder body's output: what the head reads.

@@ -24,7 +24,7 @@ use crate::data::{Binarize, DataOptions};
 use crate::engine::MAX_THREADS;
 use crate::error::{Error, Result, ensure_in_range};
 use crate::files::{MAX_CONFIG_BYTES, open_own_file, read_text_limited, write_atomic};
-use crate::model::{Model, ModelConfig, ModelKind};
+use crate::model::{Model, ModelConfig, ModelKind, Scaler};
 use crate::rng::{Stream, stream_rng};
 
 /// Most epochs a run may plan: its history rides in every checkpoint.
@@ -180,6 +180,12 @@ impl RunConfig {
                 return Err(Error::config("free-bits", "an autoencoder has no KL term to floor"));
             }
         }
+        if !model.recon.is_for_intensities() && train.binarize != Binarize::None {
+            return Err(Error::config(
+                "binarize",
+                "binarizing is for intensities in [0, 1], not the Gaussian's real values",
+            ));
+        }
         if !model.prior.is_standard() && train.free_bits > 0.0 {
             // Free bits floor each dimension's KL, which a mixture prior does not split into.
             return Err(Error::config(
@@ -233,6 +239,10 @@ impl RunDir {
     pub fn reconstructions(&self) -> PathBuf {
         self.root.join("reconstructions.png")
     }
+    /// A Gaussian-likelihood run's standardisation of its inputs.
+    pub fn scaler(&self) -> PathBuf {
+        self.root.join("scaler.json")
+    }
     fn lock_file(&self) -> PathBuf {
         self.root.join(LOCK_FILE)
     }
@@ -259,7 +269,16 @@ impl RunDir {
         let config = self.read_config()?;
         let mut model = Model::new(config.model, &mut stream_rng(0, Stream::Init))?;
         load_weights(&self.model(), model.params_mut())?;
+        self.load_scaler(&mut model)?;
         Ok(model)
+    }
+
+    /// Gives a Gaussian-likelihood `model` the scaler its run was trained with.
+    pub fn load_scaler(&self, model: &mut Model) -> Result<()> {
+        if model.scaler.is_some() {
+            model.scaler = Some(Scaler::read(&self.scaler(), model.config.pixels())?);
+        }
+        Ok(())
     }
 
     /// Writes `config.json` atomically.

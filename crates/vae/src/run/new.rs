@@ -170,14 +170,15 @@ impl RunConfig {
             }
             self.model.classes = data.classes();
         }
-        // Both likelihoods model values in [0, 1] (pixel intensities); bytes always are.
-        if let Some(v) = Values::summary([&data.train.images.values, &data.test.images.values])
+        // BCE and MSE model values in [0, 1] (pixel intensities); bytes always are.
+        if self.model.recon.is_for_intensities()
+            && let Some(v) = Values::summary([&data.train.images.values, &data.test.images.values])
             && !v.in_unit_interval()
         {
             return Err(Error::config(
                 "recon",
                 format!(
-                    "{}'s values run from {} to {}, and --recon {} models values in [0, 1]: scale them to [0, 1] first",
+                    "{}'s values run from {} to {}, and --recon {} models values in [0, 1]: use --recon gaussian, or scale them to [0, 1]",
                     data.name,
                     v.min as f32,
                     v.max as f32,

@@ -170,6 +170,7 @@ impl Trainer {
         let mut model = Model::new(config.model.clone(), &mut stream_rng(config.train.seed, Stream::Init))?;
         let (mut adam, state): (Adam, TrainState) =
             load_checkpoint(&run.checkpoint(), &mut model, adam_config(&config))?;
+        run.load_scaler(&mut model)?;
         adam.step = state.adam_step;
         let refuse = |problem: String| Error::Run {
             path: run.config(),
@@ -222,6 +223,12 @@ impl Trainer {
         let binarize = self.config.train.binarize;
         let (train, test) = data.prepared_splits(binarize, self.config.train.seed);
         let (train, test) = (train.as_ref(), test.as_ref());
+        if self.model.scaler.is_some() && self.state.epochs_done == 0 && self.state.next_batch == 0 {
+            // Fitted once, before the first step, and kept beside the weights it goes with.
+            let scaler = crate::model::Scaler::fit(train);
+            write_atomic(&self.run.scaler(), scaler.to_json().as_bytes())?;
+            self.model.scaler = Some(scaler);
+        }
         // A label the CVAE cannot take fails here, not after an epoch of work.
         self.model.check_labels(&train.labels, "training labels")?;
         self.model.check_labels(&test.labels, "test labels")?;

@@ -74,7 +74,9 @@ impl TrainState {
         if !(p.seconds.is_finite() && p.seconds >= 0.0) {
             return bad(format!("the epoch's seconds {} are out of range", shown(p.seconds)));
         }
-        let elbo = self.config.train.objective == Objective::Elbo;
+        // A discrete likelihood's losses are never negative; a density's (the Gaussian's) may be.
+        let discrete = self.config.model.recon.is_for_intensities();
+        let elbo = discrete && self.config.train.objective == Objective::Elbo;
         for (i, m) in self.history.iter().enumerate() {
             let loss_ok =
                 |v: f64, non_negative: bool| v.is_finite() && v.abs() <= MAX_LOSS && (!non_negative || v >= -ROUNDING);
@@ -82,7 +84,7 @@ impl TrainState {
                 Some(format!("is numbered {}", m.epoch))
             } else if !loss_ok(m.train_loss, elbo) {
                 Some(format!("train_loss {} is out of range", shown(m.train_loss)))
-            } else if !(loss_ok(m.test_loss, true) && loss_ok(m.test_recon, true) && loss_ok(m.test_kl, true)) {
+            } else if !(loss_ok(m.test_loss, discrete) && loss_ok(m.test_recon, discrete) && loss_ok(m.test_kl, true)) {
                 Some("a test loss is negative, non-finite or beyond 1e12".into())
             } else if !(m.seconds.is_finite() && m.seconds >= 0.0) {
                 Some(format!("seconds {} are out of range", shown(m.seconds)))
