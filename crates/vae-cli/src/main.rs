@@ -28,6 +28,13 @@ enum Command {
     Sample(commands::sample::Args),
     /// Fit a sampler (a Gaussian mixture) to a run's training codes, for `sample --sampler`.
     FitSampler(commands::fit_sampler::Args),
+    /// Each item's code (the posterior's mean and standard deviation), as CSV or NPY.
+    Encode(commands::encode::Args),
+    /// Images (or vectors) from codes in an NPY or CSV file.
+    Decode(commands::decode::Args),
+    /// Each item's anomaly scores (negative ELBO, its parts, typicality, -log p(x)), or how
+    /// well they tell other data apart (AUROC).
+    Score(commands::score::Args),
     /// Show test images above their reconstructions.
     Reconstruct(commands::reconstruct::Args),
     /// Decode the path between the codes of two test images.
@@ -68,6 +75,9 @@ fn main() -> ExitCode {
         Command::Sample(args) => commands::sample::run(args),
         Command::FitSampler(args) => commands::fit_sampler::run(args),
         Command::Reconstruct(args) => commands::reconstruct::run(args),
+        Command::Encode(args) => commands::encode::run(args),
+        Command::Decode(args) => commands::decode::run(args),
+        Command::Score(args) => commands::score::run(args),
         Command::Interpolate(args) => commands::latent_tools::interpolate_run(args),
         Command::Traverse(args) => commands::latent_tools::traverse_run(args),
         Command::LatentMap(args) => commands::latent_tools::latent_map_run(args),

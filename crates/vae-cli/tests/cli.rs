@@ -1202,6 +1202,7 @@ fn vectors_from_csv_and_npy_train_resume_and_evaluate() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!d.join("run/samples.png").exists(), "vectors are not pictures");
+    assert_eq!(png_size(&d.join("run/reconstruction-errors.png")), (850, 700));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("run/config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["image_width"], 64);
@@ -1403,4 +1404,153 @@ fn png_encoder(bytes: &mut Vec<u8>, w: u32, h: u32) -> png::Writer<&mut Vec<u8>>
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.write_header().unwrap()
+}
+
+#[test]
+fn encode_decode_and_score_use_a_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_small(d, "run");
+    // Codes of the 1,000 test digits as CSV: a header, then item, label, 4 means, 4 spreads.
+    let out = vae(d, &["encode", "run", "mnist-sample", "--split", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 1_000);
+    assert_eq!(
+        lines[0],
+        "item,label,mu_1,mu_2,mu_3,mu_4,sigma_1,sigma_2,sigma_3,sigma_4"
+    );
+    assert!(lines[1].starts_with("test:0,"), "{}", lines[1]);
+    let sigmas: Vec<f64> = lines[1].split(',').skip(6).map(|v| v.parse().unwrap()).collect();
+    assert!(sigmas.iter().all(|&s| s > 0.0 && s < 1.5), "{sigmas:?}");
+    // As NPY: items x 2 x latent, every item of both splits.
+    let out = vae(d, &["encode", "run", "mnist-sample", "--out", "codes.npy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let npy = std::fs::read(d.join("codes.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&npy[..128]).contains("'shape': (10000, 2, 4)"));
+
+    // Decoded back: a grid, or one picture per code at the images' own size.
+    let out = vae(
+        d,
+        &["encode", "run", "mnist-sample", "--split", "test", "--out", "codes.csv"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = vae(d, &["decode", "run", "codes.csv", "--out", "each"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(d.join("each")).unwrap().count(), 1_000);
+    assert_eq!(png_size(&d.join("each/00007.png")), (28, 28));
+    let out = vae(d, &["decode", "run", "codes.npy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        png_size(&d.join("run/decoded.png")),
+        (100 * (56 + 2) + 2, 100 * (56 + 2) + 2),
+        "a 100 x 100 grid of doubled digits, 2 pixels apart"
+    );
+    // The means as NPY (items x 2 x latent) decode to the same pictures as from the CSV.
+    let out = vae(
+        d,
+        &["encode", "run", "mnist-sample", "--split", "test", "--out", "test.npy"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = vae(d, &["decode", "run", "test.npy", "--out", "each-npy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for i in [0, 1, 999] {
+        let name = format!("{i:05}.png");
+        assert_eq!(
+            std::fs::read(d.join("each").join(&name)).unwrap(),
+            std::fs::read(d.join("each-npy").join(&name)).unwrap()
+        );
+    }
+    assert_ne!(
+        std::fs::read(d.join("each/00000.png")).unwrap(),
+        std::fs::read(d.join("each/00001.png")).unwrap()
+    );
+    // A decoded picture is an image file like any other: it encodes.
+    let out = vae(d, &["encode", "run", "each/00000.png", "each/00001.png"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().nth(2).unwrap().starts_with("each/00001.png,,"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Scores: one row per item; the digits' own scores are typical, Fashion-MNIST's are not.
+    let out = vae(
+        d,
+        &[
+            "score",
+            "run",
+            "mnist-sample",
+            "--split",
+            "test",
+            "--iw-samples",
+            "5",
+            "--out",
+            "scores.csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert_eq!(
+        scores.lines().next().unwrap(),
+        "item,label,neg_elbo,reconstruction,kl,neg_log_px,typicality,complexity,corrected,corrected_typicality,per_complexity"
+    );
+    assert_eq!(scores.lines().count(), 1_001);
+    let row: Vec<f64> = scores
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (row[0] - row[1] - row[2]).abs() < 1e-3,
+        "neg_elbo = reconstruction + kl: {row:?}"
+    );
+    assert!(
+        row[3] <= row[0] + 1.0,
+        "the IW estimate is at most the bound, give or take its noise: {row:?}"
+    );
+    assert!(
+        (row[6] - (row[0] - row[5])).abs() < 1e-2,
+        "corrected = neg_elbo - complexity: {row:?}"
+    );
+    // Image files score against their own kind: the same digits, saved as PNGs, look usual.
+    let out = vae(
+        d,
+        &[
+            "score",
+            "run",
+            "mnist-sample",
+            "--split",
+            "test",
+            "--against",
+            "each/00001.png",
+            "each/00002.png",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("  neg_elbo "), "{}", stdout(&out));
+
+    // What cannot be done is refused in a line.
+    assert_refused(
+        &vae(d, &["encode", "run", "mnist-sample", "--out", "codes.txt"]),
+        "neither .csv nor .npy",
+    );
+    std::fs::write(d.join("wrong.csv"), "1,2,3\n4,5,6\n").unwrap();
+    assert_refused(
+        &vae(d, &["decode", "run", "wrong.csv"]),
+        "3 code columns; this run's codes have 4",
+    );
+    assert_refused(
+        &vae(d, &["decode", "run", "codes.npy", "--label", "3"]),
+        "--label needs a cvae",
+    );
+    assert_refused(
+        &vae(d, &["score", "run", "mnist-sample", "--iw-samples", "0"]),
+        "at least 1",
+    );
+    assert_refused(&vae(d, &["encode", "run", "nowhere.png"]), "nowhere.png");
 }

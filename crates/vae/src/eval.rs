@@ -160,6 +160,33 @@ pub fn importance_weighted_nll(
     rng: &mut impl Rng,
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<IwEstimate> {
+    let per_image = importance_weighted_nll_per_image(model, split, k, rng, on_progress)?;
+    Ok(IwEstimate {
+        nll: per_image.total / split.len().max(1) as f64,
+        k: per_image.k,
+        images: split.len(),
+    })
+}
+
+/// [`importance_weighted_nll`] of each image on its own.
+#[derive(Clone, Debug)]
+pub struct IwPerImage {
+    /// `-log p̂(x)` of each image, in split order.
+    pub nll: Vec<f64>,
+    /// Their sum, added in the order the estimate always has (a group of images at a time).
+    pub total: f64,
+    pub k: usize,
+}
+
+/// The importance-weighted `-log p̂(x)` of every image of `split` (see
+/// [`importance_weighted_nll`]).
+pub fn importance_weighted_nll_per_image(
+    model: &Model,
+    split: &Split,
+    k: usize,
+    rng: &mut impl Rng,
+    on_progress: &mut dyn FnMut(usize),
+) -> Result<IwPerImage> {
     if !model.encoder.head.has_posterior() {
         return Err(Error::config(
             "k",
@@ -180,6 +207,7 @@ pub fn importance_weighted_nll(
     let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
     let mut condition = Matrix::default();
     let (mut total, mut averaged) = (0.0f64, k);
+    let mut nll = Vec::with_capacity(split.len());
     let indices: Vec<usize> = (0..split.len()).collect();
     for images in indices.chunks(group) {
         split.batch_into(images, &mut x);
@@ -215,13 +243,14 @@ pub fn importance_weighted_nll(
             done += draws;
         }
         total -= weights.iter().map(LogMeanExp::value).sum::<f64>();
+        nll.extend(weights.iter().map(|w| -w.value()));
         averaged = weights[0].count;
         on_progress(images[images.len() - 1] + 1);
     }
-    Ok(IwEstimate {
-        nll: total / split.len().max(1) as f64,
+    Ok(IwPerImage {
+        nll,
+        total,
         k: averaged,
-        images: split.len(),
     })
 }
 

@@ -143,6 +143,18 @@ pub fn tile_grid(images: &Matrix, layout: GridLayout) -> Picture {
     }
 }
 
+/// One image (values in [0, 1], a pixel's channels side by side) at its own size, without
+/// the grid's margins: what a folder of images holds.
+pub fn single_image(values: &[f32], shape: crate::data::ImageShape) -> Picture {
+    assert_eq!(values.len(), shape.values(), "single_image: values must fill the shape");
+    Picture {
+        width: shape.width,
+        height: shape.height,
+        channels: shape.channels,
+        pixels: values.iter().map(|&v| to_byte(v)).collect(),
+    }
+}
+
 /// A value in [0, 1] as a grey level; NaN shows as black.
 fn to_byte(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8

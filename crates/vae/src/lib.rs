@@ -20,12 +20,14 @@ pub mod image;
 pub mod latent;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod pictures;
 pub mod plot;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sampler;
+pub mod score;
 pub mod train;
 
 pub use error::{Error, Result};

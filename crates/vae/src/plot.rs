@@ -526,3 +526,129 @@ mod tests {
         assert!((8..=20).contains(&dark), "{dark}");
     }
 }
+
+/// What a histogram shows: one or more sets of values over a shared axis, each its own
+/// colour, drawn as outlines so that overlapping sets stay readable.
+#[derive(Clone, Debug)]
+pub struct Histogram<'a> {
+    /// Each set's name (in the legend) and values.
+    pub sets: &'a [(&'a str, &'a [f64])],
+    pub title: String,
+    pub x_label: String,
+    pub note: Option<String>,
+}
+
+/// Bins of a histogram.
+const HISTOGRAM_BINS: usize = 60;
+
+/// Draws each set's histogram as a share of its items per bin (so sets of different sizes
+/// compare), over the range all the sets' values cover (the 0.5th to the 99.5th percentile
+/// of their values together, so a few outliers do not squeeze the rest into one bin).
+pub fn histogram_plot(histogram: &Histogram) -> RgbImage {
+    let width = (LEFT + PLOT_W + LEGEND_W) as usize;
+    let height = (TOP + PLOT_H + BOTTOM) as usize;
+    let mut img = RgbImage::new(width, height, WHITE);
+    let mut all: Vec<f64> = histogram
+        .sets
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        all.get(((all.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+    };
+    let x = Axis::covering(
+        [quantile(0.005), quantile(0.995)].into_iter().flatten(),
+        0.02,
+        (0.0, 1.0),
+    );
+    let width_of_bin = (x.hi - x.lo) / HISTOGRAM_BINS as f64;
+    let shares: Vec<Vec<f64>> = histogram
+        .sets
+        .iter()
+        .map(|(_, values)| {
+            let mut counts = vec![0usize; HISTOGRAM_BINS];
+            for v in values.iter().filter(|v| v.is_finite()) {
+                let bin = ((v - x.lo) / width_of_bin).floor();
+                if (0.0..HISTOGRAM_BINS as f64).contains(&bin) {
+                    counts[bin as usize] += 1;
+                }
+            }
+            let n = values.len().max(1) as f64;
+            counts.iter().map(|&c| c as f64 / n).collect()
+        })
+        .collect();
+    let top = shares.iter().flatten().copied().fold(0.0, f64::max);
+    let frame = Frame {
+        x,
+        y: Axis {
+            lo: 0.0,
+            hi: (top * 1.08).max(1e-6),
+        },
+    };
+    frame.draw_axes(&mut img, &histogram.title, histogram.note.as_deref(), true);
+    for (s, share) in shares.iter().enumerate() {
+        let colour = PALETTE[s % PALETTE.len()];
+        let mut last_y = frame.py(0.0);
+        for (b, &h) in share.iter().enumerate() {
+            let (x0, x1) = (
+                frame.px(x.lo + b as f64 * width_of_bin),
+                frame.px(x.lo + (b + 1) as f64 * width_of_bin),
+            );
+            let y = frame.py(h);
+            // The outline: a riser from the last bin's height, then this bin's top.
+            img.fill_rect(x0, last_y.min(y), 2, (last_y - y).abs() + 1, colour);
+            img.fill_rect(x0, y, x1 - x0 + 1, 2, colour);
+            last_y = y;
+        }
+        let end = frame.px(x.hi);
+        img.fill_rect(
+            end,
+            last_y.min(frame.py(0.0)),
+            2,
+            (frame.py(0.0) - last_y).abs() + 1,
+            colour,
+        );
+    }
+    frame.draw_frame(&mut img, &histogram.x_label, "share of items");
+    let lx = LEFT + PLOT_W + 24;
+    for (s, (name, values)) in histogram.sets.iter().enumerate() {
+        let y = TOP + 10 + s as i64 * 40;
+        img.fill_rect(lx, y, 16, 16, PALETTE[s % PALETTE.len()]);
+        img.text(lx + 24, y, name, 1, BLACK);
+        img.text(lx + 24, y + 12, &format!("{} items", values.len()), 1, GREY);
+    }
+    img
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+
+    #[test]
+    fn two_sets_are_drawn_in_their_colours_where_their_values_are() {
+        let low: Vec<f64> = (0..1000).map(|i| (i % 100) as f64 / 100.0).collect();
+        let high: Vec<f64> = low.iter().map(|v| v + 3.0).collect();
+        let img = histogram_plot(&Histogram {
+            sets: &[("low", &low), ("high", &high)],
+            title: "t".into(),
+            x_label: "x".into(),
+            note: None,
+        });
+        let column_has = |x: i64, colour: Rgb| {
+            (TOP..TOP + PLOT_H).any(|y| img.pixels[((y * img.width as i64 + x) * 3) as usize..][..3] == colour)
+        };
+        let frame_x = |v: f64| {
+            let axis = Axis::covering([0.0, 3.99], 0.02, (0.0, 1.0));
+            LEFT + (axis.fraction(v) * PLOT_W as f64).round() as i64
+        };
+        assert!(column_has(frame_x(0.5), PALETTE[0]) && !column_has(frame_x(0.5), PALETTE[1]));
+        assert!(column_has(frame_x(3.5), PALETTE[1]) && !column_has(frame_x(3.5), PALETTE[0]));
+        assert!(
+            !column_has(frame_x(2.0), PALETTE[0]) && !column_has(frame_x(2.0), PALETTE[1]),
+            "nothing between"
+        );
+    }
+}

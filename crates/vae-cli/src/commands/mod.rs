@@ -3,12 +3,15 @@
 pub mod bench;
 pub mod classifier;
 pub mod data;
+pub mod decode;
 pub mod demo;
+pub mod encode;
 pub mod eval;
 pub mod fit_sampler;
 pub mod latent_tools;
 pub mod reconstruct;
 pub mod sample;
+pub mod score;
 pub mod serve;
 pub mod train;
 
@@ -192,9 +195,83 @@ pub fn load_run(run: &Path, dataset: Option<&str>) -> Result<LoadedRun> {
     let dir = RunDir::new(run);
     let model = dir.load_model()?;
     let config = dir.read_config()?;
-    let data = load_dataset_with(dataset.unwrap_or(&config.train.dataset), &config.data_options())?;
+    let dataset = dataset.unwrap_or(&config.train.dataset);
+    let data = load_dataset_with(dataset, &config.data_options_for(dataset))?;
     model.check_labels(&data.test.labels, &format!("{} test labels", data.name))?;
     Ok(LoadedRun { config, model, data })
+}
+
+/// How `vae encode` and `vae score` read their inputs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct InputArgs {
+    /// Which splits of a dataset input to take: all (training items, then test items),
+    /// train or test.
+    #[arg(long, value_enum, default_value = "all")]
+    pub split: SplitArg,
+    /// An NPY or CSV input's labels (default: the run's own, for the data it trained on).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// A CSV input's label column (default: the run's own, for the data it trained on).
+    #[arg(long, value_name = "NAME|N|last")]
+    pub label_column: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SplitArg {
+    All,
+    Train,
+    Test,
+}
+
+/// The items of `inputs` as `config`'s model reads them (see [`vae::data::items`]), a bar
+/// while a folder of images is decoded.
+pub fn load_items(inputs: &[String], config: &RunConfig, args: &InputArgs) -> Result<vae::data::items::NamedItems> {
+    use vae::data::items::{self, Which};
+    let mut options = match inputs {
+        [one] => config.data_options_for(one),
+        _ => config.data_options_for(""),
+    };
+    if args.labels.is_some() || args.label_column.is_some() {
+        (options.labels, options.label_column) = (args.labels.clone(), args.label_column.clone());
+    }
+    let which = match args.split {
+        SplitArg::All => Which::All,
+        SplitArg::Train => Which::Train,
+        SplitArg::Test => Which::Test,
+    };
+    let bar = progress::bar(0, "decoding images [{bar:30}] {pos}/{len} {per_sec}");
+    let shown = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let shape = config.model.image_shape();
+    let found = items::load(inputs, shape, &options, which, &DataDirs::from_env(), &shown);
+    bar.finish_and_clear();
+    Ok(found?)
+}
+
+/// Writes `bytes` to `out` (atomically, or as they come to a stream such as `/dev/stdout`),
+/// or to standard output when there is no `out`.
+pub fn write_or_print(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(path) => Ok(write_output(path, bytes)?),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes)?;
+            Ok(stdout.flush()?)
+        }
+    }
+}
+
+/// A CVAE reads each item with its label: refused on items that have none.
+pub fn ensure_labels_for(model: &Model, items: &vae::data::items::NamedItems) -> Result<()> {
+    anyhow::ensure!(
+        model.conditioning().classes().is_none() || items.labels.is_some(),
+        "a cvae reads each item with its label, and these items have none (image files, or unlabelled data)"
+    );
+    model.check_labels(&items.split.labels, "the items' labels")?;
+    Ok(())
 }
 
 /// A `--label` is for a CVAE only: refused on other runs rather than ignored.

@@ -275,7 +275,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match outcome? {
         Outcome::Finished => {
             let pictures = if trainer.config.model.image_shape().is_vector() {
-                ""
+                " reconstruction-errors.png,"
             } else {
                 " samples.png, reconstructions.png,"
             };

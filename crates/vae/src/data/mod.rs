@@ -8,6 +8,7 @@ mod embedded;
 pub mod folder;
 pub mod idx;
 pub mod inspect;
+pub mod items;
 pub mod npy;
 pub mod options;
 pub mod split;

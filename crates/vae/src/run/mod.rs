@@ -159,6 +159,19 @@ impl RunConfig {
         self.train.data.for_shape(self.model.image_shape())
     }
 
+    /// How to read `dataset` for this run's model: [`RunConfig::data_options`] for the data
+    /// it trained on; for other data the same size, colour and test share, but not the
+    /// training data's own `--labels` and `--label-column`.
+    pub fn data_options_for(&self, dataset: &str) -> DataOptions {
+        let own = dataset == self.train.dataset
+            || std::fs::canonicalize(dataset).is_ok_and(|p| p.display().to_string() == self.train.dataset);
+        let mut options = self.data_options();
+        if !own {
+            (options.labels, options.label_column) = (None, None);
+        }
+        options
+    }
+
     /// Refuses a model and training that cannot go together: settings that would be silently
     /// ignored, and steps too large for memory.
     pub fn validate(&self) -> Result<()> {
@@ -238,6 +251,10 @@ impl RunDir {
     }
     pub fn reconstructions(&self) -> PathBuf {
         self.root.join("reconstructions.png")
+    }
+    /// A vector run's histogram of its test items' reconstruction losses.
+    pub fn reconstruction_errors(&self) -> PathBuf {
+        self.root.join("reconstruction-errors.png")
     }
     /// A Gaussian-likelihood run's standardisation of its inputs.
     pub fn scaler(&self) -> PathBuf {

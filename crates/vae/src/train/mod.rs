@@ -396,12 +396,22 @@ fn write_metrics(run: &RunDir, history: &[EpochMetrics]) -> Result<()> {
 }
 
 /// `samples.png` (the same prior draws every epoch; a CVAE's in a row per class) and
-/// `reconstructions.png`; none for vectors, which are not pictures.
+/// `reconstructions.png`; for vectors, which are not pictures, `reconstruction-errors.png`
+/// instead: the histogram of the test items' reconstruction losses.
 pub fn write_pictures(run: &RunDir, model: &Model, test: &Split, seed: u64) -> Result<()> {
-    if model.config.image_shape().is_vector() {
-        return Ok(());
-    }
     let mut rng = stream_rng(seed, Stream::Samples);
+    if model.config.image_shape().is_vector() {
+        let scores = crate::score::score(model, test, None, &mut rng)?;
+        let losses: Vec<f64> = scores.iter().map(|s| s.reconstruction).collect();
+        let mean = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        let picture = crate::plot::histogram_plot(&crate::plot::Histogram {
+            sets: &[("test items", &losses)],
+            title: "reconstruction loss of the test items".into(),
+            x_label: "nats per item".into(),
+            note: Some(format!("mean {mean:.2} nats; one draw of z each")),
+        });
+        return write_atomic(&run.reconstruction_errors(), &crate::image::encode_png_rgb(&picture)?);
+    }
     write_atomic(
         &run.samples(),
         &encode_png(&pictures::run_samples(model, &Sampler::prior_of(model), &mut rng)?)?,

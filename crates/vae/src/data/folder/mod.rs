@@ -26,7 +26,7 @@ pub mod decode;
 mod listing;
 
 pub use decode::{Probe, decode_into, probe};
-pub use listing::{Item, Listing, MAX_CLASSES, MAX_IMAGES, TEST_DIR, TRAIN_DIR, list};
+pub use listing::{IMAGE_EXTENSIONS, Item, Listing, MAX_CLASSES, MAX_IMAGES, TEST_DIR, TRAIN_DIR, list};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
