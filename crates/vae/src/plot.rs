@@ -541,7 +541,7 @@ pub struct Histogram<'a> {
 /// Bins of a histogram.
 const HISTOGRAM_BINS: usize = 60;
 
-/// Draws each set's histogram as a share of its items per bin (so sets of different sizes
+/// Draws each set's histogram as the percentage of its items per bin (so sets of different sizes
 /// compare), over the range all the sets' values cover (the 0.5th to the 99.5th percentile
 /// of their values together, so a few outliers do not squeeze the rest into one bin).
 pub fn histogram_plot(histogram: &Histogram) -> RgbImage {
@@ -577,7 +577,7 @@ pub fn histogram_plot(histogram: &Histogram) -> RgbImage {
                 }
             }
             let n = values.len().max(1) as f64;
-            counts.iter().map(|&c| c as f64 / n).collect()
+            counts.iter().map(|&c| 100.0 * c as f64 / n).collect()
         })
         .collect();
     let top = shares.iter().flatten().copied().fold(0.0, f64::max);
@@ -612,12 +612,19 @@ pub fn histogram_plot(histogram: &Histogram) -> RgbImage {
             colour,
         );
     }
-    frame.draw_frame(&mut img, &histogram.x_label, "share of items");
+    frame.draw_frame(&mut img, &histogram.x_label, "% of items");
     let lx = LEFT + PLOT_W + 24;
+    // Names too long for the legend keep their end (a path's file name).
+    let fits = ((LEGEND_W - 24 - 24 - 8) / GLYPH as i64) as usize;
     for (s, (name, values)) in histogram.sets.iter().enumerate() {
         let y = TOP + 10 + s as i64 * 40;
         img.fill_rect(lx, y, 16, 16, PALETTE[s % PALETTE.len()]);
-        img.text(lx + 24, y, name, 1, BLACK);
+        let count = name.chars().count();
+        let shown: String = match count > fits {
+            true => "..".chars().chain(name.chars().skip(count + 2 - fits)).collect(),
+            false => name.to_string(),
+        };
+        img.text(lx + 24, y, &shown, 1, BLACK);
         img.text(lx + 24, y + 12, &format!("{} items", values.len()), 1, GREY);
     }
     img
