@@ -101,6 +101,27 @@ fn train(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// 2,000 of the built-in digits at 16x16, orange on blue, as an N x 16 x 16 x 3 uint8 array.
+fn write_tinted_digits(path: &Path) {
+    use vae::data::{DataDirs, DatasetName, DatasetSpec, catalog};
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let digits = data.train.take(2_000);
+    let mut rgb = Vec::new();
+    for i in 0..digits.len() {
+        let image = digits.images.image(i).unwrap();
+        for y in 0..16 {
+            for x in 0..16 {
+                let ink = image[(y * 28 / 16) * 28 + x * 28 / 16] as u32;
+                let mix = |on: u32, off: u32| ((on * ink + off * (255 - ink)) / 255) as u8;
+                rgb.extend([mix(255, 30), mix(140, 60), mix(0, 160)]);
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    vae::data::npy::write_u8(&mut bytes, &[digits.len(), 16, 16, 3], &rgb).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// A checksum of a canvas's pixels, to see whether what it shows changed.
 fn canvas_sum(css: &str) -> String {
     format!(
@@ -133,7 +154,10 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
                 .output()
                 .unwrap();
             assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
-            vec!["ae-2".into(), "vae-2".into(), "vae-4".into()]
+            // A colour run of another size, from an NPY array of tinted digits.
+            write_tinted_digits(&d.join("tinted.npy"));
+            train(d, &["--dataset", "tinted.npy", "--latent", "2", "--out", "tinted"]);
+            vec!["ae-2".into(), "vae-2".into(), "vae-4".into(), "tinted".into()]
         }
     };
 
@@ -237,6 +261,28 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         // The left pane (an autoencoder at latent 2, no mixture) shows no such button.
         let hidden = browser.script("return document.querySelector('#pane-left .mixture').hidden;");
         assert_eq!(hidden, json!(true));
+    }
+
+    // A colour run of 16x16 images: decoded in colour at its size; the pad is for grey ones.
+    if runs.iter().any(|r| r == "tinted") {
+        browser.script(
+            "const s = document.querySelector('#pane-right .model-select'); s.value = 'tinted'; s.dispatchEvent(new Event('change')); return 0;",
+        );
+        browser.wait_for(
+            "a colour decode",
+            "const c = document.querySelector('#pane-right .decoded'); if (c.width !== 16 || c.height !== 16) return false; const d = c.getContext('2d').getImageData(0, 0, 16, 16).data; for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 40) return true; return false;",
+        );
+        let caption = browser.script("return document.querySelector('#pane-right .post-caption').textContent;");
+        assert!(caption.as_str().unwrap().contains("grey"), "{caption}");
+        browser.call(
+            "POST",
+            &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
+            json!({}),
+        );
+        browser.wait_for(
+            "a colour interpolation",
+            "const s = document.querySelector('#pane-right .interp-strip'); const c = s.querySelectorAll('canvas'); return c.length >= 11 && c[0].width === 16;",
+        );
     }
 
     let errors = browser.script("return window.explorerErrors;");

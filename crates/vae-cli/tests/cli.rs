@@ -1108,7 +1108,6 @@ fn a_folder_of_colour_images_trains_resumes_and_draws_in_colour() {
 
     // What needs MNIST-like digits says so in a line.
     assert_refused(&vae(d, &["eval", "run", "--latent"]), "the classifier takes grey ones");
-    assert_refused(&vae(d, &["serve", "run"]), "28x28 grey");
     assert_refused(
         &vae(d, &["eval", "run", "--dataset", "mnist-sample"]),
         "images are 28x28 grey, not the 16x16 rgb asked for",

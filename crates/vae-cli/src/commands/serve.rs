@@ -116,6 +116,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .then(|| Sampler::load(&run, SamplerKind::Gmm, &model));
         let mut explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
             .with_context(|| format!("{}", path.display()))?;
+        // The dataset's own names: a folder's sub-folders, "all" when unlabelled.
+        explored = explored.with_class_names(data.class_names);
         match gmm {
             Some(Ok(sampler)) => explored.add_sampler(sampler),
             Some(Err(e)) => eprintln!("not serving its fitted sampler: {e}"),

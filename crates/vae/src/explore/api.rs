@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Images are sent as 784 integers 0..255, row-major: a quarter of the bytes of floats.
+/// Images are sent as height·width·channels integers 0..255, row-major, a pixel's channels
+/// side by side (784 for MNIST): a quarter of the bytes of floats.
 pub type Pixels = Vec<u8>;
 
 /// Most rows one decode or sample request may ask for.
@@ -52,6 +53,11 @@ impl ApiError {
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelInfo {
     pub name: String,
+    /// The images' size: what every image sent and received holds.
+    pub height: usize,
+    pub width: usize,
+    /// 1 grey, 3 RGB (the drawing pad draws for grey models only).
+    pub channels: usize,
     /// `ae`, `vae` or `cvae`.
     pub kind: &'static str,
     /// `mlp` or `conv`.
@@ -94,7 +100,7 @@ pub struct DecodeRequest {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
-    /// 784 integers 0..255 per image, row-major: what a canvas draws directly.
+    /// height·width·channels integers 0..255 per image, row-major: what a canvas draws.
     #[default]
     Pixels,
     /// A base64 PNG per image, for an `<img>` or a file.

@@ -11,10 +11,9 @@ use base64::Engine;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::data::Split;
 use crate::data::catalog::class_names;
-use crate::data::{ImageShape, Split};
 use crate::engine::Matrix;
-use crate::engine::activation::sigmoid_into;
 use crate::error::{Error, Result};
 use crate::image::{Picture, encode_png};
 use crate::latent::{Projection, codes_of, encode_codes, interpolate, project_2d};
@@ -49,11 +48,12 @@ impl ExploredModel {
     /// Test labels the model (a CVAE) cannot take.
     pub fn new(name: String, model: Model, dataset: String, epochs: usize, test: Split) -> Result<Self> {
         let shape = model.config.image_shape();
-        if shape != ImageShape::MNIST {
-            // The page draws 28x28 grey tiles and a drawing pad of that size.
+        if shape.is_vector() {
             return Err(Error::config(
                 "run",
-                format!("the explorer shows runs on 28x28 grey images; this one's are {shape}"),
+                format!(
+                    "the explorer shows pictures, and this run's items are {shape}: use vae encode, decode and score"
+                ),
             ));
         }
         model.check_labels(&test.labels, "test labels")?;
@@ -80,6 +80,23 @@ impl ExploredModel {
         })
     }
 
+    /// Names the classes as the dataset does (a folder's sub-folders), where it names as many
+    /// as the map's labels need.
+    pub fn with_class_names(mut self, names: Vec<String>) -> Self {
+        let needed = self
+            .test
+            .labels
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(self.model.config.classes);
+        if names.len() >= needed {
+            self.class_names = names;
+        }
+        self
+    }
+
     /// Serves `sampler` beside the prior (in place of one of the same kind).
     pub fn add_sampler(&mut self, sampler: Sampler) {
         self.samplers.retain(|s| s.kind() != sampler.kind());
@@ -88,8 +105,12 @@ impl ExploredModel {
 
     fn info(&self) -> ModelInfo {
         let c = &self.model.config;
+        let shape = c.image_shape();
         ModelInfo {
             name: self.name.clone(),
+            height: shape.height,
+            width: shape.width,
+            channels: shape.channels,
             kind: c.kind.name(),
             arch: c.arch.name(),
             latent: c.latent,
@@ -291,7 +312,7 @@ impl Explorer {
         m.model
             .forward::<crate::rng::RunRng>(&x, condition.as_ref(), &mut ws, Latent::Mean);
         let mut reconstruction = Matrix::default();
-        sigmoid_into(&ws.logits, &mut reconstruction);
+        m.model.outputs_into(&ws.logits, &mut reconstruction);
         let sigma = m.model.encoder.head.spread(&ws).map(|s| s.data.clone());
         Ok(EncodeResponse {
             map_point: m.projection.project(&ws.z.data),

@@ -437,3 +437,74 @@ fn a_fitted_mixture_is_served_beside_the_prior() {
         "has no \"vamp\" sampler",
     );
 }
+
+#[test]
+fn colour_runs_of_any_size_are_served_with_their_shape_and_class_names() {
+    // A small RGB model over 12x20 colour images (the digits, tinted), its classes named.
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let grey = data.test.take(40);
+    let (h, w) = (12, 20);
+    let mut rgb = Vec::new();
+    for i in 0..grey.len() {
+        let image = grey.images.image(i).unwrap();
+        for y in 0..h {
+            for x in 0..w {
+                let p = image[(y * 28 / h) * 28 + x * 28 / w];
+                rgb.extend([p, p / 2, 255 - p]);
+            }
+        }
+    }
+    let test = Split {
+        images: crate::data::Images {
+            count: grey.len(),
+            height: h,
+            width: w,
+            channels: 3,
+            values: crate::data::Values::Bytes(rgb),
+        },
+        labels: grey.labels.clone(),
+    };
+    let config = ModelConfig {
+        hidden: vec![16],
+        latent: 2,
+        image_height: h,
+        image_width: w,
+        image_channels: 3,
+        ..ModelConfig::mlp_vae()
+    };
+    let model = Model::new(config, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
+    let names: Vec<String> = (0..10).map(|c| format!("class {c}")).collect();
+    let explored = ExploredModel::new("tinted".into(), model, "tinted".into(), 1, test)
+        .unwrap()
+        .with_class_names(names.clone());
+    let e = Explorer::new(vec![explored]).unwrap();
+    let (status, models) = handle(&e, "GET", "/api/models", "", b"");
+    assert_eq!(status, 200);
+    let info = &models["models"][0];
+    assert_eq!(
+        (
+            info["height"].as_u64(),
+            info["width"].as_u64(),
+            info["channels"].as_u64()
+        ),
+        (Some(12), Some(20), Some(3))
+    );
+    assert_eq!(info["class_names"], json!(names));
+    let (status, decoded) = handle(
+        &e,
+        "POST",
+        "/api/decode",
+        "",
+        br#"{"model": "tinted", "z": [[0.5, -1.0]]}"#,
+    );
+    assert_eq!(status, 200, "{decoded}");
+    assert_eq!(decoded["images"][0].as_array().unwrap().len(), 12 * 20 * 3);
+    let image: Vec<f32> = (0..12 * 20 * 3).map(|i| (i % 7) as f32 / 7.0).collect();
+    let body = serde_json::to_vec(&json!({"model": "tinted", "image": image})).unwrap();
+    let (status, encoded) = handle(&e, "POST", "/api/encode", "", &body);
+    assert_eq!(status, 200, "{encoded}");
+    assert_eq!(encoded["reconstruction"].as_array().unwrap().len(), 12 * 20 * 3);
+    let (status, refused) = handle(&e, "POST", "/api/encode", "", br#"{"model": "tinted", "image": [0.5]}"#);
+    assert_eq!(status, 422);
+    assert!(refused["error"].as_str().unwrap().contains("720"), "{refused}");
+}

@@ -32,7 +32,7 @@ impl Model {
 
     /// Decoder outputs as values: pixels in [0, 1] through the sigmoid, or the Gaussian's
     /// means in the data's units.
-    fn outputs_into(&self, logits: &Matrix, out: &mut Matrix) {
+    pub fn outputs_into(&self, logits: &Matrix, out: &mut Matrix) {
         match &self.scaler {
             Some(scaler) => {
                 out.reshape_for_overwrite(logits.rows, logits.cols);
