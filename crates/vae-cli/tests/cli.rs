@@ -624,13 +624,45 @@ fn a_sampler_fitted_to_a_run_draws_its_samples_until_the_run_trains_on() {
     );
     assert_ne!(gmm, prior, "the mixture draws other codes than the prior");
 
-    // Training on rewrites the weights; the old mixture is refused, not silently used.
+    // The two-stage VAE: a second VAE on the codes, in its own folder inside the run.
+    assert_refused(
+        &vae(d, &["sample", "run", "--sampler", "two-stage"]),
+        "--kind two-stage",
+    );
+    let out = vae(
+        d,
+        &[
+            "fit-sampler",
+            "run",
+            "--kind",
+            "two-stage",
+            "--epochs",
+            "3",
+            "--hidden",
+            "32",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("8100 codes, 900 held out"), "{}", stdout(&out));
+    assert!(d.join("run/sampler-two-stage/model.safetensors").is_file());
+    let out = vae(d, &["sample", "run", "--sampler", "two-stage", "-n", "16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(std::fs::read(d.join("run/samples-two-stage-seed0.png")).unwrap(), prior);
+    let out = vae(d, &["eval", "run", "--json"]);
+    assert!(
+        out.status.success(),
+        "a second stage in the folder leaves the run as it was: {}",
+        stderr(&out)
+    );
+
+    // Training on rewrites the weights; the old samplers are refused, not silently used.
     let out = vae(d, &["train", "--resume", "run", "--epochs", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_refused(
         &vae(d, &["sample", "run", "--sampler", "gmm"]),
         "was fitted to other weights",
     );
+    assert_refused(&vae(d, &["sample", "run", "--sampler", "two-stage"]), "other weights");
 }
 
 #[test]

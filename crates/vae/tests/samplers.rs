@@ -14,7 +14,7 @@ use vae::model::{Model, ModelConfig, ModelKind};
 use vae::pictures;
 use vae::rng::seeded;
 use vae::run::{RunConfig, RunDir, TrainConfig};
-use vae::sampler::{FittedGmm, GmmOptions, Sampler, SamplerKind, default_components};
+use vae::sampler::{FittedGmm, GmmOptions, Sampler, SamplerKind, TwoStage, TwoStageOptions, default_components};
 use vae::train::Trainer;
 
 /// A small run of `kind`, trained for two epochs on 600 sample digits.
@@ -239,4 +239,74 @@ fn broken_sampler_files_are_named_errors() {
     other[at + needle.len() - 3..at + needle.len()].copy_from_slice(b"abc");
     let err = load_with(&other);
     assert!(err.contains("not a gmm sampler"), "{err}");
+}
+
+#[test]
+fn a_second_stage_is_trained_on_the_codes_saved_and_drawn_where_they_lie() {
+    let (_dir, run, mut model, data) = trained(ModelKind::Vae);
+    let options = TwoStageOptions {
+        hidden: vec![64],
+        epochs: Some(30),
+        ..TwoStageOptions::default()
+    };
+    let fitted = TwoStage::fit(&run, &model, &data.train, &options, &mut |_, _| {}).unwrap();
+    assert_eq!((fitted.record.train_codes, fitted.record.held_out_codes), (540, 60));
+    assert!(fitted.record.held_out_neg_elbo.is_finite());
+    let Sampler::TwoStage(loaded) = Sampler::load(&run, SamplerKind::TwoStage, &model).unwrap() else {
+        panic!("a two-stage sampler")
+    };
+    assert_eq!(loaded.record, fitted.record);
+    // Its draws are codes of the first stage, nearer to where the training codes lie than
+    // the prior's are (codes of 2 epochs of training do not fill N(0, I)).
+    let train = split_codes(&model, &data.train).unwrap();
+    let test = split_codes(&model, &data.test).unwrap();
+    let draws = loaded.draw(2_000, None, 1.0, &mut seeded(3)).unwrap();
+    assert_eq!(draws.shape(), (2_000, 4));
+    let prior = Sampler::prior_of(&model)
+        .draw(2_000, None, 1.0, &mut seeded(3))
+        .unwrap();
+    let (two_stage, of_prior) = (coverage(&train, &test, &draws), coverage(&train, &test, &prior));
+    eprintln!(
+        "draws in holes: two-stage {:.3}, prior {:.3}",
+        two_stage.hole_share, of_prior.hole_share
+    );
+    assert!(
+        two_stage.hole_share < of_prior.hole_share,
+        "{two_stage:?} vs {of_prior:?}"
+    );
+    // Tied to the weights whose codes it learnt.
+    model.params_mut()[0].value.data[0] += 0.5;
+    save_model(&run.model(), &model).unwrap();
+    let err = Sampler::load(&run, SamplerKind::TwoStage, &model)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sampler-two-stage.json") && err.contains("other weights"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cvae_second_stage_draws_the_codes_of_the_class_asked_for() {
+    let (_dir, run, model, data) = trained(ModelKind::Cvae);
+    let options = TwoStageOptions {
+        hidden: vec![32],
+        epochs: Some(5),
+        ..TwoStageOptions::default()
+    };
+    let fitted = TwoStage::fit(&run, &model, &data.train, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(fitted.model.config.classes, 10);
+    let labels = vec![3u8; 16];
+    assert_eq!(
+        fitted.draw(16, Some(&labels), 1.0, &mut seeded(1)).unwrap().shape(),
+        (16, 4)
+    );
+    let err = fitted.draw(16, None, 1.0, &mut seeded(1)).unwrap_err().to_string();
+    assert!(err.contains("class of every draw"), "{err}");
+    // Gone, it is named.
+    std::fs::remove_file(run.root.join("sampler-two-stage.json")).unwrap();
+    let err = Sampler::load(&run, SamplerKind::TwoStage, &model)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vae fit-sampler RUN --kind two-stage"), "{err}");
 }

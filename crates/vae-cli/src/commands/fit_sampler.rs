@@ -1,12 +1,13 @@
-//! `vae fit-sampler RUN --kind gmm`: fit a density to the training codes of a run and save it
-//! in the run folder, so that `vae sample --sampler gmm` draws where the codes are.
+//! `vae fit-sampler RUN --kind gmm|two-stage`: fit a density to the training codes of a run
+//! (a Gaussian mixture, or a second VAE) and save it in the run folder, so that `vae sample
+//! --sampler KIND` draws where the codes are.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use vae::run::RunDir;
-use vae::sampler::{FittedGmm, GmmOptions, GroupFit, default_components};
+use vae::sampler::{FittedGmm, GmmOptions, GroupFit, TwoStage, TwoStageOptions, default_components};
 
 use super::SamplerArg;
 
@@ -14,9 +15,17 @@ use super::SamplerArg;
 pub struct Args {
     /// The run folder.
     run: PathBuf,
-    /// The kind of sampler: gmm, a Gaussian mixture with full covariances.
+    /// The kind of sampler: gmm, a Gaussian mixture with full covariances; two-stage, a
+    /// second VAE trained on the codes (Dai & Wipf 2019).
     #[arg(long, value_enum, default_value = "gmm")]
     kind: SamplerArg,
+    /// two-stage: the second VAE's training epochs (default: about 2.4 million codes seen,
+    /// from 20 to 300 epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// two-stage: the second VAE's hidden widths.
+    #[arg(long, value_delimiter = ',', default_values_t = TwoStageOptions::default().hidden)]
+    hidden: Vec<usize>,
     /// Mixture components (for a CVAE: per class; default 50, shared out over a CVAE's
     /// classes).
     #[arg(long)]
@@ -40,10 +49,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     anyhow::ensure!(
-        matches!(args.kind, SamplerArg::Gmm),
-        "--kind: the prior is the model's own and needs no fitting; fit a gmm"
+        !matches!(args.kind, SamplerArg::Prior),
+        "--kind: the prior is the model's own and needs no fitting; fit a gmm or a two-stage"
     );
     let loaded = super::load_run(&args.run, args.dataset.as_deref())?;
+    if matches!(args.kind, SamplerArg::TwoStage) {
+        return fit_two_stage(&args, &loaded);
+    }
     let options = GmmOptions {
         components: args
             .components
@@ -86,6 +98,49 @@ pub fn run(args: Args) -> Result<ExitCode> {
         fitted.report.seconds
     );
     println!("{}", args.run.join("sampler-gmm.safetensors").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the second stage on the run's training codes, one line per epoch.
+fn fit_two_stage(args: &Args, loaded: &super::LoadedRun) -> Result<ExitCode> {
+    let options = TwoStageOptions {
+        hidden: args.hidden.clone(),
+        epochs: args.epochs,
+        latent: None,
+        seed: args.seed,
+    };
+    let data = loaded
+        .data
+        .prepared(loaded.config.train.binarize, loaded.config.train.seed);
+    eprintln!(
+        "training a second VAE ({}, latent {}) on the {} of {} training images of {}",
+        options
+            .hidden
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join("-"),
+        loaded.model.config.latent,
+        loaded.model.encoder.head.code_name(),
+        data.train.len(),
+        data.name
+    );
+    let run = RunDir::new(&args.run);
+    let fitted = TwoStage::fit(&run, &loaded.model, &data.train, &options, &mut |epoch, loss| {
+        if epoch == 1 || epoch % 25 == 0 {
+            eprintln!("  epoch {epoch}: held-out loss {loss:.3} nats per code");
+        }
+    })?;
+    let r = &fitted.record;
+    if args.json {
+        println!("{}", serde_json::to_string(r).expect("a record serialises"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "  {} codes, {} held out: negative ELBO {:.3} nats per held-out code ({:.1} s)",
+        r.train_codes, r.held_out_codes, r.held_out_neg_elbo, r.seconds
+    );
+    println!("{}", args.run.join("sampler-two-stage.json").display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,6 +36,8 @@ pub enum SamplerArg {
     Prior,
     /// A Gaussian mixture fitted to the training codes (`vae fit-sampler RUN --kind gmm`).
     Gmm,
+    /// A second VAE trained on the training codes (`vae fit-sampler RUN --kind two-stage`).
+    TwoStage,
 }
 
 impl From<SamplerArg> for vae::sampler::SamplerKind {
@@ -43,6 +45,7 @@ impl From<SamplerArg> for vae::sampler::SamplerKind {
         match a {
             SamplerArg::Prior => vae::sampler::SamplerKind::Prior,
             SamplerArg::Gmm => vae::sampler::SamplerKind::Gmm,
+            SamplerArg::TwoStage => vae::sampler::SamplerKind::TwoStage,
         }
     }
 }

@@ -118,10 +118,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("{}", path.display()))?;
         // The dataset's own names: a folder's sub-folders, "all" when unlabelled.
         explored = explored.with_class_names(data.class_names);
-        match gmm {
-            Some(Ok(sampler)) => explored.add_sampler(sampler),
-            Some(Err(e)) => eprintln!("not serving its fitted sampler: {e}"),
-            None => {}
+        let two_stage = run
+            .root
+            .join("sampler-two-stage.json")
+            .exists()
+            .then(|| Sampler::load(&run, SamplerKind::TwoStage, &explored.model));
+        for fitted in [gmm, two_stage].into_iter().flatten() {
+            match fitted {
+                Ok(sampler) => explored.add_sampler(sampler),
+                Err(e) => eprintln!("not serving its fitted sampler: {e}"),
+            }
         }
         models.push(explored);
     }

@@ -9,12 +9,15 @@
 //! ```text
 //! RUN/sampler-gmm.safetensors   the fitted mixture(s), tied to RUN/model.safetensors
 //! RUN/sampler-gmm.json          how it was fitted, and its held-out log-likelihood
+//! RUN/sampler-two-stage/        a second VAE trained on the codes (see [`two_stage`])
 //! ```
 
 mod file;
 pub mod gmm;
+pub mod two_stage;
 
 pub use gmm::{GaussianMixture, GmmFit, GmmOptions};
+pub use two_stage::{TwoStage, TwoStageOptions};
 
 use std::time::Instant;
 
@@ -55,6 +58,9 @@ pub enum SamplerKind {
     /// A Gaussian mixture with full covariances fitted to the training codes
     /// (`vae fit-sampler RUN --kind gmm`).
     Gmm,
+    /// A second VAE trained on the training codes (`vae fit-sampler RUN --kind two-stage`).
+    #[serde(rename = "two-stage")]
+    TwoStage,
 }
 
 impl SamplerKind {
@@ -63,6 +69,7 @@ impl SamplerKind {
         match self {
             SamplerKind::Prior => "prior",
             SamplerKind::Gmm => "gmm",
+            SamplerKind::TwoStage => "two-stage",
         }
     }
 }
@@ -78,6 +85,8 @@ pub enum Sampler {
     },
     /// A fitted Gaussian mixture.
     Gmm(FittedGmm),
+    /// A second VAE on the codes.
+    TwoStage(Box<TwoStage>),
 }
 
 impl Sampler {
@@ -100,6 +109,7 @@ impl Sampler {
         match kind {
             SamplerKind::Prior => Ok(Sampler::prior_of(model)),
             SamplerKind::Gmm => Ok(Sampler::Gmm(file::load(run, model)?)),
+            SamplerKind::TwoStage => Ok(Sampler::TwoStage(Box::new(TwoStage::load(run, model)?))),
         }
     }
 
@@ -107,6 +117,7 @@ impl Sampler {
         match self {
             Sampler::Prior { .. } => SamplerKind::Prior,
             Sampler::Gmm(_) => SamplerKind::Gmm,
+            Sampler::TwoStage(_) => SamplerKind::TwoStage,
         }
     }
 
@@ -115,12 +126,20 @@ impl Sampler {
         match self {
             Sampler::Prior { name, .. } => format!("the prior {name}"),
             Sampler::Gmm(g) => g.describe(),
+            Sampler::TwoStage(t) => format!(
+                "a second VAE (latent {}) trained on the training {}",
+                t.model.config.latent, t.record.codes
+            ),
         }
     }
 
     /// Whether the draws depend on the label asked for (a mixture fitted per class of a CVAE).
     pub fn per_class(&self) -> bool {
-        matches!(self, Sampler::Gmm(g) if g.mixtures.len() > 1)
+        match self {
+            Sampler::Gmm(g) => g.mixtures.len() > 1,
+            Sampler::TwoStage(t) => t.model.conditioning().classes().is_some(),
+            Sampler::Prior { .. } => false,
+        }
     }
 
     /// `n` codes at temperature `T` (which scales the spread of the prior or of each mixture
@@ -136,6 +155,7 @@ impl Sampler {
         match self {
             Sampler::Prior { prior, latent, .. } => Ok(prior.sample(n, *latent, temperature, rng)),
             Sampler::Gmm(g) => g.draw(n, labels, temperature, rng),
+            Sampler::TwoStage(t) => t.draw(n, labels, temperature, rng),
         }
     }
 }
