@@ -1139,7 +1139,6 @@ fn a_folder_of_colour_images_trains_resumes_and_draws_in_colour() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // What needs MNIST-like digits says so in a line.
-    assert_refused(&vae(d, &["eval", "run", "--latent"]), "the classifier takes grey ones");
     assert_refused(
         &vae(d, &["eval", "run", "--dataset", "mnist-sample"]),
         "images are 28x28 grey, not the 16x16 rgb asked for",
@@ -1353,6 +1352,89 @@ fn vectors_from_csv_and_npy_train_resume_and_evaluate() {
         &vae(d, &[&gaussian[..], &["--binarize", "static", "--out", "bin"]].concat()),
         "binarizing is for intensities",
     );
+}
+
+#[test]
+fn the_demo_tells_its_story_on_colour_images_of_another_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 2,000 of the built-in digits at 12x12, orange on blue, as an NPY array with its labels.
+    let data = vae::data::catalog::load(
+        &vae::data::DatasetSpec::Named(vae::data::DatasetName::MnistSample),
+        &vae::data::DataDirs::from_env(),
+    )
+    .unwrap();
+    let digits = data.train.take(2_000);
+    let mut rgb = Vec::new();
+    for i in 0..digits.len() {
+        let image = digits.images.image(i).unwrap();
+        for y in 0..12 {
+            for x in 0..12 {
+                let ink = image[(y * 28 / 12 + 1) * 28 + x * 28 / 12 + 1] as u32;
+                let mix = |on: u32, off: u32| ((on * ink + off * (255 - ink)) / 255) as u8;
+                rgb.extend([mix(255, 30), mix(140, 60), mix(0, 160)]);
+            }
+        }
+    }
+    let mut npy = Vec::new();
+    vae::data::npy::write_u8(&mut npy, &[digits.len(), 12, 12, 3], &rgb).unwrap();
+    std::fs::write(d.join("tinted.npy"), npy).unwrap();
+    let labels: Vec<String> = digits.labels.iter().map(|l| l.to_string()).collect();
+    std::fs::write(d.join("labels.txt"), labels.join("\n")).unwrap();
+    let out = vae_command(
+        d,
+        &[
+            "demo",
+            "--dataset",
+            "tinted.npy",
+            "--labels",
+            "labels.txt",
+            "--epochs",
+            "2",
+            "--latent",
+            "2",
+            "--hidden",
+            "64",
+            "--samples",
+            "300",
+            "--pairs",
+            "20",
+            "--threads",
+            "2",
+            "--out",
+            "demo",
+        ],
+    )
+    .env("VAE_DATA_DIR", d.join("data"))
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(d.join("demo/report.html")).unwrap();
+    assert!(report.contains("data:image/png;base64,"), "pictures embedded");
+    let numbers: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
+    let names: Vec<&str> = numbers["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "vamp-vae-2", "cvae-2"]);
+    assert!(
+        numbers["classifier_accuracy"].as_f64().unwrap() > 0.5,
+        "a classifier of the colour digits: {numbers}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("demo/runs/vae-2/config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            config["model"]["image_height"].as_u64(),
+            config["model"]["image_channels"].as_u64()
+        ),
+        (Some(12), Some(3))
+    );
+    // Each picture is RGB (colour type 2 at byte 25).
+    assert_eq!(std::fs::read(d.join("demo/runs/vae-2/samples.png")).unwrap()[25], 2);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::latent::{DatasetCodes, random_pairs};
 use crate::metrics::{
     Completeness, LatentOptions, LatentReport, Reference, SampleQuality, latent_report, sample_quality,
 };
-use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, MNIST_SIDE, ModelConfig, ModelKind, PriorKind};
+use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, ModelConfig, ModelKind, PriorKind};
 use crate::pictures;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
@@ -208,8 +208,6 @@ pub fn run(
 
     let mlp = |model: ModelKind, latent: usize| ModelConfig {
         kind: model,
-        image_height: MNIST_SIDE,
-        image_width: MNIST_SIDE,
         hidden: options.hidden.clone(),
         latent,
         recon: Recon::Bce,
@@ -227,7 +225,11 @@ pub fn run(
             latent,
             ..ModelConfig::conv_vae()
         };
-        plan.push((format!("conv-vae-{latent}"), conv, conv_epochs(options.epochs)));
+        // The conv body mirrors square images only.
+        let shape = data.shape();
+        if shape.height == shape.width {
+            plan.push((format!("conv-vae-{latent}"), conv, conv_epochs(options.epochs)));
+        }
         let vamp = ModelConfig {
             prior: PriorKind::Vamp,
             prior_components: DEFAULT_VAMP_COMPONENTS,
@@ -248,7 +250,7 @@ pub fn run(
             model.latent
         )));
         let run = RunDir::new(options.runs.join(&name));
-        let config = RunConfig {
+        let mut config = RunConfig {
             model,
             train: TrainConfig {
                 dataset: data.name.clone(),
@@ -259,6 +261,8 @@ pub fn run(
                 ..TrainConfig::default()
             },
         };
+        // Each model is sized to the data's images (and a CVAE to its classes).
+        config.fit_to(data)?;
         // The demo owns the folders it names: an earlier demo's run there is replaced.
         if run.checkpoint().exists() || run.config().exists() {
             std::fs::remove_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;

@@ -257,6 +257,7 @@ fn the_latent_report_of_a_model_that_always_draws_one_digit_is_known() {
     let classifier_config = ClassifierConfig {
         image_height: 28,
         image_width: 28,
+        image_channels: 1,
         channels: vec![4],
         hidden: vec![12],
         classes: 10,

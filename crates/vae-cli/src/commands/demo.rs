@@ -13,7 +13,9 @@ use crate::progress;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// mnist-sample (built in), mnist, fashion-mnist, or a directory of IDX files.
+    /// mnist-sample (built in), mnist, fashion-mnist, or any labelled images of up to ten
+    /// classes (a folder of IDX files or of images, an NPY array with --labels), grey or
+    /// colour.
     #[arg(long, default_value = "mnist-sample")]
     dataset: String,
     /// Folder for report.html, report.json and the run folders.
@@ -45,6 +47,8 @@ pub struct Args {
     /// Skip the conv VAE, the VAE with the VampPrior and the conditional VAE (AE and VAE only).
     #[arg(long)]
     no_extras: bool,
+    #[command(flatten)]
+    data: super::DataArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -58,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--samples and --pairs: must be at least 2 and 1"
     );
     ensure!(args.epochs != Some(0), "--epochs: must be at least 1");
-    let data = super::load_dataset(&args.dataset)?;
+    let data = super::load_dataset_with(&args.dataset, &args.data.options())?;
     let runs = args.out.join("runs");
     let options = DemoOptions {
         latents: args.latent.clone(),

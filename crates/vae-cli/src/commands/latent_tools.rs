@@ -45,6 +45,7 @@ pub struct InterpolateArgs {
 pub fn interpolate_run(args: InterpolateArgs) -> Result<ExitCode> {
     ensure!(args.steps >= 1, "--steps: must be at least 1");
     let LoadedRun { model, data, .. } = load_run(&args.run, args.dataset.as_deref())?;
+    super::ensure_pictures(&args.run, &model)?;
     let test = &data.test;
     let pairs: Vec<(usize, usize)> = match args.pairs {
         Some(n) => {
@@ -100,6 +101,7 @@ pub fn traverse_run(args: TraverseArgs) -> Result<ExitCode> {
         "--range: must be a finite number > 0"
     );
     let LoadedRun { model, data, .. } = load_run(&args.run, args.dataset.as_deref())?;
+    super::ensure_pictures(&args.run, &model)?;
     super::ensure_label_fits(&args.run, &model, args.label)?;
     let latent = model.config.latent;
     let base = match args.image {
@@ -196,6 +198,7 @@ pub struct ManifoldArgs {
 pub fn manifold_run(args: ManifoldArgs) -> Result<ExitCode> {
     ensure!((2..=100).contains(&args.grid), "--grid: must be between 2 and 100");
     let LoadedRun { model, data, .. } = load_run(&args.run, None)?;
+    super::ensure_pictures(&args.run, &model)?;
     super::ensure_label_fits(&args.run, &model, args.label)?;
     ensure!(
         model.config.latent == 2,

@@ -267,6 +267,17 @@ pub fn write_or_print(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Pictures are of images: a run on vectors is refused, pointing to what does work.
+pub fn ensure_pictures(run: &Path, model: &Model) -> Result<()> {
+    let shape = model.config.image_shape();
+    anyhow::ensure!(
+        !shape.is_vector(),
+        "{}: this run's items are {shape}, not pictures: use vae decode (codes to vectors), vae encode, vae score or vae latent-map",
+        run.display()
+    );
+    Ok(())
+}
+
 /// A CVAE reads each item with its label: refused on items that have none.
 pub fn ensure_labels_for(model: &Model, items: &vae::data::items::NamedItems) -> Result<()> {
     anyhow::ensure!(

@@ -26,6 +26,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     anyhow::ensure!(args.count > 0, "-n: must be at least 1");
     let super::LoadedRun { model, data, .. } = super::load_run(&args.run, args.dataset.as_deref())?;
+    super::ensure_pictures(&args.run, &model)?;
     let inputs = data.test.range_batch(0, args.count);
     let labels = &data.test.labels[..inputs.rows];
     super::write_picture(

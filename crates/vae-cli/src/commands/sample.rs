@@ -50,6 +50,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let run = RunDir::new(&args.run);
     let model = run.load_model()?;
+    super::ensure_pictures(&args.run, &model)?;
     let sampler = Sampler::load(&run, args.sampler.into(), &model)?;
     anyhow::ensure!(
         model.conditioning().classes().is_some() || (args.label.is_none() && !args.grid_labels),

@@ -37,6 +37,9 @@ const CHUNK: usize = 1024;
 pub struct ClassifierConfig {
     pub image_height: usize,
     pub image_width: usize,
+    /// 1 grey, 3 RGB (absent from the config of a grey one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub image_channels: usize,
     /// Output channels of the convolutions (3x3, stride 2, padding 1, ReLU), input side first.
     pub channels: Vec<usize>,
     /// Dense hidden layer widths after the convolutions; the last one is the feature layer.
@@ -48,6 +51,14 @@ pub struct ClassifierConfig {
     pub seed: u64,
     /// Accuracy on that dataset's test split, measured after training.
     pub test_accuracy: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The classifier: ReLU convolutions `conv1`, `conv2`, …, ReLU dense layers `fc1`, `fc2`, …,
@@ -81,7 +92,13 @@ impl Classifier {
             ));
         }
         let mut layers = Stack::new("classifier");
-        let (mut h, mut w, mut c) = (config.image_height, config.image_width, 1);
+        if !matches!(config.image_channels, 1 | 3) {
+            return Err(Error::config(
+                "image_channels",
+                "the classifier takes grey (1) or RGB (3) images",
+            ));
+        }
+        let (mut h, mut w, mut c) = (config.image_height, config.image_width, config.image_channels);
         for (i, &out) in config.channels.iter().enumerate() {
             let geometry = ConvGeometry {
                 in_channels: c,

@@ -56,14 +56,16 @@ pub fn default_epochs(train_images: usize) -> usize {
     120_000usize.div_ceil(train_images.max(1)).clamp(3, 15)
 }
 
-/// Moves every image of the batch by its own random offset of up to `max` pixels in each
-/// direction, filling with black: the classifier learns that a digit is a digit wherever it
-/// sits, which the decoded samples it judges need.
+/// Moves every image of the batch (`side`: height, width; a pixel's channels side by side)
+/// by its own random offset of up to `max` pixels in each direction, filling with black: the
+/// classifier learns that a digit is a digit wherever it sits, which the decoded samples it
+/// judges need.
 fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRng) {
     if max == 0 {
         return;
     }
     let (h, w) = side;
+    let c = x.cols / (h * w).max(1);
     let span = 2 * max as i64 + 1;
     let mut shifted = vec![0.0f32; x.cols];
     for r in 0..x.rows {
@@ -79,7 +81,8 @@ fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRn
             for xx in 0..w as i64 {
                 let sx = xx - dx;
                 if sx >= 0 && sx < w as i64 {
-                    shifted[(y * w as i64 + xx) as usize] = row[(sy * w as i64 + sx) as usize];
+                    let (to, from) = ((y * w as i64 + xx) as usize * c, (sy * w as i64 + sx) as usize * c);
+                    shifted[to..to + c].copy_from_slice(&row[from..from + c]);
                 }
             }
         }
@@ -87,20 +90,21 @@ fn shift_batch(x: &mut Matrix, side: (usize, usize), max: usize, rng: &mut RunRn
     }
 }
 
-/// Refuses data the classifier is not made for: it tells apart the ten classes of grey
-/// images on a black background (MNIST's digits and look-alikes), learning from their labels.
+/// Refuses data the classifier is not made for: it tells apart up to ten classes of images,
+/// grey or colour (MNIST's digits and look-alikes, a folder's categories), learning from
+/// their labels.
 pub fn ensure_classifiable(data: &Dataset) -> Result<()> {
     let problem = if !data.labelled {
         "has no labels to learn from".to_string()
-    } else if data.shape().channels != 1 {
-        format!("has {} images, and the classifier takes grey ones", data.shape())
+    } else if data.shape().is_vector() {
+        format!("holds {}, and the classifier takes images", data.shape())
     } else if data.classes() > CLASSES {
         format!("has {} classes, more than the classifier's {CLASSES}", data.classes())
     } else {
         return Ok(());
     };
     Err(Error::Dataset(format!(
-        "{}: {problem}: the sample-quality measures need a classifier of MNIST-like digits",
+        "{}: {problem}: the sample-quality measures need a classifier of labelled images",
         data.name
     )))
 }
@@ -120,6 +124,7 @@ pub fn train(
     let config = ClassifierConfig {
         image_height: images.height,
         image_width: images.width,
+        image_channels: images.channels,
         channels: options.channels.clone(),
         hidden: options.hidden.clone(),
         classes: CLASSES,
@@ -211,11 +216,12 @@ pub fn classifier_for(
     let fits = |classifier: Classifier, dir: &Path| -> Result<Classifier> {
         let c = &classifier.config;
         let shape = data.shape();
-        if (c.image_height, c.image_width) != (shape.height, shape.width) {
+        if (c.image_height, c.image_width, c.image_channels) != (shape.height, shape.width, shape.channels) {
+            let colour = if c.image_channels == 3 { "rgb" } else { "grey" };
             return Err(Error::Run {
                 path: dir.to_path_buf(),
                 problem: format!(
-                    "a classifier of {}x{} images cannot judge {}'s {shape} images",
+                    "a classifier of {}x{} {colour} images cannot judge {}'s {shape} images",
                     c.image_height, c.image_width, data.name
                 ),
             });
@@ -281,6 +287,18 @@ mod tests {
         let emptied = (0..x.rows).filter(|&r| x.row(r).iter().all(|&v| v == 0.0)).count();
         // The pixel stays only for non-negative offsets in both directions: 9 of 25.
         assert!((100..=150).contains(&emptied), "{emptied} of 200 rows lost the pixel");
+
+        // A colour pixel moves with its three channels together.
+        let mut colour = vec![0.0f32; h * w * 3];
+        colour[(3 * w + 4) * 3..(3 * w + 4) * 3 + 3].copy_from_slice(&[0.2, 0.5, 0.9]);
+        let mut x = Matrix::from_vec(50, h * w * 3, colour.repeat(50));
+        shift_batch(&mut x, (h, w), 2, &mut rng);
+        for r in 0..x.rows {
+            let lit: Vec<usize> = (0..h * w * 3).filter(|&i| x.row(r)[i] != 0.0).collect();
+            assert_eq!(lit.len(), 3, "row {r}");
+            assert_eq!(lit[0] % 3, 0, "row {r}: the channels stay in their order");
+            assert_eq!([x.row(r)[lit[0]], x.row(r)[lit[1]], x.row(r)[lit[2]]], [0.2, 0.5, 0.9]);
+        }
 
         let before = Matrix::from_vec(1, h * w, image.clone());
         let mut same = before.clone();
