@@ -389,8 +389,17 @@ fn fit_sampler(
     reference: &Reference,
     options: &DemoOptions,
 ) -> Result<FittedSamples> {
+    // A class with fewer training codes than the default components (a folder's small
+    // category) gets as many components as it has codes: the fit stays possible.
+    let smallest = match model.conditioning().classes() {
+        Some(classes) => (0..classes as u8)
+            .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
+            .min()
+            .unwrap_or(0),
+        None => data.train.len(),
+    };
     let gmm = GmmOptions {
-        components: default_components(model.conditioning()),
+        components: default_components(model.conditioning()).min(smallest).max(1),
         ..GmmOptions::default()
     };
     let fitted = FittedGmm::fit_codes(model, &codes.train, &data.train.labels, &data.name, &gmm, options.seed)?;
