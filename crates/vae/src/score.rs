@@ -67,6 +67,66 @@ pub fn encode(model: &Model, split: &Split) -> Result<Codes> {
     Ok(Codes { mean, std })
 }
 
+/// Codes from the file at `path`, for a model of `latent` dimensions: an NPY array of
+/// items x latent, or items x 2 x latent as [`encode`]'s NPY holds them (whose means are
+/// taken), or a CSV table (its `mu_` columns as `vae encode` writes them, else every column).
+///
+/// # Errors
+/// A file that does not read, or codes of another width.
+pub fn read_codes(path: &std::path::Path, latent: usize) -> Result<Matrix> {
+    let bad = |problem: String| crate::error::Error::data_file(path, problem);
+    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let (rows, values) = if is_npy {
+        let array = crate::data::npy::read(path)?;
+        let floats: Vec<f32> = match array.values {
+            crate::data::Values::Floats(f) => f,
+            crate::data::Values::Bytes(b) => b.into_iter().map(f32::from).collect(),
+        };
+        match array.shape[..] {
+            [n, l] if l == latent => (n, floats),
+            [n, 2, l] if l == latent => (n, floats.chunks_exact(2 * l).flat_map(|c| c[..l].to_vec()).collect()),
+            _ => {
+                return Err(bad(format!(
+                    "shape {}: codes of this run are N x {latent} (or N x 2 x {latent})",
+                    crate::data::npy::shape_text(&array.shape)
+                )));
+            }
+        }
+    } else {
+        // `vae encode`'s own tables have text columns first (item, label): read the labels
+        // as such, then pick the codes.
+        let t = crate::data::table::read(path, None).or_else(|_| crate::data::table::read(path, Some("item")))?;
+        let mu: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.starts_with("mu_"))
+            .map(|(i, _)| i)
+            .collect();
+        let picked: Vec<usize> = if mu.is_empty() {
+            (0..t.columns.len()).collect()
+        } else {
+            mu
+        };
+        if picked.len() != latent {
+            return Err(bad(format!(
+                "{} code columns; this run's codes have {latent}",
+                picked.len()
+            )));
+        }
+        let width = t.columns.len();
+        let all = &t.values;
+        let values = (0..t.rows)
+            .flat_map(|r| picked.iter().map(move |&c| all[r * width + c]))
+            .collect();
+        (t.rows, values)
+    };
+    if rows == 0 {
+        return Err(bad("holds no codes".into()));
+    }
+    Ok(Matrix::from_vec(rows, latent, values))
+}
+
 /// One item's scores (see [the module](self)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ItemScore {

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use vae::data::{npy, table};
-use vae::engine::Matrix;
 use vae::image::{GridLayout, encode_png, single_image, tile_grid};
 use vae::output::{Table, TableFormat};
 use vae::run::RunDir;
@@ -32,7 +30,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let model = run.load_model()?;
     super::ensure_label_fits(&args.run, &model, args.label)?;
     let latent = model.config.latent;
-    let codes = read_codes(&args.codes, latent)?;
+    let codes = vae::score::read_codes(&args.codes, latent)?;
     let condition = match model.conditioning().classes() {
         Some(_) => {
             let label = args.label.with_context(|| {
@@ -82,58 +80,4 @@ pub fn run(args: Args) -> Result<ExitCode> {
             super::write_picture(&args.run, out.clone(), "decoded.png", &encode_png(&picture)?)
         }
     }
-}
-
-/// Codes from `path`: NPY (items x latent, or items x 2 x latent whose means are taken) or
-/// CSV (its mu_ columns, else every column).
-fn read_codes(path: &std::path::Path, latent: usize) -> Result<Matrix> {
-    let bad = |problem: String| anyhow::anyhow!("{}: {problem}", path.display());
-    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let (rows, values) = if is_npy {
-        let array = npy::read(path)?;
-        let floats: Vec<f32> = match array.values {
-            vae::data::Values::Floats(f) => f,
-            vae::data::Values::Bytes(b) => b.into_iter().map(f32::from).collect(),
-        };
-        match array.shape[..] {
-            [n, l] if l == latent => (n, floats),
-            [n, 2, l] if l == latent => (n, floats.chunks_exact(2 * l).flat_map(|c| c[..l].to_vec()).collect()),
-            _ => {
-                return Err(bad(format!(
-                    "shape {}: codes of this run are N x {latent} (or N x 2 x {latent})",
-                    npy::shape_text(&array.shape)
-                )));
-            }
-        }
-    } else {
-        let t = table::read(path, None).or_else(|_| table::read(path, Some("item")))?;
-        let mu: Vec<usize> = t
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.starts_with("mu_"))
-            .map(|(i, _)| i)
-            .collect();
-        let picked: Vec<usize> = if mu.is_empty() {
-            (0..t.columns.len()).collect()
-        } else {
-            mu
-        };
-        if picked.len() != latent {
-            return Err(bad(format!(
-                "{} code columns; this run's codes have {latent}",
-                picked.len()
-            )));
-        }
-        let width = t.columns.len();
-        let values = (0..t.rows)
-            .flat_map(|r| picked.iter().map(move |&c| (r, c)))
-            .map(|(r, c)| t.values[r * width + c])
-            .collect();
-        (t.rows, values)
-    };
-    if rows == 0 {
-        return Err(bad("holds no codes".into()));
-    }
-    Ok(Matrix::from_vec(rows, latent, values))
 }
