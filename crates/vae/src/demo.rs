@@ -24,7 +24,8 @@ use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, ModelConfig, ModelKind, PriorK
 use crate::pictures;
 use crate::rng::{Stream, seeded, stream_rng};
 use crate::run::{RunConfig, RunDir, TrainConfig};
-use crate::sampler::{FittedGmm, GmmOptions, Sampler, default_components};
+use crate::sampler::two_stage;
+use crate::sampler::{FittedGmm, GmmOptions, Sampler, TwoStage, TwoStageOptions, default_components};
 use crate::train::{EpochMetrics, Outcome, TrainEvent, Trainer};
 
 /// What the demo trains.
@@ -97,6 +98,21 @@ pub struct DemoModel {
     pub report: LatentReport,
     /// Samples from a Gaussian mixture fitted to the training codes, and their numbers.
     pub fitted: FittedSamples,
+    /// The extras' VAE of the largest latent size only: samples from a second VAE trained on
+    /// its codes (the two-stage VAE), and their numbers.
+    pub second_stage: Option<SecondStage>,
+}
+
+/// What a second VAE trained on a model's codes makes of it ([`TwoStage`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SecondStage {
+    pub epochs: usize,
+    /// Its negative ELBO per held-out code, in nats.
+    pub held_out_neg_elbo: f64,
+    pub seconds: f64,
+    #[serde(skip)]
+    pub samples: Vec<u8>,
+    pub quality: SampleQuality,
 }
 
 /// What a sampler fitted after training makes of a model: [`crate::sampler::DEFAULT_COMPONENTS`]
@@ -156,6 +172,7 @@ pub struct ModelNumbers<'a> {
     pub last_epoch: Option<&'a EpochMetrics>,
     pub latent_space: &'a LatentReport,
     pub fitted_sampler: &'a FittedSamples,
+    pub second_stage: Option<&'a SecondStage>,
 }
 
 impl DemoResult {
@@ -179,6 +196,7 @@ impl DemoResult {
                     last_epoch: m.history.last(),
                     latent_space: &m.report,
                     fitted_sampler: &m.fitted,
+                    second_stage: m.second_stage.as_ref(),
                 })
                 .collect(),
             seconds: self.seconds,
@@ -358,6 +376,16 @@ fn look_at(
     let codes = DatasetCodes::new(model, data)?;
     let code_density = encode_png_rgb(&pictures::code_density(model, &codes.train, title))?;
     let fitted = fit_sampler(model, run, data, &codes, classifier, reference, options)?;
+    let largest = options.latents.iter().copied().max().unwrap_or(latent);
+    let two_stage = options.extras
+        && kind == ModelKind::Vae
+        && model.config.arch == Arch::Mlp
+        && model.config.prior == PriorKind::Standard
+        && latent == largest;
+    let second_stage = match two_stage {
+        true => Some(second_stage(model, run, data, &codes, classifier, reference, options)?),
+        false => None,
+    };
     Ok(DemoModel {
         name: name.to_string(),
         kind,
@@ -374,7 +402,53 @@ fn look_at(
         manifold,
         code_density,
         fitted,
+        second_stage,
         report: latent_report(model, &prior, classifier, data, &codes, &options.latent, reference)?,
+    })
+}
+
+/// Trains a second VAE on `model`'s training codes (its default epochs, or 15 per epoch of
+/// the demo's models when that is fewer, so a short demo stays short), saves it in the run
+/// folder, and draws the same pictures and numbers from it as from the prior.
+fn second_stage(
+    model: &crate::model::Model,
+    run: &RunDir,
+    data: &Dataset,
+    codes: &DatasetCodes,
+    classifier: &Classifier,
+    reference: &Reference,
+    options: &DemoOptions,
+) -> Result<SecondStage> {
+    let held = data.train.len() / 10;
+    let stage = TwoStageOptions {
+        epochs: Some(two_stage::default_epochs(data.train.len() - held).min(15 * options.epochs)),
+        seed: options.seed,
+        ..TwoStageOptions::default()
+    };
+    let fitted = TwoStage::fit(run, model, &data.train, &stage, &mut |_, _| {})?;
+    let (epochs, held_out_neg_elbo, seconds) = (
+        fitted.record.options.epochs.unwrap_or(0),
+        fitted.record.held_out_neg_elbo,
+        fitted.record.seconds,
+    );
+    let sampler = Sampler::TwoStage(Box::new(fitted));
+    let mut rng = stream_rng(options.seed, Stream::Samples);
+    let samples = encode_png(&pictures::run_samples(model, &sampler, &mut rng)?)?;
+    let quality = sample_quality(
+        model,
+        &sampler,
+        classifier,
+        codes,
+        options.latent.samples,
+        options.latent.seed,
+        reference,
+    )?;
+    Ok(SecondStage {
+        epochs,
+        held_out_neg_elbo,
+        seconds,
+        samples,
+        quality,
     })
 }
 

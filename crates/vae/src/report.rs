@@ -150,6 +150,7 @@ pub fn render_html(result: &DemoResult) -> String {
         );
     }
     html += &learned_prior(result);
+    html += &two_stage(result);
     html += &beyond_the_mlp(result);
     html += &format!(
         r#"<h2 id="reproduce">Reproduce</h2><p>The run folders are in <code>{}</code>: try <code>vae sample</code>, <code>vae interpolate --slerp</code>, <code>vae traverse</code> or <code>vae eval --latent</code> on them.</p></body></html>
@@ -201,6 +202,39 @@ fn learned_prior(result: &DemoResult) -> String {
         png(&vae.fitted.samples, "VAE samples from the fitted mixture"),
         png(&vamp.samples, "samples from the VampPrior"),
         latent = vamp.latent,
+    )
+}
+
+/// The standard VAE of the largest latent size beside the second VAE trained on its codes
+/// (the two-stage VAE), when the demo trained one.
+fn two_stage(result: &DemoResult) -> String {
+    let Some((vae, stage)) = result
+        .models
+        .iter()
+        .find_map(|m| m.second_stage.as_ref().map(|s| (m, s)))
+    else {
+        return String::new();
+    };
+    let caption = format!(
+        "The other kind of fitted sampler: a second VAE trained on the first one's training codes (Dai &amp; Wipf 2019; <code>vae fit-sampler --kind two-stage</code>, {} epochs, {:.0} s), its own N(0, I) learning to map onto where the codes lie, with a Gaussian likelihood of learned variances. Confidently classified: {:.1}% from N(0, I), {:.1}% from the second stage, {:.1}% from the mixture; FID {:.1}, {:.1} and {:.1}; draws in holes {:.1}%, {:.1}% and {:.1}%.",
+        stage.epochs,
+        stage.seconds,
+        100.0 * vae.report.completeness.confident_share,
+        100.0 * stage.quality.completeness.confident_share,
+        100.0 * vae.fitted.quality.completeness.confident_share,
+        vae.report.fid,
+        stage.quality.fid,
+        vae.fitted.quality.fid,
+        100.0 * vae.report.coverage.hole_share,
+        100.0 * stage.quality.coverage.hole_share,
+        100.0 * vae.fitted.quality.coverage.hole_share,
+    );
+    format!(
+        r#"<h2 id="two-stage">A second VAE on the codes, latent {latent}</h2><p class="caption">{caption}</p><div class="triple"><div><h4>VAE, codes from N(0, I)</h4>{}</div><div><h4>the same VAE, codes from the second stage</h4>{}</div><div><h4>the same VAE, codes from the fitted mixture</h4>{}</div></div>"#,
+        png(&vae.samples, "VAE samples from N(0, I)"),
+        png(&stage.samples, "VAE samples from the second stage"),
+        png(&vae.fitted.samples, "VAE samples from the fitted mixture"),
+        latent = vae.latent,
     )
 }
 
