@@ -23,7 +23,7 @@ pub struct Args {
     /// from 20 to 300 epochs).
     #[arg(long)]
     epochs: Option<usize>,
-    /// two-stage: the second VAE's hidden widths.
+    /// two-stage: the second VAE's hidden widths (64-64 adds 2% to a draw's products).
     #[arg(long, value_delimiter = ',', default_values_t = TwoStageOptions::default().hidden)]
     hidden: Vec<usize>,
     /// Mixture components (for a CVAE: per class; default 50, shared out over a CVAE's

