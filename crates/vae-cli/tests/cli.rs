@@ -702,14 +702,15 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     assert_eq!(numbers["models"][3]["prior"], "vamp");
     assert_eq!(numbers["models"][4]["kind"], "cvae");
     assert!(html.contains(r#"id="cvae-samples""#));
-    // The VAE of the largest latent size also gets a second VAE on its codes (two-stage).
+    // The AE and VAE of the largest latent size also get a second VAE on their codes.
     assert!(html.contains(r#"id="two-stage""#));
     let stage = &numbers["models"][1]["second_stage"];
     assert_eq!(stage["quality"]["completeness"]["images"], 200, "{stage}");
     assert!(
-        numbers["models"][0]["second_stage"].is_null(),
-        "an autoencoder gets none"
+        !numbers["models"][0]["second_stage"].is_null(),
+        "the autoencoder gets one too"
     );
+    assert!(numbers["models"][2]["second_stage"].is_null(), "the conv VAE gets none");
     assert!(d.join("demo/runs/vae-2/sampler-two-stage.json").is_file());
     assert!(d.join("demo/runs/ae-2/model.safetensors").is_file());
     // The numbers are those of the runs and of the protocol asked for.

@@ -98,8 +98,8 @@ pub struct DemoModel {
     pub report: LatentReport,
     /// Samples from a Gaussian mixture fitted to the training codes, and their numbers.
     pub fitted: FittedSamples,
-    /// The extras' VAE of the largest latent size only: samples from a second VAE trained on
-    /// its codes (the two-stage VAE), and their numbers.
+    /// The extras' AE and VAE of the largest latent size only: samples from a second VAE
+    /// trained on their codes (the two-stage VAE), and their numbers.
     pub second_stage: Option<SecondStage>,
 }
 
@@ -378,7 +378,7 @@ fn look_at(
     let fitted = fit_sampler(model, run, data, &codes, classifier, reference, options)?;
     let largest = options.latents.iter().copied().max().unwrap_or(latent);
     let two_stage = options.extras
-        && kind == ModelKind::Vae
+        && kind != ModelKind::Cvae
         && model.config.arch == Arch::Mlp
         && model.config.prior == PriorKind::Standard
         && latent == largest;

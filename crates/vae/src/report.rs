@@ -6,7 +6,7 @@
 
 use base64::Engine;
 
-use crate::demo::{DemoModel, DemoResult};
+use crate::demo::{DemoModel, DemoResult, SecondStage};
 use crate::html::escape as esc;
 use crate::model::{Arch, DEFAULT_VAMP_COMPONENTS, ModelKind, PriorKind};
 use crate::plot::{PALETTE, Series, line_chart_svg};
@@ -205,37 +205,67 @@ fn learned_prior(result: &DemoResult) -> String {
     )
 }
 
-/// The standard VAE of the largest latent size beside the second VAE trained on its codes
-/// (the two-stage VAE), when the demo trained one.
+/// The AE and VAE of the largest latent size, each beside the second VAE trained on its
+/// codes (the two-stage VAE), when the demo trained them.
 fn two_stage(result: &DemoResult) -> String {
-    let Some((vae, stage)) = result
+    let staged: Vec<(&DemoModel, &SecondStage)> = result
         .models
         .iter()
-        .find_map(|m| m.second_stage.as_ref().map(|s| (m, s)))
-    else {
+        .filter_map(|m| m.second_stage.as_ref().map(|s| (m, s)))
+        .collect();
+    let Some(&(first, stage)) = staged.first() else {
         return String::new();
     };
+    let numbers: Vec<String> = staged
+        .iter()
+        .map(|(m, s)| {
+            format!(
+                "{}: confidently classified {:.1}% from N(0, I), {:.1}% from the second stage, {:.1}% from the mixture; FID {:.1}, {:.1} and {:.1}; draws in holes {:.1}%, {:.1}% and {:.1}%",
+                short_name_of(m),
+                100.0 * m.report.completeness.confident_share,
+                100.0 * s.quality.completeness.confident_share,
+                100.0 * m.fitted.quality.completeness.confident_share,
+                m.report.fid,
+                s.quality.fid,
+                m.fitted.quality.fid,
+                100.0 * m.report.coverage.hole_share,
+                100.0 * s.quality.coverage.hole_share,
+                100.0 * m.fitted.quality.coverage.hole_share,
+            )
+        })
+        .collect();
     let caption = format!(
-        "The other kind of fitted sampler: a second VAE trained on the first one's training codes (Dai &amp; Wipf 2019; <code>vae fit-sampler --kind two-stage</code>, {} epochs, {:.0} s), its own N(0, I) learning to map onto where the codes lie, with a Gaussian likelihood of learned variances. Confidently classified: {:.1}% from N(0, I), {:.1}% from the second stage, {:.1}% from the mixture; FID {:.1}, {:.1} and {:.1}; draws in holes {:.1}%, {:.1}% and {:.1}%.",
+        "The other kind of fitted sampler: a second VAE trained on the first model's training codes (Dai &amp; Wipf 2019; <code>vae fit-sampler --kind two-stage</code>, {} epochs, {:.0} s for the {}), its own N(0, I) learning to map onto where the codes lie, with a Gaussian likelihood of learned variances. {}.",
         stage.epochs,
         stage.seconds,
-        100.0 * vae.report.completeness.confident_share,
-        100.0 * stage.quality.completeness.confident_share,
-        100.0 * vae.fitted.quality.completeness.confident_share,
-        vae.report.fid,
-        stage.quality.fid,
-        vae.fitted.quality.fid,
-        100.0 * vae.report.coverage.hole_share,
-        100.0 * stage.quality.coverage.hole_share,
-        100.0 * vae.fitted.quality.coverage.hole_share,
+        short_name_of(first),
+        numbers.join(". ")
     );
+    let rows: String = staged
+        .iter()
+        .map(|(m, s)| {
+            let name = short_name_of(m);
+            format!(
+                r#"<div class="triple"><div><h4>{name}, codes from N(0, I)</h4>{}</div><div><h4>the same {name}, codes from the second stage</h4>{}</div><div><h4>the same {name}, codes from the fitted mixture</h4>{}</div></div>"#,
+                png(&m.samples, "samples from N(0, I)"),
+                png(&s.samples, "samples from the second stage"),
+                png(&m.fitted.samples, "samples from the fitted mixture"),
+            )
+        })
+        .collect();
     format!(
-        r#"<h2 id="two-stage">A second VAE on the codes, latent {latent}</h2><p class="caption">{caption}</p><div class="triple"><div><h4>VAE, codes from N(0, I)</h4>{}</div><div><h4>the same VAE, codes from the second stage</h4>{}</div><div><h4>the same VAE, codes from the fitted mixture</h4>{}</div></div>"#,
-        png(&vae.samples, "VAE samples from N(0, I)"),
-        png(&stage.samples, "VAE samples from the second stage"),
-        png(&vae.fitted.samples, "VAE samples from the fitted mixture"),
-        latent = vae.latent,
+        r#"<h2 id="two-stage">A second VAE on the codes, latent {latent}</h2><p class="caption">{caption}</p>{rows}"#,
+        latent = first.latent,
     )
+}
+
+/// "Autoencoder" or "VAE": the kind as a report heading names it.
+fn short_name_of(m: &DemoModel) -> &'static str {
+    match m.kind {
+        ModelKind::Ae => "autoencoder",
+        ModelKind::Vae => "VAE",
+        ModelKind::Cvae => "CVAE",
+    }
 }
 
 /// Two pictures side by side under a heading and a caption.

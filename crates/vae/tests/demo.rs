@@ -113,8 +113,12 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     }
     // Self-contained: every picture inline, nothing fetched from anywhere.
     // AE and VAE: seven pictures each; conv beside MLP: two pairs; the CVAE: two pairs; the
-    // learned prior: three samples side by side; the second stage: three more.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 * 7 + 4 + 4 + 3 + 3);
+    // learned prior: three samples side by side; the second stage: three more for each of the
+    // AE and the VAE.
+    assert_eq!(
+        html.matches("data:image/png;base64,").count(),
+        2 * 7 + 4 + 4 + 3 + 2 * 3
+    );
     assert_eq!(html.matches("<svg").count(), 2 + 2);
     assert!(!html.contains("src=\"http") && !html.contains("<script") && !html.contains("<link"));
     assert!(html.contains("confidently classified samples") && html.contains("FID (classifier features)"));
@@ -122,12 +126,12 @@ fn the_demo_trains_both_models_and_reports_every_section() {
     // The CVAE's mixtures are per class: 50 components shared out over 10 classes.
     assert_eq!(result.models[4].fitted.components, 5);
     assert!(result.models[4].fitted.quality.label_agreement.is_some());
-    // Only the VAE of the largest latent size gets a second stage.
+    // Only the AE and VAE of the largest latent size get a second stage.
     let staged: Vec<&str> = result
         .models
         .iter()
         .filter(|m| m.second_stage.is_some())
         .map(|m| m.name.as_str())
         .collect();
-    assert_eq!(staged, ["vae-2"]);
+    assert_eq!(staged, ["ae-2", "vae-2"]);
 }
