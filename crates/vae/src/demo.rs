@@ -432,17 +432,7 @@ fn second_stage(
         fitted.record.seconds,
     );
     let sampler = Sampler::TwoStage(Box::new(fitted));
-    let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = encode_png(&pictures::run_samples(model, &sampler, &mut rng)?)?;
-    let quality = sample_quality(
-        model,
-        &sampler,
-        classifier,
-        codes,
-        options.latent.samples,
-        options.latent.seed,
-        reference,
-    )?;
+    let (samples, quality) = picture_and_quality(model, &sampler, codes, classifier, reference, options)?;
     Ok(SecondStage {
         epochs,
         held_out_neg_elbo,
@@ -450,6 +440,29 @@ fn second_stage(
         samples,
         quality,
     })
+}
+
+/// The samples picture of `sampler` (drawn like the prior's) and the numbers of its draws.
+fn picture_and_quality(
+    model: &crate::model::Model,
+    sampler: &Sampler,
+    codes: &DatasetCodes,
+    classifier: &Classifier,
+    reference: &Reference,
+    options: &DemoOptions,
+) -> Result<(Vec<u8>, SampleQuality)> {
+    let mut rng = stream_rng(options.seed, Stream::Samples);
+    let samples = encode_png(&pictures::run_samples(model, sampler, &mut rng)?)?;
+    let quality = sample_quality(
+        model,
+        sampler,
+        classifier,
+        codes,
+        options.latent.samples,
+        options.latent.seed,
+        reference,
+    )?;
+    Ok((samples, quality))
 }
 
 /// Fits the default mixture to `model`'s training codes, saves it in the run folder, and
@@ -485,17 +498,7 @@ fn fit_sampler(
         .filter_map(|g| Some(g.held_out_log_likelihood? - g.held_out_prior_log_likelihood?))
         .collect();
     let sampler = Sampler::Gmm(fitted);
-    let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = encode_png(&pictures::run_samples(model, &sampler, &mut rng)?)?;
-    let quality = sample_quality(
-        model,
-        &sampler,
-        classifier,
-        codes,
-        options.latent.samples,
-        options.latent.seed,
-        reference,
-    )?;
+    let (samples, quality) = picture_and_quality(model, &sampler, codes, classifier, reference, options)?;
     Ok(FittedSamples {
         components: gmm.components,
         held_out_gain: gains.iter().sum::<f64>() / gains.len().max(1) as f64,

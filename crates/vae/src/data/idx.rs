@@ -153,7 +153,7 @@ fn invalid(path: &Path, problem: impl Into<String>) -> Error {
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns how much was read.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

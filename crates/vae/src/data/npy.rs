@@ -16,7 +16,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::idx::MAX_DATA_BYTES;
+use super::idx::{MAX_DATA_BYTES, read_up_to};
 use super::values::Values;
 use crate::error::{Error, Result};
 
@@ -444,20 +444,6 @@ fn write_header(out: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::
     out.write_all(dict.as_bytes())?;
     out.write_all(&vec![b' '; padding])?;
     out.write_all(b"\n")
-}
-
-/// Reads into `buf` until it is full or the stream ends; returns how much was read.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn read_exact(reader: &mut impl Read, buf: &mut [u8], source: &Path, what: &str) -> Result<()> {
