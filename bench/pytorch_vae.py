@@ -225,12 +225,17 @@ def loss_sums(logits, x, mu, logvar):
     return recon, kl
 
 
-def train_step(model, opt, xb):
-    """One full step: forward, loss (mean over images), backward, Adam step.
-    Returns the batch loss as a detached tensor (no host sync)."""
+def batch_loss(model, xb):
+    """The mean per-image negative ELBO of a batch: the function `--compile` compiles."""
     logits, mu, logvar = model(xb)
     recon, kl = loss_sums(logits, xb, mu, logvar)
-    loss = (recon + kl) / xb.shape[0]
+    return (recon + kl) / xb.shape[0]
+
+
+def train_step(model, opt, xb, loss_fn=batch_loss):
+    """One full step: forward, loss (mean over images), backward, Adam step.
+    Returns the batch loss as a detached tensor (no host sync)."""
+    loss = loss_fn(model, xb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -306,7 +311,11 @@ def run_speed(args, device, hidden):
     data = data.to(device)
     n = data.shape[0]
     gen = torch.Generator().manual_seed(args.seed)
-    common = {"framework": "pytorch", "torch_version": torch.__version__, "arch": args.arch,
+    # `--compile`: the forward pass and loss through torch.compile (inductor); autograd then
+    # runs the compiled backward graph too. Adam stays eager (its fused CPU kernel).
+    loss_fn = torch.compile(batch_loss, dynamic=False) if args.compile else batch_loss
+    framework = "pytorch-compile" if args.compile else "pytorch"
+    common = {"framework": framework, "torch_version": torch.__version__, "arch": args.arch,
               "threads": torch.get_num_threads(), "device": str(device),
               "hidden": hidden, "latent": args.latent}
 
@@ -326,11 +335,11 @@ def run_speed(args, device, hidden):
             return xb
 
         for _ in range(WARMUP_STEPS):
-            train_step(model, opt, next_batch())
+            train_step(model, opt, next_batch(), loss_fn)
         sync(device)
         steps, t0 = 0, time.perf_counter()
         while True:
-            train_step(model, opt, next_batch())
+            train_step(model, opt, next_batch(), loss_fn)
             steps += 1
             if steps % 8 == 0 or device.type == "cpu":
                 sync(device)
@@ -344,11 +353,10 @@ def run_speed(args, device, hidden):
     # Evaluation throughput: forward with sampling + loss, no grad, batch 1024.
     bs = EVAL_BATCH
     model.eval()
+    eval_fn = torch.compile(batch_loss, dynamic=False) if args.compile else batch_loss
     with torch.no_grad():
         def eval_step(i):
-            xb = data[i:i + bs]
-            logits, mu, logvar = model(xb)
-            return loss_sums(logits, xb, mu, logvar)
+            return eval_fn(model, data[i:i + bs])
 
         starts = list(range(0, n - bs + 1, bs)) or [0]
         for k in range(WARMUP_STEPS):
@@ -413,6 +421,8 @@ def main():
                    help="speed mode: use uniform random data instead of the dataset")
     p.add_argument("--synthetic-n", type=int, default=60000,
                    help="number of synthetic images (speed mode)")
+    p.add_argument("--compile", action="store_true",
+                   help="speed mode: run the forward pass and loss through torch.compile")
     p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and sampling")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--device", default="cpu", help="torch device (the comparison is on cpu)")

@@ -35,6 +35,9 @@ pub struct Args {
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
+    /// Instead: where a training step's time goes, layer by layer, at each batch size.
+    #[arg(long)]
+    profile: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -69,6 +72,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.seconds
         );
     }
+    if args.profile {
+        return profile(&data.train, &options, args.json);
+    }
     let json = args.json;
     let mut show = |r: &Throughput| {
         if json {
@@ -78,16 +84,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("{value}");
         } else {
             println!(
-                "{:5} batch {:5}: {:>8} images/s  {:6.1} GFLOP/s = {:3.0}% of the {:.1} GFLOP/s matrix-product ceiling",
+                "{:5} batch {:5}: {:>8} images/s  {:6.1} GFLOP/s = {:3.0}% of the {:.0} GFLOP/s FMA peak ({:3.0}% of the {:.0} GFLOP/s matrix-product ceiling)",
                 r.what,
                 r.batch_size,
                 thousands(r.images_per_sec),
                 r.gflops,
+                100.0 * r.share_of_peak(),
+                r.peak_gflops,
                 100.0 * r.gflops / r.gemm_ceiling_gflops,
                 r.gemm_ceiling_gflops
             );
         }
     };
     vae::bench::run(&data.train, &options, &mut show)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vae bench --profile`: a table per batch size, each part's milliseconds per step, its
+/// share of the step and, for products, its FLOP rate.
+fn profile(train: &vae::data::Split, options: &BenchOptions, json: bool) -> Result<ExitCode> {
+    // A part is timed for a fraction of the budget: a step has about twenty of them.
+    let seconds = (options.seconds / 10.0).max(0.05);
+    for &batch in &options.batch_sizes {
+        let parts = vae::bench::profile::profile(&options.model, train, batch, seconds)?;
+        let step = parts.last().map_or(1.0, |p| p.ms);
+        if json {
+            for part in &parts {
+                let mut value = serde_json::to_value(part).expect("serialises");
+                value["batch_size"] = batch.into();
+                println!("{value}");
+            }
+            continue;
+        }
+        println!("\ntraining step at batch {batch}:");
+        println!("{:36} {:>9} {:>7} {:>9}", "part", "ms/step", "share", "GFLOP/s");
+        for part in &parts {
+            let rate = part.gflops.map_or(String::new(), |g| format!("{g:.1}"));
+            println!(
+                "{:36} {:>9.3} {:>6.1}% {:>9}",
+                part.name,
+                part.ms,
+                100.0 * part.ms / step,
+                rate
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

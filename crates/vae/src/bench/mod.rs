@@ -1,9 +1,14 @@
 //! Throughput benchmark: training and evaluation images per second for a model, and how close
-//! the engine runs to the machine's matrix-product ceiling.
+//! the engine runs to what the machine can do.
 //!
-//! The ceiling is measured, not assumed: the model's largest matrix product (the first encoder
-//! layer, batch x pixels times pixels x hidden) timed alone at the same batch size. A training
-//! step cannot beat it, since every step is mostly such products plus element-wise work.
+//! Two yardsticks, both measured here, not assumed: the FP32 multiply-add peak of the threads
+//! used ([`peak`]), which nothing can beat, and the matrix-product ceiling, the model's largest
+//! product (the first encoder layer, batch x pixels times pixels x hidden) timed alone at the
+//! same batch size, which says how much of the gap is the product library's and how much the
+//! rest of the step's.
+
+pub mod peak;
+pub mod profile;
 
 use std::time::{Duration, Instant};
 
@@ -62,6 +67,15 @@ pub struct Throughput {
     pub gflops: f64,
     /// The matrix-product ceiling at this batch size, GFLOP/s.
     pub gemm_ceiling_gflops: f64,
+    /// The threads' FP32 multiply-add peak, GFLOP/s (the same for every result of a run).
+    pub peak_gflops: f64,
+}
+
+impl Throughput {
+    /// The share of the multiply-add peak reached, in [0, 1].
+    pub fn share_of_peak(&self) -> f64 {
+        self.gflops / self.peak_gflops
+    }
 }
 
 /// All measurements of one benchmark run.
@@ -71,8 +85,12 @@ pub struct BenchReport {
     pub threads: usize,
     pub hidden: Vec<usize>,
     pub latent: usize,
+    pub peak: peak::Peak,
     pub results: Vec<Throughput>,
 }
+
+/// Seconds of the multiply-add loop: its figure settles within a few hundred milliseconds.
+const PEAK_SECONDS: f64 = 1.0;
 
 const WARMUP_STEPS: usize = 10;
 
@@ -119,6 +137,7 @@ pub fn run(
 ) -> crate::Result<BenchReport> {
     let config = &options.model;
     options.validate()?;
+    let peak = peak::measure(threads(), PEAK_SECONDS.min(options.seconds));
     let mut results = Vec::new();
     let mut record = |r: Throughput, results: &mut Vec<Throughput>| {
         on_result(&r);
@@ -155,6 +174,7 @@ pub fn run(
                 images_per_sec,
                 gflops: images_per_sec * train_flops / 1e9,
                 gemm_ceiling_gflops: gemm_ceiling(config, batch_size, options.seconds.min(2.0)),
+                peak_gflops: peak.gflops,
             },
             &mut results,
         );
@@ -181,6 +201,7 @@ pub fn run(
             images_per_sec,
             gflops: images_per_sec * config.forward_flops() as f64 / 1e9,
             gemm_ceiling_gflops: gemm_ceiling(config, eval_batch, options.seconds.min(2.0)),
+            peak_gflops: peak.gflops,
         },
         &mut results,
     );
@@ -189,6 +210,7 @@ pub fn run(
         threads: threads(),
         hidden: config.hidden.clone(),
         latent: config.latent,
+        peak,
         results,
     })
 }
