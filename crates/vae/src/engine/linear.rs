@@ -3,6 +3,7 @@
 
 use rand::{Rng, RngExt};
 
+use super::fastmath::simd_kernel;
 use super::matmul::{Op, matmul};
 use super::matrix::Matrix;
 
@@ -105,13 +106,7 @@ impl Linear {
     /// `x`: batch x in, `dy`: batch x out, `dx`: batch x in (reshaped).
     pub fn backward(&mut self, x: &Matrix, dy: &Matrix, dx: GradInput) {
         matmul(&mut self.weight.grad, dy, Op::T, x, Op::N, false);
-        let db = &mut self.bias.grad.data;
-        db.fill(0.0);
-        for row in dy.data.chunks_exact(dy.cols) {
-            for (g, d) in db.iter_mut().zip(row) {
-                *g += d;
-            }
-        }
+        sum_rows(&dy.data, &mut self.bias.grad.data);
         match dx {
             GradInput::Skip => {}
             GradInput::Write(dx) => matmul(dx, dy, Op::N, &self.weight.value, Op::N, false),
@@ -119,3 +114,16 @@ impl Linear {
         }
     }
 }
+
+/// `out = Σ_rows m`, `m` a row-major matrix with `out.len()` columns, the rows added in order.
+#[inline(always)]
+fn sum_rows_kernel(m: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(out.len().max(1)) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+simd_kernel! { fn sum_rows(m: &[f32], out: &mut [f32]) = sum_rows_kernel; }
