@@ -123,7 +123,11 @@ pub fn profile(config: &ModelConfig, train: &Split, batch: usize, seconds: f64) 
                 acts: &acts,
                 y: &y,
             };
-            let target = if input_grad { GradInput::Write(&mut dx) } else { GradInput::Skip };
+            let target = if input_grad {
+                GradInput::Write(&mut dx)
+            } else {
+                GradInput::Skip
+            };
             stack.backward(pass, &mut dy, &mut scratch, target);
         }) - copy_ms;
         let flops = (planned.shape.forward_flops() * batch as u64) as f64;
