@@ -32,6 +32,8 @@ enum Command {
     Encode(commands::encode::Args),
     /// Images (or vectors) from codes in an NPY or CSV file.
     Decode(commands::decode::Args),
+    /// Write a trained model for another framework (PyTorch).
+    Export(commands::export::Args),
     /// Each item's anomaly scores (negative ELBO, its parts, typicality, -log p(x)), or how
     /// well they tell other data apart (AUROC).
     Score(commands::score::Args),
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Reconstruct(args) => commands::reconstruct::run(args),
         Command::Encode(args) => commands::encode::run(args),
         Command::Decode(args) => commands::decode::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Score(args) => commands::score::run(args),
         Command::Interpolate(args) => commands::latent_tools::interpolate_run(args),
         Command::Traverse(args) => commands::latent_tools::traverse_run(args),

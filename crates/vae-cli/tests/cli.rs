@@ -1691,3 +1691,34 @@ fn encode_decode_and_score_use_a_trained_model() {
     );
     assert_refused(&vae(d, &["encode", "run", "nowhere.png"]), "nowhere.png");
 }
+
+#[test]
+fn export_writes_a_pytorch_folder_and_refuses_what_it_cannot_express() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train_small(dir, "run");
+    let o = vae(dir, &["export", "run", "--pytorch", "torch"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in ["model.py", "model.safetensors", "train.py"] {
+        assert!(stdout(&o).contains(file), "{}", stdout(&o));
+        assert!(dir.join("torch").join(file).is_file(), "{file}");
+    }
+    let model_py = std::fs::read_to_string(dir.join("torch/model.py")).unwrap();
+    assert!(model_py.contains("\"hidden\": [64]"), "{model_py}");
+
+    // A learned prior: refused in a line, and nothing written under the names.
+    let o = vae(
+        dir,
+        &[&["train", "--epochs", "1", "--out", "vamp", "--prior", "vamp"], SMALL].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = vae(dir, &["export", "vamp", "--pytorch", "vamp-torch"]);
+    assert_refused(&o, "learned prior (vamp)");
+    assert!(!dir.join("vamp-torch/model.py").exists());
+
+    // A broken run folder: named, in a line.
+    std::fs::write(dir.join("run/model.safetensors"), b"not weights").unwrap();
+    let o = vae(dir, &["export", "run", "--pytorch", "again"]);
+    assert_refused(&o, "model.safetensors");
+    assert!(!dir.join("again").exists());
+}

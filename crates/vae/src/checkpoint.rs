@@ -64,6 +64,30 @@ pub fn save_weights(path: &Path, params: &[&Param]) -> Result<()> {
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
 
+/// Writes tensors given with their own shapes (for layouts other programs read, such as
+/// PyTorch's 4-D convolution weights) to `path`, atomically.
+///
+/// # Panics
+/// If a shape does not hold its values (a caller's bug).
+pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), b).expect("a shape holds its values");
+            (name.clone(), view)
+        })
+        .collect::<Vec<_>>();
+    let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
+    let serialized =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::config("safetensors", e.to_string()))?;
+    write_atomic(path, &serialized)
+}
+
 /// SHA-256 of the weights file at `path` written for `model` (read under the cap loading
 /// uses), as lowercase hex: what ties a file fitted to these weights, a sampler's, to them.
 pub fn weights_fingerprint(path: &Path, model: &Model) -> Result<String> {

@@ -68,6 +68,10 @@ pub enum Error {
     /// A file of the wrong kind (a FIFO, a device, a link where none may be) or size.
     #[error("{path}: {problem}")]
     File { path: PathBuf, problem: String },
+
+    /// A model that an exporter cannot express in the format asked for.
+    #[error("{0}")]
+    CannotExport(String),
 }
 
 /// The library's result type.

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod explore;
+pub mod export;
 pub mod files;
 pub mod holes;
 pub mod html;

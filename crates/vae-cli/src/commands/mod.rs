@@ -7,6 +7,7 @@ pub mod decode;
 pub mod demo;
 pub mod encode;
 pub mod eval;
+pub mod export;
 pub mod fit_sampler;
 pub mod latent_tools;
 pub mod reconstruct;

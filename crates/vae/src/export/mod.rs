@@ -1,0 +1,4 @@
+//! Taking a trained model elsewhere: [`pytorch`] writes it as a `torch.nn.Module` of
+//! PyTorch's own layers, with its weights laid out the way those layers read them.
+
+pub mod pytorch;
