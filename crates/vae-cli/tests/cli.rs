@@ -1705,6 +1705,13 @@ fn export_writes_a_pytorch_folder_and_refuses_what_it_cannot_express() {
     }
     let model_py = std::fs::read_to_string(dir.join("torch/model.py")).unwrap();
     assert!(model_py.contains("\"hidden\": [64]"), "{model_py}");
+    let o = vae(dir, &["export", "run", "--onnx", "onnx"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in ["encoder.onnx", "decoder.onnx"] {
+        assert!(dir.join("onnx").join(file).is_file(), "{file}");
+    }
+    // Nothing to export to: refused.
+    assert!(!vae(dir, &["export", "run"]).status.success());
 
     // A learned prior: refused in a line, and nothing written under the names.
     let o = vae(
@@ -1715,6 +1722,9 @@ fn export_writes_a_pytorch_folder_and_refuses_what_it_cannot_express() {
     let o = vae(dir, &["export", "vamp", "--pytorch", "vamp-torch"]);
     assert_refused(&o, "learned prior (vamp)");
     assert!(!dir.join("vamp-torch/model.py").exists());
+    // Its encoder and decoder are plain networks: ONNX takes them.
+    let o = vae(dir, &["export", "vamp", "--onnx", "vamp-onnx"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     // A broken run folder: named, in a line.
     std::fs::write(dir.join("run/model.safetensors"), b"not weights").unwrap();

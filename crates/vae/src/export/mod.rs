@@ -1,4 +1,6 @@
 //! Taking a trained model elsewhere: [`pytorch`] writes it as a `torch.nn.Module` of
-//! PyTorch's own layers, with its weights laid out the way those layers read them.
+//! PyTorch's own layers, with its weights laid out the way those layers read them; [`onnx`]
+//! writes its encoder and decoder as ONNX graphs of the same layers.
 
+pub mod onnx;
 pub mod pytorch;

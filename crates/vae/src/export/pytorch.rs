@@ -51,7 +51,7 @@ pub fn export(model: &Model, dir: &Path) -> Result<Vec<PathBuf>> {
         return Err(Error::CannotExport(why));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors = pytorch_tensors(model);
+    let tensors = tensors(model);
     let views: Vec<(String, Vec<usize>, &[f32])> = tensors
         .iter()
         .map(|(n, s, v)| (n.clone(), s.clone(), v.as_slice()))
@@ -122,8 +122,20 @@ fn flattened_blocks(config: &ModelConfig) -> [(String, Block); 2] {
     [(reader, block), (writer, block)]
 }
 
-/// Every parameter under its name, with the shape and values PyTorch's layer expects.
-fn pytorch_tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+/// For each value of one item in PyTorch's order (NCHW flattened), the position of that
+/// value in ours (channels-last); the identity for vectors and grey images.
+pub(super) fn data_order(config: &ModelConfig) -> Vec<usize> {
+    Block {
+        height: config.image_height,
+        width: config.image_width,
+        channels: config.image_channels,
+    }
+    .channels_last_of_each()
+}
+
+/// Every parameter under its name, with the shape and values PyTorch's layer expects (and
+/// ONNX's, which are the same).
+pub(super) fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let config = &model.config;
     let [(reader, read_block), (writer, write_block)] = flattened_blocks(config);
     let reads_input = |name: &str| {
@@ -231,7 +243,12 @@ mod tests {
         };
         let py = model_py(&config);
         assert!(!py.contains("filled in by vae export"), "the sizes were not written in");
-        for needle in ["\"kind\": \"cvae\"", "\"channels\": [32, 64]", "\"feature_map\": [64, 7, 7]", "\"output_padding\": [1, 1]"] {
+        for needle in [
+            "\"kind\": \"cvae\"",
+            "\"channels\": [32, 64]",
+            "\"feature_map\": [64, 7, 7]",
+            "\"output_padding\": [1, 1]",
+        ] {
             assert!(py.contains(needle), "{needle} missing from:\n{py}");
         }
         // Syntax only (no torch needed), where a Python is found.

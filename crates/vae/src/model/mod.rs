@@ -18,7 +18,7 @@ mod scaler;
 mod workspace;
 
 pub use condition::Conditioning;
-pub use config::{Arch, CONV_KERNEL, MAX_SIDE, MNIST_SIDE, ModelConfig, ModelKind};
+pub use config::{Arch, CONV_KERNEL, CONV_PADDING, CONV_STRIDE, MAX_SIDE, MNIST_SIDE, ModelConfig, ModelKind};
 pub use objective::{Bound, LossBreakdown};
 pub use plan::{LayerShape, Plan, PlannedLayer};
 pub use posterior::EncoderHead;

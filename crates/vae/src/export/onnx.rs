@@ -1,0 +1,459 @@
+//! `vae export RUN --onnx DIR`: `encoder.onnx` (image to `mu` and `logvar`, or an
+//! autoencoder's `code`) and `decoder.onnx` (`code`, and a CVAE's one-hot `label`, to
+//! `pixels`), with a dynamic batch size, opset [`OPSET`].
+//!
+//! The graphs are the PyTorch export's network ([`super::pytorch`]) written as ONNX
+//! operators: `Conv`, `ConvTranspose`, `Flatten`, `Reshape`, `Gemm` (`transB = 1`: weights
+//! stay `out x in`), `Relu`, `Sigmoid`, and for the Gaussian likelihood its standardisation
+//! (`Sub`, `Div`) and back (`Mul`, `Add`). Images are NCHW in [0, 1]; vectors `[N, D]`.
+//!
+//! ONNX files are protocol buffers. The few messages needed are written here with a small
+//! encoder ([`Proto`]) rather than through generated code: the field numbers are the ones of
+//! `onnx.proto`, named where they are used.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+use crate::model::{Arch, Model, ModelConfig, ModelKind};
+
+/// The operator set the graphs are written for (ONNX 1.12, 2022: every current runtime).
+pub const OPSET: i64 = 17;
+/// The file format version of that opset.
+const IR_VERSION: i64 = 8;
+
+/// The files an export writes into its folder.
+pub const FILES: [&str; 2] = ["encoder.onnx", "decoder.onnx"];
+
+/// Writes `model`'s encoder and decoder into `dir` (made if missing) as [`FILES`], each
+/// atomically; returns their paths.
+///
+/// # Errors
+/// A file that cannot be written.
+pub fn export(model: &Model, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tensors = super::pytorch::tensors(model);
+    let paths: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
+    write_atomic(&paths[0], &encoder(model, &tensors).model())?;
+    write_atomic(&paths[1], &decoder(model, &tensors).model())?;
+    Ok(paths)
+}
+
+/// A protocol buffer message being written.
+#[derive(Default)]
+struct Proto(Vec<u8>);
+
+impl Proto {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    /// A field's key: its number and wire type (0 varint, 2 length-delimited, 5 32-bit).
+    fn key(&mut self, field: u32, wire: u8) {
+        self.varint(((field as u64) << 3) | wire as u64);
+    }
+
+    fn int(&mut self, field: u32, v: i64) -> &mut Self {
+        self.key(field, 0);
+        // Negative numbers are ten bytes of two's complement, as protobuf encodes int64.
+        self.varint(v as u64);
+        self
+    }
+
+    fn bytes(&mut self, field: u32, b: &[u8]) -> &mut Self {
+        self.key(field, 2);
+        self.varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn string(&mut self, field: u32, s: &str) -> &mut Self {
+        self.bytes(field, s.as_bytes())
+    }
+
+    fn message(&mut self, field: u32, m: Proto) -> &mut Self {
+        self.bytes(field, &m.0)
+    }
+}
+
+/// `TensorProto` of f32 values: dims (1), data_type (2, FLOAT = 1), name (8), raw_data (9,
+/// little-endian).
+fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> Proto {
+    let mut t = Proto::default();
+    for &d in dims {
+        t.int(1, d as i64);
+    }
+    t.int(2, 1).string(8, name);
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.bytes(9, &raw);
+    t
+}
+
+/// `TensorProto` of int64 values (data_type INT64 = 7).
+fn int_tensor(name: &str, values: &[i64]) -> Proto {
+    let mut t = Proto::default();
+    t.int(1, values.len() as i64).int(2, 7).string(8, name);
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.bytes(9, &raw);
+    t
+}
+
+/// `ValueInfoProto` of a float tensor whose first dimension is the batch, `N`: name (1),
+/// type (2) → `TypeProto.tensor_type` (1) → elem_type (1), shape (2) → dim (1) → dim_value
+/// (1) or dim_param (2).
+fn value_info(name: &str, dims: &[usize]) -> Proto {
+    let mut shape = Proto::default();
+    let mut batch = Proto::default();
+    batch.string(2, "N");
+    shape.message(1, batch);
+    for &d in dims {
+        let mut dim = Proto::default();
+        dim.int(1, d as i64);
+        shape.message(1, dim);
+    }
+    let mut tensor = Proto::default();
+    tensor.int(1, 1).message(2, shape);
+    let mut ty = Proto::default();
+    ty.message(1, tensor);
+    let mut info = Proto::default();
+    info.string(1, name).message(2, ty);
+    info
+}
+
+/// An attribute of a node: `AttributeProto` name (1), i (3), ints (8), type (20: INT = 2,
+/// INTS = 7).
+enum Attribute {
+    Int(&'static str, i64),
+    Ints(&'static str, Vec<i64>),
+}
+
+impl Attribute {
+    fn proto(&self) -> Proto {
+        let mut a = Proto::default();
+        match self {
+            Attribute::Int(name, v) => {
+                a.string(1, name).int(3, *v).int(20, 2);
+            }
+            Attribute::Ints(name, vs) => {
+                a.string(1, name);
+                for &v in vs {
+                    a.int(8, v);
+                }
+                a.int(20, 7);
+            }
+        }
+        a
+    }
+}
+
+/// A graph being built: its nodes, weights, inputs and outputs.
+struct Graph {
+    name: &'static str,
+    nodes: Vec<Proto>,
+    initializers: Vec<Proto>,
+    inputs: Vec<Proto>,
+    outputs: Vec<Proto>,
+    /// Names values `t0`, `t1`, … so that no two nodes write the same one.
+    counter: usize,
+}
+
+impl Graph {
+    fn new(name: &'static str) -> Graph {
+        Graph {
+            name,
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    /// Adds `op(inputs)` writing `output` (a fresh name when `None`); returns the output's
+    /// name. `NodeProto`: input (1), output (2), name (3), op_type (4), attribute (5).
+    fn node(&mut self, op: &str, inputs: &[&str], attributes: &[Attribute], output: Option<&str>) -> String {
+        let output = output.map_or_else(
+            || {
+                self.counter += 1;
+                format!("t{}", self.counter)
+            },
+            str::to_string,
+        );
+        let mut n = Proto::default();
+        for input in inputs {
+            n.string(1, input);
+        }
+        n.string(2, &output)
+            .string(3, &format!("{op}_{}", self.nodes.len()))
+            .string(4, op);
+        for a in attributes {
+            n.message(5, a.proto());
+        }
+        self.nodes.push(n);
+        output
+    }
+
+    fn weight(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        self.initializers.push(float_tensor(name, dims, values));
+        name.to_string()
+    }
+
+    /// The serialised `ModelProto`: ir_version (1), producer_name (2), producer_version (3),
+    /// graph (7), opset_import (8) → version (2). `GraphProto`: node (1), name (2),
+    /// initializer (5), input (11), output (12).
+    fn model(self) -> Vec<u8> {
+        let mut g = Proto::default();
+        for n in self.nodes {
+            g.message(1, n);
+        }
+        g.string(2, self.name);
+        for t in self.initializers {
+            g.message(5, t);
+        }
+        for i in self.inputs {
+            g.message(11, i);
+        }
+        for o in self.outputs {
+            g.message(12, o);
+        }
+        let mut opset = Proto::default();
+        opset.int(2, OPSET);
+        let mut m = Proto::default();
+        m.int(1, IR_VERSION)
+            .string(2, "vae")
+            .string(3, env!("CARGO_PKG_VERSION"))
+            .message(7, g)
+            .message(8, opset);
+        m.0
+    }
+}
+
+type Tensors = [(String, Vec<usize>, Vec<f32>)];
+
+fn find<'t>(tensors: &'t Tensors, name: &str) -> &'t (String, Vec<usize>, Vec<f32>) {
+    tensors
+        .iter()
+        .find(|(n, _, _)| n == name)
+        .unwrap_or_else(|| panic!("the model has no parameter {name}"))
+}
+
+/// Adds a layer's weights as initializers; returns their names (bias last, if any).
+fn weights(g: &mut Graph, tensors: &Tensors, layer: &str) -> Vec<String> {
+    ["weight", "bias"]
+        .iter()
+        .filter_map(|part| {
+            let name = format!("{layer}.{part}");
+            tensors.iter().any(|(n, _, _)| *n == name).then(|| {
+                let (_, dims, values) = find(tensors, &name);
+                g.weight(&name, dims, values)
+            })
+        })
+        .collect()
+}
+
+/// `Gemm(x, W, b)` with `transB = 1`, plus the label's `Gemm` added where the layer has one,
+/// then `Relu` if asked.
+fn dense(
+    g: &mut Graph,
+    tensors: &Tensors,
+    layer: &str,
+    x: &str,
+    label: Option<&str>,
+    relu: bool,
+    out: Option<&str>,
+) -> String {
+    let w = weights(g, tensors, layer);
+    let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
+    let trans = [Attribute::Int("transB", 1)];
+    let plain = !relu && label.is_none();
+    let mut y = g.node(
+        "Gemm",
+        &[&[x], inputs.as_slice()].concat(),
+        &trans,
+        if plain { out } else { None },
+    );
+    if let Some(label) = label {
+        let lw = weights(g, tensors, &format!("{layer}_label"));
+        let l = g.node("Gemm", &[label, &lw[0]], &trans, None);
+        y = g.node("Add", &[&y, &l], &[], if relu { None } else { out });
+    }
+    if relu {
+        y = g.node("Relu", &[&y], &[], out);
+    }
+    y
+}
+
+fn conv_attributes(output_padding: Option<usize>) -> Vec<Attribute> {
+    use crate::model::{CONV_KERNEL, CONV_PADDING, CONV_STRIDE};
+    let (k, s, p) = (CONV_KERNEL as i64, CONV_STRIDE as i64, CONV_PADDING as i64);
+    let mut a = vec![
+        Attribute::Ints("kernel_shape", vec![k, k]),
+        Attribute::Ints("strides", vec![s, s]),
+        Attribute::Ints("pads", vec![p, p, p, p]),
+    ];
+    if let Some(op) = output_padding {
+        a.push(Attribute::Ints("output_padding", vec![op as i64, op as i64]));
+    }
+    a
+}
+
+/// The data's shape after the batch: `[C, H, W]`, or `[D]` for vectors.
+fn data_dims(config: &ModelConfig) -> Vec<usize> {
+    let shape = config.image_shape();
+    if shape.is_vector() {
+        vec![shape.width]
+    } else {
+        vec![shape.channels, shape.height, shape.width]
+    }
+}
+
+/// The Gaussian likelihood's scaler as two initializers shaped like one input (NCHW order).
+fn scaler(g: &mut Graph, model: &Model) -> Option<(String, String)> {
+    let scaler = model.scaler.as_ref()?;
+    let dims = data_dims(&model.config);
+    let order = super::pytorch::data_order(&model.config);
+    let pick = |v: &[f32]| -> Vec<f32> { order.iter().map(|&i| v[i]).collect() };
+    let mean = g.weight("scaler.mean", &dims, &pick(&scaler.mean));
+    let std = g.weight("scaler.std", &dims, &pick(&scaler.std));
+    Some((mean, std))
+}
+
+fn encoder(model: &Model, tensors: &Tensors) -> Graph {
+    let config = &model.config;
+    let mut g = Graph::new("encoder");
+    let input = if config.image_shape().is_vector() {
+        "values"
+    } else {
+        "image"
+    };
+    g.inputs.push(value_info(input, &data_dims(config)));
+    let label = (config.classes > 0).then_some("label");
+    if label.is_some() {
+        g.inputs.push(value_info("label", &[config.classes]));
+    }
+    let mut h = input.to_string();
+    if let Some((mean, std)) = scaler(&mut g, model) {
+        let centred = g.node("Sub", &[&h, &mean], &[], None);
+        h = g.node("Div", &[&centred, &std], &[], None);
+    }
+    for i in 0..config.channels.len() {
+        let w = weights(&mut g, tensors, &format!("encoder.conv{}", i + 1));
+        let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
+        let y = g.node(
+            "Conv",
+            &[&[h.as_str()], inputs.as_slice()].concat(),
+            &conv_attributes(None),
+            None,
+        );
+        h = g.node("Relu", &[&y], &[], None);
+    }
+    if !config.image_shape().is_vector() {
+        h = g.node("Flatten", &[&h], &[Attribute::Int("axis", 1)], None);
+    }
+    for i in 0..config.hidden.len() {
+        let l = if i == 0 { label } else { None };
+        h = dense(&mut g, tensors, &format!("encoder.fc{}", i + 1), &h, l, true, None);
+    }
+    if config.kind == ModelKind::Ae {
+        dense(&mut g, tensors, "encoder.fc_z", &h, None, false, Some("code"));
+        g.outputs.push(value_info("code", &[config.latent]));
+    } else {
+        dense(&mut g, tensors, "encoder.fc_mu", &h, None, false, Some("mu"));
+        dense(&mut g, tensors, "encoder.fc_logvar", &h, None, false, Some("logvar"));
+        g.outputs.push(value_info("mu", &[config.latent]));
+        g.outputs.push(value_info("logvar", &[config.latent]));
+    }
+    g
+}
+
+fn decoder(model: &Model, tensors: &Tensors) -> Graph {
+    let config = &model.config;
+    let mut g = Graph::new("decoder");
+    g.inputs.push(value_info("code", &[config.latent]));
+    let label = (config.classes > 0).then_some("label");
+    if label.is_some() {
+        g.inputs.push(value_info("label", &[config.classes]));
+    }
+    let scaler = scaler(&mut g, model);
+    let dims = data_dims(config);
+    let output = if config.image_shape().is_vector() {
+        "values"
+    } else {
+        "pixels"
+    };
+    let widths = config.hidden.len() + usize::from(config.arch == Arch::Conv);
+    let mut h = "code".to_string();
+    for i in 0..widths {
+        let l = if i == 0 { label } else { None };
+        h = dense(&mut g, tensors, &format!("decoder.fc{}", i + 1), &h, l, true, None);
+    }
+    let logits = match config.encoder_convs().last() {
+        None => {
+            let s = dense(&mut g, tensors, "decoder.fc_out", &h, None, false, None);
+            let shape: Vec<i64> = std::iter::once(-1).chain(dims.iter().map(|&d| d as i64)).collect();
+            g.initializers.push(int_tensor("output_shape", &shape));
+            g.node("Reshape", &[&s, "output_shape"], &[], None)
+        }
+        Some(last) => {
+            let map = [
+                -1,
+                last.out_channels as i64,
+                last.out_height() as i64,
+                last.out_width() as i64,
+            ];
+            g.initializers.push(int_tensor("feature_map_shape", &map));
+            h = g.node("Reshape", &[&h, "feature_map_shape"], &[], None);
+            let deconvs = config.decoder_deconvs();
+            for (i, d) in deconvs.iter().enumerate() {
+                let w = weights(&mut g, tensors, &format!("decoder.deconv{}", i + 1));
+                let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
+                let attributes = conv_attributes(Some(d.output_padding));
+                h = g.node(
+                    "ConvTranspose",
+                    &[&[h.as_str()], inputs.as_slice()].concat(),
+                    &attributes,
+                    None,
+                );
+                if i + 1 < deconvs.len() {
+                    h = g.node("Relu", &[&h], &[], None);
+                }
+            }
+            h
+        }
+    };
+    match scaler {
+        // The Gaussian's means, back in the data's units.
+        Some((mean, std)) => {
+            let scaled = g.node("Mul", &[&logits, &std], &[], None);
+            g.node("Add", &[&mean, &scaled], &[], Some(output));
+        }
+        None => {
+            g.node("Sigmoid", &[&logits], &[], Some(output));
+        }
+    }
+    g.outputs.push(value_info(output, &dims));
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_negative_int64_encode_as_protobuf_does() {
+        let mut p = Proto::default();
+        p.varint(1);
+        p.varint(300);
+        assert_eq!(p.0, [0x01, 0xAC, 0x02]);
+        let mut p = Proto::default();
+        p.int(1, -1);
+        // Key 0x08, then -1 as ten bytes of 0xFF..0x01.
+        assert_eq!(p.0.len(), 11);
+        assert_eq!(p.0[0], 0x08);
+        assert_eq!(p.0[10], 0x01);
+    }
+}
