@@ -129,42 +129,11 @@ fn canvas_sum(css: &str) -> String {
     )
 }
 
-#[test]
-fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        assert!(
-            std::env::var_os("VAE_REQUIRE_BROWSER").is_none(),
-            "{CHROMIUM} and {CHROMEDRIVER} are required (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} is absent");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let runs: Vec<String> = match std::env::var("VAE_EXPLORER_RUNS") {
-        Ok(runs) => runs.split_whitespace().map(String::from).collect(),
-        Err(_) => {
-            train(d, &["--kind", "ae", "--latent", "2", "--out", "ae-2"]);
-            train(d, &["--kind", "vae", "--latent", "2", "--out", "vae-2"]);
-            // A third run, with sliders and a fitted mixture to draw from.
-            train(d, &["--kind", "vae", "--latent", "4", "--out", "vae-4"]);
-            let fit = Command::new(env!("CARGO_BIN_EXE_vae"))
-                .args(["fit-sampler", "vae-4", "--components", "5"])
-                .current_dir(d)
-                .output()
-                .unwrap();
-            assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
-            // A colour run of another size, from an NPY array of tinted digits.
-            write_tinted_digits(&d.join("tinted.npy"));
-            train(d, &["--dataset", "tinted.npy", "--latent", "2", "--out", "tinted"]);
-            vec!["ae-2".into(), "vae-2".into(), "vae-4".into(), "tinted".into()]
-        }
-    };
-
-    let (_server, url) = support::serve(d, &runs);
-
+/// A chromedriver and a headless Chromium session on it (the driver stops when the first is
+/// dropped).
+fn start_browser() -> (support::Killed, Browser) {
     let port = free_port();
-    let _driver = support::Killed(
+    let driver_process = support::Killed(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -198,6 +167,53 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         base: format!("{driver}/session/{id}"),
         agent,
     };
+
+    (driver_process, browser)
+}
+
+/// Whether the browser test can run here; says why not, or fails where CI requires it.
+fn have_browser() -> bool {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("VAE_REQUIRE_BROWSER").is_none(),
+            "{CHROMIUM} and {CHROMEDRIVER} are required (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} is absent");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
+    if !have_browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runs: Vec<String> = match std::env::var("VAE_EXPLORER_RUNS") {
+        Ok(runs) => runs.split_whitespace().map(String::from).collect(),
+        Err(_) => {
+            train(d, &["--kind", "ae", "--latent", "2", "--out", "ae-2"]);
+            train(d, &["--kind", "vae", "--latent", "2", "--out", "vae-2"]);
+            // A third run, with sliders and a fitted mixture to draw from.
+            train(d, &["--kind", "vae", "--latent", "4", "--out", "vae-4"]);
+            let fit = Command::new(env!("CARGO_BIN_EXE_vae"))
+                .args(["fit-sampler", "vae-4", "--components", "5"])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(fit.status.success(), "{}", String::from_utf8_lossy(&fit.stderr));
+            // A colour run of another size, from an NPY array of tinted digits.
+            write_tinted_digits(&d.join("tinted.npy"));
+            train(d, &["--dataset", "tinted.npy", "--latent", "2", "--out", "tinted"]);
+            vec!["ae-2".into(), "vae-2".into(), "vae-4".into(), "tinted".into()]
+        }
+    };
+
+    let (_server, url) = support::serve(d, &runs);
+
+    let (_driver, browser) = start_browser();
 
     browser.call("POST", "/url", json!({ "url": url }));
     browser.wait_for("the page", "return document.body.dataset.ready === '1';");
@@ -305,5 +321,102 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
     if let Some(keep) = std::env::var_os("VAE_EXPLORER_SCREENSHOT") {
         std::fs::write(keep, &png).unwrap();
     }
+    browser.call("DELETE", "", json!({}));
+}
+
+/// Runs `script` (which calls `done(value)` when finished) in the page and returns the value.
+fn run_async(browser: &Browser, script: &str) -> Value {
+    let script = format!("const done = arguments[arguments.length - 1]; {script}");
+    browser.call("POST", "/execute/async", json!({ "script": script, "args": [] }))
+}
+
+#[test]
+fn the_exported_page_explores_without_a_server() {
+    if !have_browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, &["--kind", "ae", "--latent", "2", "--out", "ae-2"]);
+    train(d, &["--kind", "cvae", "--latent", "2", "--out", "cvae-2"]);
+    let o = support::vae(d, &["export", "ae-2", "cvae-2", "--html", "explorer.html"]);
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    assert!(support::stderr(&o).contains(" MB"), "{}", support::stderr(&o));
+    let page = d.join("explorer.html");
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !text.contains("http://") && !text.contains("https://"),
+        "the page reaches out"
+    );
+
+    let (_driver, browser) = start_browser();
+    browser.call("POST", "/url", json!({ "url": format!("file://{}", page.display()) }));
+    browser.wait_for("the page", "return document.body.dataset.ready === '1';");
+
+    // The page's decoder gives our pixels, to one level of 255.
+    let codes = [[0.5f32, -1.0], [1.5, 0.3], [-2.0, 2.0], [0.0, 0.0]];
+    for (run, label) in [("ae-2", None), ("cvae-2", Some(3u8))] {
+        let request = match label {
+            Some(l) => json!({ "model": run, "z": codes, "label": l }),
+            None => json!({ "model": run, "z": codes }),
+        };
+        let got = run_async(
+            &browser,
+            &format!("window.OFFLINE('/api/decode', {request}).then(d => done(d.images), e => done(String(e)));"),
+        );
+        let model = vae::run::RunDir::new(d.join(run)).load_model().unwrap();
+        let z = vae::engine::Matrix::from_vec(codes.len(), 2, codes.concat());
+        let condition = model.condition(&vec![label.unwrap_or(0); codes.len()]).unwrap();
+        let ours = model.decode(&z, condition.as_ref());
+        let images = got.as_array().unwrap_or_else(|| panic!("{run}: {got}"));
+        let mut worst = 0i64;
+        for (r, image) in images.iter().enumerate() {
+            let ours = vae::explore::api::to_pixels(ours.row(r));
+            for (a, &b) in image.as_array().unwrap().iter().zip(&ours) {
+                worst = worst.max((a.as_i64().unwrap() - b as i64).abs());
+            }
+        }
+        assert!(worst <= 1, "{run}: pixels differ by {worst} levels");
+    }
+    let ms = run_async(
+        &browser,
+        "const t = performance.now(); const work = []; for (let i = 0; i < 100; i++) work.push(window.OFFLINE('/api/decode', { model: 'ae-2', z: [[i / 50 - 1, 0.5]] })); Promise.all(work).then(() => done((performance.now() - t) / 100));",
+    );
+    eprintln!("a decode in the page: {ms} ms");
+
+    // The map decodes under the mouse, the pad encodes, the strip interpolates: as served.
+    let decodes = browser.script("return window.explorerDecodes;").as_i64().unwrap();
+    let map = browser.element("#pane-left .latent-map");
+    browser.mouse(&map, &[(-100, -90), (-20, 10), (90, 100)], false);
+    browser.wait_for("decodes", &format!("return window.explorerDecodes >= {};", decodes + 2));
+    let pad = browser.element("#pad");
+    browser.mouse(&pad, &[(-60, -80), (-20, -40), (0, 0), (10, 40), (20, 90)], true);
+    browser.wait_for("encodes", "return window.explorerEncodes >= 2;");
+    let go = browser.element("#interp-go");
+    browser.call(
+        "POST",
+        &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
+        json!({}),
+    );
+    browser.wait_for(
+        "the interpolation strips",
+        "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
+    );
+
+    let errors = browser.script("return window.explorerErrors;");
+    assert_eq!(errors, json!([]), "the page reported errors");
+    let log = browser.call("POST", "/se/log", json!({ "type": "browser" }));
+    let severe: Vec<&Value> = log
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
+        .unwrap_or_default();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    let shot = browser.call("GET", "/screenshot", json!({}));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-offline.png");
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {}", path.display());
     browser.call("DELETE", "", json!({}));
 }

@@ -93,44 +93,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     super::set_threads(args.threads)?;
     ensure_in_range("--max-connections", args.max_connections, 1..=MAX_CONNECTIONS)?;
     ensure_in_range("--idle-timeout", args.idle_timeout, 1..=MAX_IDLE_SECONDS)?;
-    let mut models = Vec::new();
-    for path in &args.runs {
-        let LoadedRun { config, model, data } = load_run(path, None)?;
-        let name = path
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| path.display().to_string());
-        // Epochs trained, one line each in metrics.jsonl (an interrupted run has fewer than
-        // its config asks for).
-        let epochs = read_text_limited(&RunDir::new(path).metrics(), MAX_METRICS_BYTES)
-            .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(config.train.epochs);
-        let run = RunDir::new(path);
-        // A fitted sampler is served when it belongs to these weights; one that does not is
-        // named and left out, the run is served all the same.
-        let gmm = run
-            .root
-            .join("sampler-gmm.safetensors")
-            .exists()
-            .then(|| Sampler::load(&run, SamplerKind::Gmm, &model));
-        let mut explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
-            .with_context(|| format!("{}", path.display()))?;
-        // The dataset's own names: a folder's sub-folders, "all" when unlabelled.
-        explored = explored.with_class_names(data.class_names);
-        let two_stage = run
-            .root
-            .join("sampler-two-stage.json")
-            .exists()
-            .then(|| Sampler::load(&run, SamplerKind::TwoStage, &explored.model));
-        for fitted in [gmm, two_stage].into_iter().flatten() {
-            match fitted {
-                Ok(sampler) => explored.add_sampler(sampler),
-                Err(e) => eprintln!("not serving its fitted sampler: {e}"),
-            }
-        }
-        models.push(explored);
-    }
+    let models = args
+        .runs
+        .iter()
+        .map(|path| explored_model(path))
+        .collect::<Result<Vec<_>>>()?;
     let app = Arc::new(App {
         explorer: Explorer::new(models)?,
         computing: Semaphore::new(2 * vae::engine::threads()),
@@ -397,4 +364,45 @@ fn answer(status: u16, value: serde_json::Value) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// A run folder as the explorer shows it: the model, its test split, the dataset's class
+/// names and any fitted sampler that belongs to its weights (one that does not is named and
+/// left out).
+pub fn explored_model(path: &std::path::Path) -> Result<ExploredModel> {
+    let LoadedRun { config, model, data } = load_run(path, None)?;
+    let name = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| path.display().to_string());
+    // Epochs trained, one line each in metrics.jsonl (an interrupted run has fewer than
+    // its config asks for).
+    let epochs = read_text_limited(&RunDir::new(path).metrics(), MAX_METRICS_BYTES)
+        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(config.train.epochs);
+    let run = RunDir::new(path);
+    // A fitted sampler is served when it belongs to these weights; one that does not is
+    // named and left out, the run is served all the same.
+    let gmm = run
+        .root
+        .join("sampler-gmm.safetensors")
+        .exists()
+        .then(|| Sampler::load(&run, SamplerKind::Gmm, &model));
+    let mut explored = ExploredModel::new(name, model, data.name.clone(), epochs, data.test)
+        .with_context(|| format!("{}", path.display()))?;
+    // The dataset's own names: a folder's sub-folders, "all" when unlabelled.
+    explored = explored.with_class_names(data.class_names);
+    let two_stage = run
+        .root
+        .join("sampler-two-stage.json")
+        .exists()
+        .then(|| Sampler::load(&run, SamplerKind::TwoStage, &explored.model));
+    for fitted in [gmm, two_stage].into_iter().flatten() {
+        match fitted {
+            Ok(sampler) => explored.add_sampler(sampler),
+            Err(e) => eprintln!("not serving its fitted sampler: {e}"),
+        }
+    }
+    Ok(explored)
 }

@@ -6,6 +6,7 @@
 //! whole API can be tested and fuzzed without a socket.
 
 pub mod api;
+pub mod offline;
 
 use base64::Engine;
 use rand::SeedableRng;
@@ -388,22 +389,7 @@ impl Explorer {
 
     /// The first `limit` test codes on the map, with their labels.
     pub fn latent_map(&self, query: MapQuery) -> Result<MapResponse, ApiError> {
-        let m = self.find(&query.model)?;
-        if query.limit == 0 || query.limit > MAX_MAP_POINTS {
-            return Err(ApiError::Invalid(format!(
-                "limit: 1 to {MAX_MAP_POINTS}, got {}",
-                query.limit
-            )));
-        }
-        let points = &m.projection.points;
-        let n = query.limit.min(points.rows);
-        Ok(MapResponse {
-            points: (0..n).map(|r| [points.row(r)[0], points.row(r)[1]]).collect(),
-            labels: m.test.labels[..n].to_vec(),
-            projection: if m.projection.pca.is_some() { "pca" } else { "identity" },
-            explained: m.projection.pca_explained,
-            bounds: m.bounds,
-        })
+        map_of(self.find(&query.model)?, query)
     }
 
     /// One test image and its label.
@@ -416,6 +402,25 @@ impl Explorer {
             image: to_pixels(&image.data),
         })
     }
+}
+
+/// The first `limit` test codes of `m` on its map, with their labels.
+fn map_of(m: &ExploredModel, query: MapQuery) -> Result<MapResponse, ApiError> {
+    if query.limit == 0 || query.limit > MAX_MAP_POINTS {
+        return Err(ApiError::Invalid(format!(
+            "limit: 1 to {MAX_MAP_POINTS}, got {}",
+            query.limit
+        )));
+    }
+    let points = &m.projection.points;
+    let n = query.limit.min(points.rows);
+    Ok(MapResponse {
+        points: (0..n).map(|r| [points.row(r)[0], points.row(r)[1]]).collect(),
+        labels: m.test.labels[..n].to_vec(),
+        projection: if m.projection.pca.is_some() { "pca" } else { "identity" },
+        explained: m.projection.pca_explained,
+        bounds: m.bounds,
+    })
 }
 
 #[cfg(test)]
