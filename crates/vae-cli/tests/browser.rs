@@ -420,3 +420,120 @@ fn the_exported_page_explores_without_a_server() {
     eprintln!("screenshot: {}", path.display());
     browser.call("DELETE", "", json!({}));
 }
+
+/// The first pane's reconstruction canvas as 784 values in [0, 1].
+const RECONSTRUCTION: &str = "const c = document.querySelector('#pane-left .reconstruction'); const d = c.getContext('2d').getImageData(0, 0, 28, 28).data; const v = []; for (let i = 0; i < d.length; i += 4) v.push(d[i] / 255); return v;";
+
+fn values(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn a_large_off_centre_drawing_is_prepared_as_mnist_and_read_as_drawn() {
+    if !have_browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let o = support::vae(d, args);
+        assert!(o.status.success(), "{}", support::stderr(&o));
+    };
+    run(&[
+        "train",
+        "--epochs",
+        "10",
+        "--latent",
+        "16",
+        "--out",
+        "vae",
+        "--threads",
+        "2",
+    ]);
+    run(&["classifier", "train", "--epochs", "4", "--out", "clf"]);
+    let classifier = vae::classifier::Classifier::load(&d.join("clf")).unwrap();
+    let read = |image: &[f32]| {
+        let p = classifier.probabilities(&vae::engine::Matrix::from_vec(1, 784, image.to_vec()));
+        vae::classifier::argmax(&p.data)
+    };
+
+    // As served, and in the page exported without a server.
+    let (_server, url) = support::serve(d, &["vae".into()]);
+    run(&["export", "vae", "--html", "explorer.html"]);
+    let exported = format!("file://{}", d.join("explorer.html").display());
+    let (_driver, browser) = start_browser();
+    for url in [url, exported] {
+        browser.call("POST", "/url", json!({ "url": url }));
+        browser.wait_for("the page", "return document.body.dataset.ready === '1';");
+        draw_digits(&browser, &read, &url);
+    }
+    let errors = browser.script("return window.explorerErrors;");
+    assert_eq!(errors, json!([]), "the page reported errors");
+    browser.call("DELETE", "", json!({}));
+}
+
+/// Draws a one, a seven and a zero on the pad, large and off-centre, and checks that the
+/// drawing prepared as MNIST's digits and the model's reconstruction of it are each read as
+/// the digit drawn (`read` is the classifier).
+fn draw_digits(browser: &Browser, read: &dyn Fn(&[f32]) -> usize, page: &str) {
+    let pad = browser.element("#pad");
+    let clear = browser.element("#pad-clear");
+    // Offsets from the pad's centre, 10 screen pixels to a pad pixel: each digit about as tall
+    // as the pad and far from its centre, where MNIST's digits are 20 pixels and centred.
+    let ellipse: Vec<(i64, i64)> = (0..=32)
+        .map(|k| {
+            let t = k as f64 / 32.0 * std::f64::consts::TAU;
+            ((45.0 + 60.0 * t.cos()) as i64, (15.0 + 110.0 * t.sin()) as i64)
+        })
+        .collect();
+    let digits: [(usize, Vec<(i64, i64)>); 3] = [
+        (1, vec![(-95, -125), (-92, -40), (-88, 40), (-85, 125)]),
+        (7, vec![(-30, -120), (125, -120), (80, -40), (40, 40), (15, 125)]),
+        (0, ellipse),
+    ];
+    for (digit, stroke) in digits {
+        browser.call(
+            "POST",
+            &format!("/element/{}/click", clear[ELEMENT].as_str().unwrap()),
+            json!({}),
+        );
+        let encodes = browser.script("return window.explorerEncodes;").as_i64().unwrap();
+        browser.mouse(&pad, &stroke, true);
+        browser.wait_for("the encode", &format!("return window.explorerEncodes > {encodes};"));
+        std::thread::sleep(Duration::from_millis(300));
+        let raw = values(&browser.script("return Array.from(pad);"));
+        let prepared = values(&browser.script("return mnistStyle(Array.from(pad));"));
+        let reconstruction = values(&browser.script(RECONSTRUCTION));
+        // The prepared digit: its ink fits 20x20 and its centre of mass is the field's.
+        let (mut mass, mut mx, mut my) = (0.0f32, 0.0f32, 0.0f32);
+        for (i, &v) in prepared.iter().enumerate() {
+            mass += v;
+            mx += v * ((i % 28) as f32 + 0.5);
+            my += v * ((i / 28) as f32 + 0.5);
+        }
+        assert!(
+            (mx / mass - 14.0).abs() < 0.75 && (my / mass - 14.0).abs() < 0.75,
+            "{digit}: centre of mass {}, {}",
+            mx / mass,
+            my / mass
+        );
+        eprintln!(
+            "{page}: drew a {digit}: read as {} as drawn, {} prepared, {} reconstructed",
+            read(&raw),
+            read(&prepared),
+            read(&reconstruction)
+        );
+        assert_eq!(read(&prepared), digit, "{page}: the prepared drawing of a {digit}");
+        assert_eq!(
+            read(&reconstruction),
+            digit,
+            "{page}: the reconstruction of a drawn {digit}"
+        );
+    }
+    let errors = browser.script("return window.explorerErrors;");
+    assert_eq!(errors, json!([]), "{page}: the page reported errors");
+}
