@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vae::checkpoint::save_tensors;
-use vae::engine::Matrix;
-use vae::model::{Arch, Model, ModelConfig, ModelKind, Workspace};
+use vae::engine::{Matrix, Recon};
+use vae::model::{Arch, Model, ModelConfig, ModelKind, Scaler, Workspace};
 use vae::rng::{Stream, stream_rng};
 
 fn torch_python() -> Option<PathBuf> {
@@ -61,6 +61,15 @@ fn models() -> Vec<(&'static str, ModelConfig)> {
         ("conv-cvae", conv(ModelKind::Cvae)),
         ("mlp-vae-rgb", colour(mlp(ModelKind::Vae))),
         ("conv-ae-rgb", colour(conv(ModelKind::Ae))),
+        (
+            "gaussian-vectors",
+            ModelConfig {
+                recon: Recon::Gaussian,
+                image_height: 1,
+                image_width: 7,
+                ..mlp(ModelKind::Vae)
+            },
+        ),
     ]
 }
 
@@ -71,15 +80,20 @@ fn write_reference(dir: &Path, model: &Model, x: &Matrix, labels: &[u8]) {
     let mut ws = Workspace::default();
     model.encode(x, condition.as_ref(), &mut ws);
     let code = model.encoder.head.code(&ws).clone();
-    let (mut acts, mut logits) = Default::default();
+    let (mut acts, mut logits, mut values) = Default::default();
     model.decode_logits(&code, condition.as_ref(), &mut acts, &mut logits);
+    model.outputs_into(&logits, &mut values);
     let shape = model.config.image_shape();
     let n = x.rows;
-    let image = vec![n, shape.height, shape.width, shape.channels];
+    let item = if shape.is_vector() {
+        vec![n, shape.width]
+    } else {
+        vec![n, shape.height, shape.width, shape.channels]
+    };
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
-        ("x".into(), image.clone(), &x.data),
+        ("x".into(), item.clone(), &x.data),
         ("code".into(), vec![n, code.cols], &code.data),
-        ("logits".into(), image, &logits.data),
+        ("values".into(), item, &values.data),
     ];
     if model.encoder.head.has_posterior() {
         tensors.push(("logvar".into(), vec![n, ws.logvar.cols], &ws.logvar.data));
@@ -108,17 +122,17 @@ for d in sys.argv[1:]:
     model = module.Model()
     model.load_state_dict(load_file(d + "/model.safetensors"))
     ref = load_file(d + "/reference.safetensors")
-    x = ref["x"].permute(0, 3, 1, 2)
+    nchw = lambda t: t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+    x = nchw(ref["x"])
     label = ref.get("label")
     with torch.no_grad():
         encoded = model.encode(x, label)
         code = encoded[0] if isinstance(encoded, tuple) else encoded
-        logits = model.decode(ref["code"], label)
-    ours_logits = ref["logits"].permute(0, 3, 1, 2)
+        values = model.values(ref["code"], label)
+    ours = nchw(ref["values"])
     diff = {
         "code": (code - ref["code"]).abs().max().item(),
-        "probabilities": (torch.sigmoid(logits) - torch.sigmoid(ours_logits)).abs().max().item(),
-        "logits": ((logits - ours_logits).abs() / ours_logits.abs().clamp(min=1)).max().item(),
+        "values": ((values - ours).abs() / ours.abs().clamp(min=1)).max().item(),
     }
     if isinstance(encoded, tuple):
         diff["logvar"] = (encoded[1] - ref["logvar"]).abs().max().item()
@@ -135,13 +149,23 @@ fn the_exported_module_computes_our_outputs_in_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     for (name, config) in models() {
-        let model = Model::new(config, &mut stream_rng(7, Stream::Init)).unwrap();
+        let mut model = Model::new(config, &mut stream_rng(7, Stream::Init)).unwrap();
+        let values = model.config.pixels();
         let mut x = Matrix::default();
-        if model.config.image_channels == 1 {
+        if model.config.image_channels == 1 && !model.config.image_shape().is_vector() {
             data.test.batch_into(&picked, &mut x);
         } else {
-            x = Matrix::standard_normal(16, model.config.pixels(), &mut stream_rng(3, Stream::Init));
-            x.data.iter_mut().for_each(|v| *v = 0.5 + 0.4 * v.tanh());
+            x = Matrix::standard_normal(16, values, &mut stream_rng(3, Stream::Init));
+            if model.config.recon == Recon::Gaussian {
+                // Values in their own units, read through a scaler that is not the identity.
+                x.data.iter_mut().for_each(|v| *v = 3.0 * *v + 10.0);
+                model.scaler = Some(Scaler {
+                    mean: (0..values).map(|i| 10.0 + i as f32 * 0.1).collect(),
+                    std: (0..values).map(|i| 3.0 + i as f32 * 0.5).collect(),
+                });
+            } else {
+                x.data.iter_mut().for_each(|v| *v = 0.5 + 0.4 * v.tanh());
+            }
         }
         let dir = tmp.path().join(name);
         let files = vae::export::pytorch::export(&model, &dir).unwrap();
@@ -223,4 +247,59 @@ fn train_py_continues_training_the_exported_model() {
     assert_eq!(losses.len(), 3, "{stdout}");
     assert!(losses[2] < losses[0], "training did not lower the loss: {losses:?}");
     assert!(trained.is_file());
+
+    // A Gaussian model of vectors, read through its scaler.
+    let config = ModelConfig {
+        recon: Recon::Gaussian,
+        image_height: 1,
+        image_width: 5,
+        hidden: vec![16],
+        latent: 2,
+        ..ModelConfig::for_body(Arch::Mlp, None, None)
+    };
+    let mut model = Model::new(config, &mut stream_rng(1, Stream::Init)).unwrap();
+    let mut x = Matrix::standard_normal(512, 5, &mut stream_rng(2, Stream::Init));
+    for (i, v) in x.data.iter_mut().enumerate() {
+        *v = 4.0 * *v + (i % 5) as f32;
+    }
+    model.scaler = Some(Scaler {
+        mean: (0..5).map(|i| i as f32).collect(),
+        std: vec![4.0; 5],
+    });
+    let dir = tmp.path().join("gaussian");
+    vae::export::pytorch::export(&model, &dir).unwrap();
+    let mut npy = Vec::new();
+    vae::data::npy::write_f32(&mut npy, &[512, 5], &x.data).unwrap();
+    std::fs::write(tmp.path().join("vectors.npy"), npy).unwrap();
+    let out = Command::new(&python)
+        .arg(dir.join("train.py"))
+        .args([
+            "--data",
+            "vectors.npy",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--out",
+            "gaussian.safetensors",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let losses: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split("train loss ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(losses.len(), 3, "{stdout}");
+    assert!(
+        losses[2] < losses[0],
+        "training did not lower the Gaussian loss: {losses:?}"
+    );
 }

@@ -10,8 +10,14 @@ Written by `vae export RUN --pytorch DIR`. Load it with
 Images are NCHW tensors with values in [0, 1] ([N, D] for vectors). `encode` gives the
 posterior's mean and log-variance (the code, for an autoencoder), `decode` one logit per
 value (`torch.sigmoid` of it is the pixel), `forward` both with z drawn as in training.
-A conditional VAE takes its label one-hot, [N, classes], on both sides.
+A conditional VAE takes its label one-hot, [N, classes], on both sides. A model with the
+Gaussian likelihood reads its data through its scaler (buffers `scaler.mean`,
+`scaler.std`): `encode` takes the data as it is, `decode` gives standardised means and
+`values(z)` the means in the data's units; `decoder.logvar` is each value's learned
+log-variance.
 """
+
+import math
 
 import torch
 from torch import nn
@@ -111,16 +117,51 @@ class Decoder(nn.Module):
         return h
 
 
+class Scaler(nn.Module):
+    """The training split's mean and standard deviation of each value."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+
+# The Gaussian's log-variances are used clamped to this range, as in training.
+LOGVAR_RANGE = 9.2
+
+
 class Model(nn.Module):
     def __init__(self, config=None):
         super().__init__()
         self.config = dict(CONFIG if config is None else config)
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
+        self.gaussian = self.config["recon"] == "gaussian"
+        if self.gaussian:
+            values = 1
+            for size in self.config["input"]:
+                values *= size
+            self.decoder.logvar = nn.Parameter(torch.zeros(1, values))
+            self.scaler = Scaler(values)
+
+    def standardize(self, x):
+        if not self.gaussian:
+            return x
+        flat = x.flatten(1)
+        return ((flat - self.scaler.mean) / self.scaler.std).view_as(x)
 
     def encode(self, x, label=None):
         """(mu, logvar) of q(z|x), or the code z of an autoencoder."""
-        return self.encoder(x, label)
+        return self.encoder(self.standardize(x), label)
+
+    def values(self, z, label=None):
+        """Decoded values in the data's units: the pixels (sigmoid of the logits), or the
+        Gaussian's means."""
+        out = self.decode(z, label)
+        if not self.gaussian:
+            return torch.sigmoid(out)
+        flat = out.flatten(1) * self.scaler.std + self.scaler.mean
+        return flat.view_as(out)
 
     def decode(self, z, label=None):
         """One logit per value, shaped like the input."""
@@ -144,7 +185,14 @@ class Model(nn.Module):
     def loss_from(self, out, x):
         """`loss` of what `forward` returned for `x`."""
         logits = out[0]
-        if self.config["recon"] == "bce":
+        if self.gaussian:
+            # -log N(x; s, e^v) per standardised value; + sum(log std) puts it in the data's
+            # nats, as `vae` reports it.
+            v = self.decoder.logvar.clamp(-LOGVAR_RANGE, LOGVAR_RANGE)
+            d = (self.standardize(x) - logits).flatten(1)
+            per_value = 0.5 * (d * d * torch.exp(-v) + v + math.log(2 * math.pi))
+            recon = per_value.sum() + x.shape[0] * torch.log(self.scaler.std).sum()
+        elif self.config["recon"] == "bce":
             recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
         else:
             recon = ((torch.sigmoid(logits) - x) ** 2).sum()

@@ -31,9 +31,6 @@ pub fn refusal(config: &ModelConfig) -> Option<String> {
             config.prior.name()
         ));
     }
-    if config.recon == crate::engine::Recon::Gaussian {
-        return Some("its Gaussian likelihood (and the scaler it reads through) has no PyTorch export yet".into());
-    }
     if config.kind == ModelKind::Cvae && config.hidden.is_empty() {
         return Some("a CVAE without hidden layers has no layer for its label to join".into());
     }
@@ -135,6 +132,9 @@ pub(super) fn data_order(config: &ModelConfig) -> Vec<usize> {
 
 /// Every parameter under its name, with the shape and values PyTorch's layer expects (and
 /// ONNX's, which are the same).
+///
+/// The Gaussian likelihood's scaler comes as `scaler.mean` and `scaler.std` (buffers in
+/// PyTorch, initializers in ONNX).
 pub(super) fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let config = &model.config;
     let [(reader, read_block), (writer, write_block)] = flattened_blocks(config);
@@ -147,7 +147,14 @@ pub(super) fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         }
     };
     let kernel = crate::model::CONV_KERNEL;
-    model
+    let data = data_order(config);
+    let scaler = model.scaler.iter().flat_map(|sc| {
+        [
+            ("scaler.mean".to_string(), vec![data.len()], permute(&sc.mean, &data)),
+            ("scaler.std".to_string(), vec![data.len()], permute(&sc.std, &data)),
+        ]
+    });
+    let mut tensors: Vec<_> = model
         .params()
         .into_iter()
         .map(|p: &Param| {
@@ -188,9 +195,15 @@ pub(super) fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
                 let values = order.iter().flat_map(|&r| m.row(r).to_vec()).collect();
                 return (name, vec![m.rows, m.cols], values);
             }
+            if name == "decoder.logvar" {
+                // One log-variance per value: in PyTorch's order of the values.
+                return (name, vec![m.rows, m.cols], permute(&m.data, &data));
+            }
             (name, vec![m.rows, m.cols], m.data.clone())
         })
-        .collect()
+        .collect();
+    tensors.extend(scaler);
+    tensors
 }
 
 /// `out[i] = values[order[i]]`.
