@@ -1726,6 +1726,18 @@ fn export_writes_a_pytorch_folder_and_refuses_what_it_cannot_express() {
     let o = vae(dir, &["export", "vamp", "--onnx", "vamp-onnx"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
+    // The page runs dense models only: a conv run is refused, naming it, and no page left.
+    let o = vae(
+        dir,
+        &["train", "--epochs", "1", "--arch", "conv", "--channels", "2,4", "--hidden", "8", "--latent", "2", "--out", "conv"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = vae(dir, &["export", "run", "conv", "--html", "page.html"]);
+    assert_refused(&o, "conv: the page without a server runs dense (mlp) models");
+    assert!(!dir.join("page.html").exists());
+    let o = vae(dir, &["export", "run", "conv", "--onnx", "two"]);
+    assert_refused(&o, "one run at a time");
+
     // A broken run folder: named, in a line.
     std::fs::write(dir.join("run/model.safetensors"), b"not weights").unwrap();
     let o = vae(dir, &["export", "run", "--pytorch", "again"]);

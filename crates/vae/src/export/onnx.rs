@@ -17,10 +17,10 @@ use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::model::{Arch, Model, ModelConfig, ModelKind};
 
-/// The operator set the graphs are written for (ONNX 1.12, 2022: every current runtime).
-pub const OPSET: i64 = 17;
+/// The operator set the graphs are written for (ONNX 1.16, 2024).
+pub const OPSET: i64 = 21;
 /// The file format version of that opset.
-const IR_VERSION: i64 = 8;
+const IR_VERSION: i64 = 10;
 
 /// The files an export writes into its folder.
 pub const FILES: [&str; 2] = ["encoder.onnx", "decoder.onnx"];
