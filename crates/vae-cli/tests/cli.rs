@@ -1729,7 +1729,21 @@ fn export_writes_a_pytorch_folder_and_refuses_what_it_cannot_express() {
     // The page runs dense models only: a conv run is refused, naming it, and no page left.
     let o = vae(
         dir,
-        &["train", "--epochs", "1", "--arch", "conv", "--channels", "2,4", "--hidden", "8", "--latent", "2", "--out", "conv"],
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--arch",
+            "conv",
+            "--channels",
+            "2,4",
+            "--hidden",
+            "8",
+            "--latent",
+            "2",
+            "--out",
+            "conv",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = vae(dir, &["export", "run", "conv", "--html", "page.html"]);

@@ -258,9 +258,15 @@ fn train_py_continues_training_the_exported_model() {
         ..ModelConfig::for_body(Arch::Mlp, None, None)
     };
     let mut model = Model::new(config, &mut stream_rng(1, Stream::Init)).unwrap();
-    let mut x = Matrix::standard_normal(512, 5, &mut stream_rng(2, Stream::Init));
-    for (i, v) in x.data.iter_mut().enumerate() {
-        *v = 4.0 * *v + (i % 5) as f32;
+    // Vectors on a plane through 5-D space, with a little noise: a latent of 2 can learn them.
+    let u = Matrix::standard_normal(512, 2, &mut stream_rng(2, Stream::Init));
+    let noise = Matrix::standard_normal(512, 5, &mut stream_rng(3, Stream::Init));
+    let mut x = Matrix::zeros(512, 5);
+    for r in 0..512 {
+        for j in 0..5 {
+            let (a, b) = (u.row(r)[0], u.row(r)[1]);
+            x.row_mut(r)[j] = j as f32 + 4.0 * (a * (j as f32 - 2.0) + b) / 3.0 + 0.1 * noise.row(r)[j];
+        }
     }
     model.scaler = Some(Scaler {
         mean: (0..5).map(|i| i as f32).collect(),

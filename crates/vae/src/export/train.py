@@ -47,7 +47,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffling and the draws of z")
     args = p.parse_args()
+    torch.manual_seed(args.seed)
 
     distributed = "WORLD_SIZE" in os.environ
     rank = 0
