@@ -51,6 +51,11 @@ impl Browser {
         self.call("POST", "/execute/sync", json!({ "script": script, "args": [] }))
     }
 
+    fn click(&self, element: &Value) {
+        let id = element[ELEMENT].as_str().expect("an element reference");
+        self.call("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
     fn element(&self, css: &str) -> Value {
         let found = self.call("POST", "/element", json!({ "using": "css selector", "value": css }));
         json!({ ELEMENT: found[ELEMENT] })
@@ -171,6 +176,39 @@ fn start_browser() -> (support::Killed, Browser) {
     (driver_process, browser)
 }
 
+/// Waits until every pane's interpolation strip holds its frames.
+fn wait_for_strips(browser: &Browser) {
+    browser.wait_for(
+        "the interpolation strips",
+        "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
+    );
+}
+
+/// Fails on any error the page caught (`window.explorerErrors`) or the console logged.
+fn assert_no_page_errors(browser: &Browser) {
+    let errors = browser.script("return window.explorerErrors;");
+    assert_eq!(errors, json!([]), "the page reported errors");
+    let log = browser.call("POST", "/se/log", json!({ "type": "browser" }));
+    let severe: Vec<&Value> = log
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
+        .unwrap_or_default();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
+/// The page as a PNG, kept as `name` in the target's temporary folder.
+fn screenshot(browser: &Browser, name: &str) -> Vec<u8> {
+    let shot = browser.call("GET", "/screenshot", json!({}));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+    png
+}
+
 /// Whether the browser test can run here; says why not, or fails where CI requires it.
 fn have_browser() -> bool {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
@@ -242,15 +280,8 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
 
     // The interpolation strip fills with frames.
     let go = browser.element("#interp-go");
-    browser.call(
-        "POST",
-        &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
-        json!({}),
-    );
-    browser.wait_for(
-        "the interpolation strips",
-        "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
-    );
+    browser.click(&go);
+    wait_for_strips(&browser);
 
     // A run with a fitted mixture: its button draws a code from it onto the sliders.
     if runs.iter().any(|r| r == "vae-4") {
@@ -263,11 +294,7 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         );
         let decodes = browser.script("return window.explorerDecodes;").as_i64().unwrap();
         let button = browser.element("#pane-right .mixture");
-        browser.call(
-            "POST",
-            &format!("/element/{}/click", button[ELEMENT].as_str().unwrap()),
-            json!({}),
-        );
+        browser.click(&button);
         browser.wait_for(
             "a code from the mixture",
             &format!(
@@ -290,34 +317,16 @@ fn the_explorer_decodes_the_map_and_the_pad_in_chromium() {
         );
         let caption = browser.script("return document.querySelector('#pane-right .post-caption').textContent;");
         assert!(caption.as_str().unwrap().contains("grey"), "{caption}");
-        browser.call(
-            "POST",
-            &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
-            json!({}),
-        );
+        browser.click(&go);
         browser.wait_for(
             "a colour interpolation",
             "const s = document.querySelector('#pane-right .interp-strip'); const c = s.querySelectorAll('canvas'); return c.length >= 11 && c[0].width === 16;",
         );
     }
 
-    let errors = browser.script("return window.explorerErrors;");
-    assert_eq!(errors, json!([]), "the page reported errors");
-    let log = browser.call("POST", "/se/log", json!({ "type": "browser" }));
-    let severe: Vec<&Value> = log
-        .as_array()
-        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
-        .unwrap_or_default();
-    assert!(severe.is_empty(), "console errors: {severe:?}");
+    assert_no_page_errors(&browser);
 
-    let shot = browser.call("GET", "/screenshot", json!({}));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot.as_str().unwrap())
-        .unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer.png");
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    let png = screenshot(&browser, "explorer.png");
     if let Some(keep) = std::env::var_os("VAE_EXPLORER_SCREENSHOT") {
         std::fs::write(keep, &png).unwrap();
     }
@@ -393,31 +402,11 @@ fn the_exported_page_explores_without_a_server() {
     browser.mouse(&pad, &[(-60, -80), (-20, -40), (0, 0), (10, 40), (20, 90)], true);
     browser.wait_for("encodes", "return window.explorerEncodes >= 2;");
     let go = browser.element("#interp-go");
-    browser.call(
-        "POST",
-        &format!("/element/{}/click", go[ELEMENT].as_str().unwrap()),
-        json!({}),
-    );
-    browser.wait_for(
-        "the interpolation strips",
-        "return [...document.querySelectorAll('.interp-strip')].every(s => s.querySelectorAll('canvas').length >= 11);",
-    );
+    browser.click(&go);
+    wait_for_strips(&browser);
 
-    let errors = browser.script("return window.explorerErrors;");
-    assert_eq!(errors, json!([]), "the page reported errors");
-    let log = browser.call("POST", "/se/log", json!({ "type": "browser" }));
-    let severe: Vec<&Value> = log
-        .as_array()
-        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
-        .unwrap_or_default();
-    assert!(severe.is_empty(), "console errors: {severe:?}");
-    let shot = browser.call("GET", "/screenshot", json!({}));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot.as_str().unwrap())
-        .unwrap();
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-offline.png");
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    assert_no_page_errors(&browser);
+    screenshot(&browser, "explorer-offline.png");
     browser.call("DELETE", "", json!({}));
 }
 
@@ -496,11 +485,7 @@ fn draw_digits(browser: &Browser, read: &dyn Fn(&[f32]) -> usize, page: &str) {
         (0, ellipse),
     ];
     for (digit, stroke) in digits {
-        browser.call(
-            "POST",
-            &format!("/element/{}/click", clear[ELEMENT].as_str().unwrap()),
-            json!({}),
-        );
+        browser.click(&clear);
         let encodes = browser.script("return window.explorerEncodes;").as_i64().unwrap();
         browser.mouse(&pad, &stroke, true);
         browser.wait_for("the encode", &format!("return window.explorerEncodes > {encodes};"));

@@ -6,106 +6,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use vae::checkpoint::save_tensors;
 use vae::engine::{Matrix, Recon};
-use vae::model::{Arch, Model, ModelConfig, ModelKind, Scaler, Workspace};
+use vae::model::{Arch, Model, ModelConfig, ModelKind, Scaler};
 use vae::rng::{Stream, stream_rng};
 
-fn torch_python() -> Option<PathBuf> {
-    let python = std::env::var_os("VAE_TORCH_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
-    let found = Command::new(&python)
-        .args(["-c", "import torch, safetensors, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(python);
-    }
-    let why = format!("{}: no torch, safetensors and numpy to import", python.display());
-    if std::env::var("VAE_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-        panic!("{why}, and VAE_REQUIRE_TORCH=1 forbids skipping");
-    }
-    eprintln!("skipped: {why} (set VAE_TORCH_PYTHON to a Python that has them)");
-    None
-}
-
-/// The models compared: every kind and body, grey on the sample's digits and colour on
-/// random images (a colour image is where the layouts of the two worlds differ most).
-fn models() -> Vec<(&'static str, ModelConfig)> {
-    let mlp = |kind| ModelConfig {
-        kind,
-        hidden: vec![48],
-        latent: 3,
-        classes: if kind == ModelKind::Cvae { 10 } else { 0 },
-        ..ModelConfig::for_body(Arch::Mlp, None, None)
-    };
-    let conv = |kind| ModelConfig {
-        kind,
-        latent: 3,
-        classes: if kind == ModelKind::Cvae { 10 } else { 0 },
-        ..ModelConfig::for_body(Arch::Conv, Some(vec![4, 8]), Some(vec![24]))
-    };
-    let colour = |config: ModelConfig| ModelConfig {
-        image_height: 12,
-        image_width: 12,
-        image_channels: 3,
-        ..config
-    };
-    vec![
-        ("mlp-vae", mlp(ModelKind::Vae)),
-        ("mlp-ae", mlp(ModelKind::Ae)),
-        ("mlp-cvae", mlp(ModelKind::Cvae)),
-        ("conv-vae", conv(ModelKind::Vae)),
-        ("conv-cvae", conv(ModelKind::Cvae)),
-        ("mlp-vae-rgb", colour(mlp(ModelKind::Vae))),
-        ("conv-ae-rgb", colour(conv(ModelKind::Ae))),
-        (
-            "gaussian-vectors",
-            ModelConfig {
-                recon: Recon::Gaussian,
-                image_height: 1,
-                image_width: 7,
-                ..mlp(ModelKind::Vae)
-            },
-        ),
-    ]
-}
-
-/// Writes `reference.safetensors` beside the export: the inputs, channels-last as we hold
-/// them, and our outputs.
+/// Writes `reference.safetensors` beside the export: our inputs and outputs.
 fn write_reference(dir: &Path, model: &Model, x: &Matrix, labels: &[u8]) {
-    let condition = model.condition(labels).unwrap();
-    let mut ws = Workspace::default();
-    model.encode(x, condition.as_ref(), &mut ws);
-    let code = model.encoder.head.code(&ws).clone();
-    let (mut acts, mut logits, mut values) = Default::default();
-    model.decode_logits(&code, condition.as_ref(), &mut acts, &mut logits);
-    model.outputs_into(&logits, &mut values);
-    let shape = model.config.image_shape();
-    let n = x.rows;
-    let item = if shape.is_vector() {
-        vec![n, shape.width]
-    } else {
-        vec![n, shape.height, shape.width, shape.channels]
-    };
-    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![
-        ("x".into(), item.clone(), &x.data),
-        ("code".into(), vec![n, code.cols], &code.data),
-        ("values".into(), item, &values.data),
-    ];
-    if model.encoder.head.has_posterior() {
-        tensors.push(("logvar".into(), vec![n, ws.logvar.cols], &ws.logvar.data));
-    }
-    if let Some(c) = &condition {
-        tensors.push(("label".into(), vec![n, c.cols], &c.data));
-    }
-    // Owned copies: the tensors above borrow from matrices local to this function.
-    let owned: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.into_iter().map(|(a, b, c)| (a, b, c.to_vec())).collect();
-    let views: Vec<(String, Vec<usize>, &[f32])> = owned
+    let arrays = common::reference_arrays(model, x, labels);
+    let views: Vec<(String, Vec<usize>, &[f32])> = arrays
         .iter()
-        .map(|(a, b, c)| (a.clone(), b.clone(), c.as_slice()))
+        .map(|(name, shape, values)| (name.clone(), shape.clone(), values.as_slice()))
         .collect();
     save_tensors(&dir.join("reference.safetensors"), &views).unwrap();
 }
@@ -142,57 +56,22 @@ print(json.dumps(worst))
 
 #[test]
 fn the_exported_module_computes_our_outputs_in_pytorch() {
-    let Some(python) = torch_python() else { return };
-    let data = common::sample();
-    let picked: Vec<usize> = (0..16).collect();
-    let labels = data.test.labels_of(&picked);
+    let Some(python) = common::python_with("torch, safetensors, numpy", "VAE_TORCH_PYTHON", "VAE_REQUIRE_TORCH") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
-    let mut dirs = Vec::new();
-    for (name, config) in models() {
-        let mut model = Model::new(config, &mut stream_rng(7, Stream::Init)).unwrap();
-        let values = model.config.pixels();
-        let mut x = Matrix::default();
-        if model.config.image_channels == 1 && !model.config.image_shape().is_vector() {
-            data.test.batch_into(&picked, &mut x);
-        } else {
-            x = Matrix::standard_normal(16, values, &mut stream_rng(3, Stream::Init));
-            if model.config.recon == Recon::Gaussian {
-                // Values in their own units, read through a scaler that is not the identity.
-                x.data.iter_mut().for_each(|v| *v = 3.0 * *v + 10.0);
-                model.scaler = Some(Scaler {
-                    mean: (0..values).map(|i| 10.0 + i as f32 * 0.1).collect(),
-                    std: (0..values).map(|i| 3.0 + i as f32 * 0.5).collect(),
-                });
-            } else {
-                x.data.iter_mut().for_each(|v| *v = 0.5 + 0.4 * v.tanh());
-            }
-        }
-        let dir = tmp.path().join(name);
-        let files = vae::export::pytorch::export(&model, &dir).unwrap();
-        assert_eq!(files.len(), 3);
-        write_reference(&dir, &model, &x, &labels);
-        dirs.push(dir.to_string_lossy().into_owned());
-    }
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(COMPARE)
-        .args(&dirs)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let worst: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!("largest differences: {worst}");
-    for dir in &dirs {
-        for (what, diff) in worst[dir].as_object().unwrap() {
-            let diff = diff.as_f64().unwrap();
-            assert!(diff <= 1e-5, "{dir}: {what} differs by {diff}");
-        }
-    }
+    let export = |model: &Model, dir: &Path| {
+        assert_eq!(vae::export::pytorch::export(model, dir).unwrap().len(), 3);
+    };
+    let dirs = common::export_with_references(tmp.path(), false, export, write_reference);
+    common::assert_python_agrees(&python, COMPARE, &dirs, 1e-5);
 }
 
 #[test]
 fn train_py_continues_training_the_exported_model() {
-    let Some(python) = torch_python() else { return };
+    let Some(python) = common::python_with("torch, safetensors, numpy", "VAE_TORCH_PYTHON", "VAE_REQUIRE_TORCH") else {
+        return;
+    };
     let data = common::sample();
     let config = ModelConfig {
         kind: ModelKind::Cvae,
@@ -216,9 +95,11 @@ fn train_py_continues_training_the_exported_model() {
     vae::data::npy::write_u8(&mut npy, &[256], &labels).unwrap();
     std::fs::write(tmp.path().join("labels.npy"), npy).unwrap();
     let trained = tmp.path().join("trained.safetensors");
-    let out = Command::new(&python)
-        .arg(dir.join("train.py"))
-        .args([
+    let losses = train_py(
+        &python,
+        &dir,
+        tmp.path(),
+        &[
             "--data",
             "images.npy",
             "--labels",
@@ -227,24 +108,10 @@ fn train_py_continues_training_the_exported_model() {
             "3",
             "--batch-size",
             "64",
-        ])
-        .args(["--device", "cpu", "--out"])
-        .arg(&trained)
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
+            "--out",
+            "trained.safetensors",
+        ],
     );
-    let losses: Vec<f64> = stdout
-        .lines()
-        .filter_map(|l| l.split("train loss ").nth(1)?.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert_eq!(losses.len(), 3, "{stdout}");
     assert!(losses[2] < losses[0], "training did not lower the loss: {losses:?}");
     assert!(trained.is_file());
 
@@ -277,35 +144,48 @@ fn train_py_continues_training_the_exported_model() {
     let mut npy = Vec::new();
     vae::data::npy::write_f32(&mut npy, &[512, 5], &x.data).unwrap();
     std::fs::write(tmp.path().join("vectors.npy"), npy).unwrap();
-    let out = Command::new(&python)
-        .arg(dir.join("train.py"))
-        .args([
+    let losses = train_py(
+        &python,
+        &dir,
+        tmp.path(),
+        &[
             "--data",
             "vectors.npy",
             "--epochs",
-            "3",
-            "--device",
-            "cpu",
+            "5",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
             "--out",
             "gaussian.safetensors",
-        ])
-        .current_dir(tmp.path())
+        ],
+    );
+    assert!(
+        losses[4] < losses[0] - 0.5,
+        "training did not lower the Gaussian loss: {losses:?}"
+    );
+}
+
+/// Runs `export`'s train.py on the CPU in `cwd` with `args`; returns its losses, an epoch each.
+fn train_py(python: &Path, export: &Path, cwd: &Path, args: &[&str]) -> Vec<f64> {
+    let out = Command::new(python)
+        .arg(export.join("train.py"))
+        .args(args)
+        .args(["--device", "cpu"])
+        .current_dir(cwd)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let losses: Vec<f64> = stdout
         .lines()
         .filter_map(|l| l.split("train loss ").nth(1)?.split_whitespace().next()?.parse().ok())
         .collect();
-    assert_eq!(losses.len(), 3, "{stdout}");
-    assert!(
-        losses[2] < losses[0],
-        "training did not lower the Gaussian loss: {losses:?}"
-    );
+    let epochs: usize = args[args.iter().position(|&a| a == "--epochs").unwrap() + 1]
+        .parse()
+        .unwrap();
+    assert_eq!(losses.len(), epochs, "{stdout}");
+    eprintln!("train.py {}: losses {losses:?}", args.join(" "));
+    losses
 }
