@@ -108,20 +108,7 @@ fn train(dir: &Path, args: &[&str]) {
 
 /// 2,000 of the built-in digits at 16x16, orange on blue, as an N x 16 x 16 x 3 uint8 array.
 fn write_tinted_digits(path: &Path) {
-    use vae::data::{DataDirs, DatasetName, DatasetSpec, catalog};
-    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
-    let digits = data.train.take(2_000);
-    let mut rgb = Vec::new();
-    for i in 0..digits.len() {
-        let image = digits.images.image(i).unwrap();
-        for y in 0..16 {
-            for x in 0..16 {
-                let ink = image[(y * 28 / 16) * 28 + x * 28 / 16] as u32;
-                let mix = |on: u32, off: u32| ((on * ink + off * (255 - ink)) / 255) as u8;
-                rgb.extend([mix(255, 30), mix(140, 60), mix(0, 160)]);
-            }
-        }
-    }
+    let (rgb, digits) = support::tinted_digits(2_000, 16, 0);
     let mut bytes = Vec::new();
     vae::data::npy::write_u8(&mut bytes, &[digits.len(), 16, 16, 3], &rgb).unwrap();
     std::fs::write(path, bytes).unwrap();

@@ -689,14 +689,7 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     assert!(stderr(&out).contains("== training vae-2"), "{}", stderr(&out));
     let html = std::fs::read_to_string(d.join("demo/report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
-    let numbers: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
-    let names: Vec<&str> = numbers["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let (numbers, names) = support::demo_report(d);
     assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "vamp-vae-2", "cvae-2"]);
     assert_eq!(numbers["models"][2]["arch"], "conv");
     assert_eq!(numbers["models"][3]["prior"], "vamp");
@@ -746,9 +739,7 @@ fn demo_writes_a_report_and_the_runs_behind_it() {
     // A second demo into the same folder replaces its own runs instead of refusing.
     let out = vae(d, &[&args[..], &["--no-extras"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
-    let numbers: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
-    assert_eq!(numbers["models"].as_array().unwrap().len(), 2);
+    assert_eq!(support::demo_report(d).1.len(), 2);
 }
 
 /// Kill test: `vae train` killed with SIGKILL at varied moments, resumed each time, must
@@ -1369,23 +1360,7 @@ fn the_demo_tells_its_story_on_colour_images_of_another_size() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 2,000 of the built-in digits at 12x12, orange on blue, as an NPY array with its labels.
-    let data = vae::data::catalog::load(
-        &vae::data::DatasetSpec::Named(vae::data::DatasetName::MnistSample),
-        &vae::data::DataDirs::from_env(),
-    )
-    .unwrap();
-    let digits = data.train.take(2_000);
-    let mut rgb = Vec::new();
-    for i in 0..digits.len() {
-        let image = digits.images.image(i).unwrap();
-        for y in 0..12 {
-            for x in 0..12 {
-                let ink = image[(y * 28 / 12 + 1) * 28 + x * 28 / 12 + 1] as u32;
-                let mix = |on: u32, off: u32| ((on * ink + off * (255 - ink)) / 255) as u8;
-                rgb.extend([mix(255, 30), mix(140, 60), mix(0, 160)]);
-            }
-        }
-    }
+    let (rgb, digits) = support::tinted_digits(2_000, 12, 1);
     let mut npy = Vec::new();
     vae::data::npy::write_u8(&mut npy, &[digits.len(), 12, 12, 3], &rgb).unwrap();
     std::fs::write(d.join("tinted.npy"), npy).unwrap();
@@ -1435,14 +1410,7 @@ fn the_demo_tells_its_story_on_colour_images_of_another_size() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report = std::fs::read_to_string(d.join("demo/report.html")).unwrap();
     assert!(report.contains("data:image/png;base64,"), "pictures embedded");
-    let numbers: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("demo/report.json")).unwrap()).unwrap();
-    let names: Vec<&str> = numbers["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let (numbers, names) = support::demo_report(d);
     assert_eq!(names, ["ae-2", "vae-2", "conv-vae-2", "vamp-vae-2", "cvae-2"]);
     assert!(
         numbers["classifier_accuracy"].as_f64().unwrap() > 0.5,

@@ -26,7 +26,7 @@ const FORMAT: &str = "vae";
 
 /// The on-disk shape of a parameter: biases (and a learned prior's logits) are 1-D, as in
 /// PyTorch.
-fn stored_shape(name: &str, m: &Matrix) -> Vec<usize> {
+pub(crate) fn stored_shape(name: &str, m: &Matrix) -> Vec<usize> {
     if name.ends_with(".bias") || name.ends_with(".logits") {
         vec![m.cols]
     } else {
@@ -34,18 +34,26 @@ fn stored_shape(name: &str, m: &Matrix) -> Vec<usize> {
     }
 }
 
-fn le_bytes(m: &Matrix) -> Vec<u8> {
-    m.data.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// A matrix as a named tensor of its stored shape.
+fn entry(name: String, m: &Matrix) -> (String, Vec<usize>, &[f32]) {
+    let shape = stored_shape(&name, m);
+    (name, shape, &m.data)
 }
 
-/// Serialises named matrices with metadata into safetensors bytes.
-fn serialize(tensors: &[(String, &Matrix)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, m)| le_bytes(m)).collect();
+/// Serialises named f32 tensors of the given shapes, with metadata, into safetensors bytes.
+///
+/// # Panics
+/// If a shape does not hold its values (a caller's bug).
+fn serialize(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
     let views = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, m), b)| {
-            let view = TensorView::new(Dtype::F32, stored_shape(name, m), b).expect("sizes agree by construction");
+        .map(|((name, shape, _), b)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), b).expect("a shape holds its values");
             (name.clone(), view)
         })
         .collect::<Vec<_>>();
@@ -59,7 +67,7 @@ pub fn save_model(path: &Path, model: &Model) -> Result<()> {
 
 /// Writes parameters' values to `path` under their names, atomically.
 pub fn save_weights(path: &Path, params: &[&Param]) -> Result<()> {
-    let tensors: Vec<(String, &Matrix)> = params.iter().map(|p| (p.name.clone(), &p.value)).collect();
+    let tensors: Vec<_> = params.iter().map(|p| entry(p.name.clone(), &p.value)).collect();
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
     write_atomic(path, &serialize(&tensors, metadata)?)
 }
@@ -69,23 +77,13 @@ pub fn save_weights(path: &Path, params: &[&Param]) -> Result<()> {
 ///
 /// # Panics
 /// If a shape does not hold its values (a caller's bug).
-pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
+pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    let views: Vec<_> = tensors
         .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|(name, shape, values)| (name.clone(), shape.clone(), values.as_slice()))
         .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), b).expect("a shape holds its values");
-            (name.clone(), view)
-        })
-        .collect::<Vec<_>>();
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string())]);
-    let serialized =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::config("safetensors", e.to_string()))?;
-    write_atomic(path, &serialized)
+    write_atomic(path, &serialize(&views, metadata)?)
 }
 
 /// SHA-256 of the weights file at `path` written for `model` (read under the cap loading
@@ -181,10 +179,10 @@ fn load_params(path: &Path, st: &SafeTensors, params: Vec<&mut Param>) -> Result
 /// trainer's is [`crate::train::TrainState`]) to `path`, atomically.
 pub fn save_checkpoint(path: &Path, model: &Model, adam: &Adam, state: &impl Serialize) -> Result<()> {
     let params = model.params();
-    let mut tensors: Vec<(String, &Matrix)> = params.iter().map(|p| (p.name.clone(), &p.value)).collect();
+    let mut tensors: Vec<_> = params.iter().map(|p| entry(p.name.clone(), &p.value)).collect();
     for ((p, m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
-        tensors.push((format!("optimizer.m.{}", p.name), m));
-        tensors.push((format!("optimizer.v.{}", p.name), v));
+        tensors.push(entry(format!("optimizer.m.{}", p.name), m));
+        tensors.push(entry(format!("optimizer.v.{}", p.name), v));
     }
     // One metadata key only: safetensors writes its metadata map in hash order, and a single
     // entry keeps the file's bytes a function of the run alone (the kill test compares them).

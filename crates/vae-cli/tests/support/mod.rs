@@ -102,3 +102,37 @@ pub fn serve_with(dir: &Path, runs: &[String], flags: &[&str]) -> (Killed, Strin
     assert!(url.starts_with("http://127.0.0.1:"), "the server printed {url:?}");
     (server, url)
 }
+
+/// The built-in sample's first `n` training digits at `side` x `side` (nearest pixel, from
+/// `offset` into each 28x28 cell), orange ink on blue, as N x side x side x 3 bytes; and the
+/// digits themselves, for their labels.
+pub fn tinted_digits(n: usize, side: usize, offset: usize) -> (Vec<u8>, vae::data::Split) {
+    use vae::data::{DataDirs, DatasetName, DatasetSpec, catalog};
+    let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env()).unwrap();
+    let digits = data.train.take(n);
+    let mut rgb = Vec::new();
+    for i in 0..digits.len() {
+        let image = digits.images.image(i).unwrap();
+        for y in 0..side {
+            for x in 0..side {
+                let ink = image[(y * 28 / side + offset) * 28 + x * 28 / side + offset] as u32;
+                let mix = |on: u32, off: u32| ((on * ink + off * (255 - ink)) / 255) as u8;
+                rgb.extend([mix(255, 30), mix(140, 60), mix(0, 160)]);
+            }
+        }
+    }
+    (rgb, digits)
+}
+
+/// `dir/demo/report.json`, and the names of its models in order.
+pub fn demo_report(dir: &Path) -> (serde_json::Value, Vec<String>) {
+    let numbers: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo/report.json")).unwrap()).unwrap();
+    let names = numbers["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    (numbers, names)
+}

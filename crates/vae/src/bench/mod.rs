@@ -94,8 +94,59 @@ const PEAK_SECONDS: f64 = 1.0;
 
 const WARMUP_STEPS: usize = 10;
 
+/// Training steps as `vae train` takes them (forward, backward, Adam), on `train`'s images in
+/// one shuffled order, `batch` at a time, starting over at its end.
+pub(crate) struct TrainingSteps<'a> {
+    pub model: Model,
+    pub adam: Adam,
+    /// Images per step (the batch asked for, or all of `train` when it has fewer).
+    pub batch: usize,
+    train: &'a Split,
+    order: Vec<usize>,
+    cursor: usize,
+    ws: Workspace,
+    x: Matrix,
+    rng: crate::rng::RunRng,
+}
+
+impl<'a> TrainingSteps<'a> {
+    pub fn new(config: &ModelConfig, train: &'a Split, batch: usize) -> crate::Result<Self> {
+        let model = Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?;
+        let adam = Adam::new(AdamConfig::default(), &model.param_shapes());
+        Ok(TrainingSteps {
+            adam,
+            model,
+            batch: batch.min(train.len()),
+            train,
+            order: permutation(train.len(), &mut stream_rng(0, Stream::Shuffle { epoch: 0 })),
+            cursor: 0,
+            ws: Workspace::default(),
+            x: Matrix::default(),
+            rng: stream_rng(0, Stream::TrainNoise),
+        })
+    }
+
+    /// One step on the next batch.
+    pub fn step(&mut self) {
+        if self.cursor + self.batch > self.train.len() {
+            self.cursor = 0;
+        }
+        let picked = &self.order[self.cursor..self.cursor + self.batch];
+        self.cursor += self.batch;
+        self.train.batch_into(picked, &mut self.x);
+        let condition = self
+            .model
+            .condition(&self.train.labels_of(picked))
+            .expect("dataset labels fit");
+        let bound = self.model.elbo();
+        self.model
+            .compute_gradients(&self.x, condition.as_ref(), &mut self.ws, &mut self.rng, bound);
+        self.adam.update(&mut self.model.params_mut());
+    }
+}
+
 /// Runs `step` repeatedly for `seconds` after a warm-up; returns steps per second.
-fn steps_per_sec(seconds: f64, mut step: impl FnMut()) -> f64 {
+pub(crate) fn steps_per_sec(seconds: f64, mut step: impl FnMut()) -> f64 {
     for _ in 0..WARMUP_STEPS {
         step();
     }
@@ -143,30 +194,12 @@ pub fn run(
         on_result(&r);
         results.push(r);
     };
-    let order = permutation(train.len(), &mut stream_rng(0, Stream::Shuffle { epoch: 0 }));
     let train_flops = train_flops_per_image(config);
     let mut last_model = None;
     for &batch_size in &options.batch_sizes {
-        let mut model = Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?;
-        let mut adam = Adam::new(AdamConfig::default(), &model.param_shapes());
-        let mut rng = stream_rng(0, Stream::TrainNoise);
-        let (mut ws, mut x) = (Workspace::default(), Matrix::default());
-        let mut cursor = 0;
-        let rate = steps_per_sec(options.seconds, || {
-            if cursor + batch_size > train.len() {
-                cursor = 0;
-            }
-            let end = (cursor + batch_size).min(train.len());
-            train.batch_into(&order[cursor..end], &mut x);
-            let condition = model
-                .condition(&train.labels_of(&order[cursor..end]))
-                .expect("dataset labels fit");
-            cursor = end;
-            let bound = model.elbo();
-            model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut rng, bound);
-            adam.update(&mut model.params_mut());
-        });
-        let images_per_sec = rate * batch_size.min(train.len()) as f64;
+        let mut steps = TrainingSteps::new(config, train, batch_size)?;
+        let rate = steps_per_sec(options.seconds, || steps.step());
+        let images_per_sec = rate * steps.batch as f64;
         record(
             Throughput {
                 what: "train",
@@ -178,12 +211,13 @@ pub fn run(
             },
             &mut results,
         );
-        last_model = Some(model);
+        last_model = Some(steps.model);
     }
     let model = match last_model {
         Some(m) => m,
         None => Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?,
     };
+    let order = permutation(train.len(), &mut stream_rng(0, Stream::Shuffle { epoch: 0 }));
     let mut rng = stream_rng(0, Stream::Eval { epoch: 0 });
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
     let eval_batch = EVAL_BATCH.min(train.len());

@@ -6,15 +6,14 @@
 //! Each part runs on inputs of its real shape drawn at random (the time of a product does not
 //! depend on its values; a loss's barely does), so the table needs no training data.
 
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
 
+use super::TrainingSteps;
 use crate::data::Split;
 use crate::engine::layer::{Activation, GradScratch, Pass, Stack, StackActivations};
-use crate::engine::{Adam, AdamConfig, GradInput, Matrix};
-use crate::model::{LayerShape, Model, ModelConfig, PlannedLayer, Workspace};
-use crate::rng::{Stream, permutation, stream_rng};
+use crate::engine::{GradInput, Matrix};
+use crate::model::{LayerShape, ModelConfig, PlannedLayer};
+use crate::rng::{Stream, stream_rng};
 
 /// What kind of work a part is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -45,17 +44,8 @@ pub struct Part {
 }
 
 /// Times `f` for about `seconds` after a warm-up; milliseconds per call.
-fn ms_per_call(seconds: f64, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let budget = Duration::from_secs_f64(seconds);
-    let (start, mut calls) = (Instant::now(), 0usize);
-    while calls < 3 || start.elapsed() < budget {
-        f();
-        calls += 1;
-    }
-    1e3 * start.elapsed().as_secs_f64() / calls as f64
+fn ms_per_call(seconds: f64, f: impl FnMut()) -> f64 {
+    1e3 / super::steps_per_sec(seconds, f)
 }
 
 /// Every layer of the model, with the stack it belongs to and whether its input gradient is
@@ -167,9 +157,8 @@ pub fn profile(config: &ModelConfig, train: &Split, batch: usize, seconds: f64) 
         gflops: None,
     });
 
-    let mut model = Model::new(config.clone(), &mut stream_rng(0, Stream::Init))?;
-    let mut adam = Adam::new(AdamConfig::default(), &model.param_shapes());
-    let adam_ms = ms_per_call(seconds, || adam.update(&mut model.params_mut()));
+    let mut steps = TrainingSteps::new(config, train, batch)?;
+    let adam_ms = ms_per_call(seconds, || steps.adam.update(&mut steps.model.params_mut()));
     parts.push(Part {
         name: "Adam".into(),
         work: Work::Optimizer,
@@ -177,23 +166,8 @@ pub fn profile(config: &ModelConfig, train: &Split, batch: usize, seconds: f64) 
         gflops: None,
     });
 
-    let order = permutation(train.len(), &mut stream_rng(0, Stream::Shuffle { epoch: 0 }));
-    let batch = batch.min(train.len());
-    let (mut ws, mut x) = (Workspace::default(), Matrix::default());
-    let mut noise = stream_rng(0, Stream::TrainNoise);
-    let mut cursor = 0;
-    let step_ms = ms_per_call(seconds.max(0.5), || {
-        if cursor + batch > train.len() {
-            cursor = 0;
-        }
-        let picked = &order[cursor..cursor + batch];
-        cursor += batch;
-        train.batch_into(picked, &mut x);
-        let condition = model.condition(&train.labels_of(picked)).expect("dataset labels fit");
-        let bound = model.elbo();
-        model.compute_gradients(&x, condition.as_ref(), &mut ws, &mut noise, bound);
-        adam.update(&mut model.params_mut());
-    });
+    let batch = steps.batch;
+    let step_ms = ms_per_call(seconds.max(0.5), || steps.step());
     let accounted: f64 = parts.iter().map(|p| p.ms).sum();
     parts.push(Part {
         name: "rest".into(),

@@ -389,7 +389,7 @@ impl Explorer {
 
     /// The first `limit` test codes on the map, with their labels.
     pub fn latent_map(&self, query: MapQuery) -> Result<MapResponse, ApiError> {
-        map_of(self.find(&query.model)?, query)
+        map_of(self.find(&query.model)?, query.limit)
     }
 
     /// One test image and its label.
@@ -405,15 +405,12 @@ impl Explorer {
 }
 
 /// The first `limit` test codes of `m` on its map, with their labels.
-fn map_of(m: &ExploredModel, query: MapQuery) -> Result<MapResponse, ApiError> {
-    if query.limit == 0 || query.limit > MAX_MAP_POINTS {
-        return Err(ApiError::Invalid(format!(
-            "limit: 1 to {MAX_MAP_POINTS}, got {}",
-            query.limit
-        )));
+fn map_of(m: &ExploredModel, limit: usize) -> Result<MapResponse, ApiError> {
+    if limit == 0 || limit > MAX_MAP_POINTS {
+        return Err(ApiError::Invalid(format!("limit: 1 to {MAX_MAP_POINTS}, got {limit}")));
     }
     let points = &m.projection.points;
-    let n = query.limit.min(points.rows);
+    let n = limit.min(points.rows);
     Ok(MapResponse {
         points: (0..n).map(|r| [points.row(r)[0], points.row(r)[1]]).collect(),
         labels: m.test.labels[..n].to_vec(),

@@ -6,11 +6,11 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::ExploredModel;
-use super::api::{MapQuery, MapResponse, ModelInfo};
+use super::api::{MapResponse, ModelInfo};
 use crate::engine::layer::{Activation, Layer, Stack};
 use crate::engine::{Linear, Matrix};
 use crate::error::{Error, Result};
-use crate::model::{Arch, EncoderHead};
+use crate::model::EncoderHead;
 
 /// Test images embedded per model: interpolation ends to pick from, a few hundred kilobytes.
 pub const EMBEDDED_TEST_IMAGES: usize = 256;
@@ -90,11 +90,8 @@ impl ExploredModel {
     /// A model the page's JavaScript cannot run (a conv body).
     pub fn offline(&self) -> Result<OfflineModel> {
         let model = &self.model;
-        if model.config.arch == Arch::Conv {
-            return Err(Error::CannotExport(
-                "the page without a server runs dense (mlp) models; this one has convolutions".into(),
-            ));
-        }
+        // First: a conv body is refused before any other work.
+        let (encoder, decoder) = (stack(&model.encoder.body)?, stack(&model.decoder)?);
         let heads = match &model.encoder.head {
             EncoderHead::Code { fc_z } => vec![dense(fc_z, false, None)],
             EncoderHead::Gaussian { fc_mu, fc_logvar } => {
@@ -108,28 +105,16 @@ impl ExploredModel {
         // The page answers from what it holds: the prior, and the test images embedded.
         info.samplers = vec!["prior"];
         info.test_images = shown;
-        let map = self
-            .explorer_map(MAP_POINTS)
-            .map_err(|e| Error::CannotExport(e.message().to_string()))?;
+        let map = super::map_of(self, MAP_POINTS).map_err(|e| Error::CannotExport(e.message().to_string()))?;
         Ok(OfflineModel {
             info,
             map,
             pca: self.projection.pca.clone(),
             test_images: base64::engine::general_purpose::STANDARD.encode(bytes),
             test_labels: self.test.labels[..shown].to_vec(),
-            encoder: stack(&model.encoder.body)?,
+            encoder,
             heads,
-            decoder: stack(&model.decoder)?,
+            decoder,
         })
-    }
-
-    fn explorer_map(&self, limit: usize) -> std::result::Result<MapResponse, super::api::ApiError> {
-        super::map_of(
-            self,
-            MapQuery {
-                model: self.name.clone(),
-                limit,
-            },
-        )
     }
 }

@@ -6,3 +6,14 @@
 pub mod html;
 pub mod onnx;
 pub mod pytorch;
+
+/// The shape of one item after the batch dimension, as the exported networks take it:
+/// `[C, H, W]` for images, `[D]` for vectors.
+fn item_dims(config: &crate::model::ModelConfig) -> Vec<usize> {
+    let shape = config.image_shape();
+    if shape.is_vector() {
+        vec![shape.width]
+    } else {
+        vec![shape.channels, shape.height, shape.width]
+    }
+}

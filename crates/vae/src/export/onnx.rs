@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::item_dims;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::model::{Arch, Model, ModelConfig, ModelKind};
@@ -34,8 +35,8 @@ pub fn export(model: &Model, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tensors = super::pytorch::tensors(model);
     let paths: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
-    write_atomic(&paths[0], &encoder(model, &tensors).model())?;
-    write_atomic(&paths[1], &decoder(model, &tensors).model())?;
+    write_atomic(&paths[0], &encoder(&model.config, &tensors).model())?;
+    write_atomic(&paths[1], &decoder(&model.config, &tensors).model())?;
     Ok(paths)
 }
 
@@ -234,25 +235,32 @@ impl Graph {
 
 type Tensors = [(String, Vec<usize>, Vec<f32>)];
 
-fn find<'t>(tensors: &'t Tensors, name: &str) -> &'t (String, Vec<usize>, Vec<f32>) {
-    tensors
-        .iter()
-        .find(|(n, _, _)| n == name)
-        .unwrap_or_else(|| panic!("the model has no parameter {name}"))
-}
-
-/// Adds a layer's weights as initializers; returns their names (bias last, if any).
+/// Adds a layer's weights as initializers; returns their names (bias last, if it has one).
 fn weights(g: &mut Graph, tensors: &Tensors, layer: &str) -> Vec<String> {
     ["weight", "bias"]
         .iter()
         .filter_map(|part| {
             let name = format!("{layer}.{part}");
-            tensors.iter().any(|(n, _, _)| *n == name).then(|| {
-                let (_, dims, values) = find(tensors, &name);
-                g.weight(&name, dims, values)
-            })
+            let (_, dims, values) = tensors.iter().find(|(n, _, _)| *n == name)?;
+            Some(g.weight(&name, dims, values))
         })
         .collect()
+}
+
+/// `op(x, layer's weight[, bias])`; returns its output (`out` when named).
+fn layer_node(
+    g: &mut Graph,
+    op: &str,
+    tensors: &Tensors,
+    layer: &str,
+    x: &str,
+    attributes: &[Attribute],
+    out: Option<&str>,
+) -> String {
+    let w = weights(g, tensors, layer);
+    assert!(!w.is_empty(), "the model has no layer {layer}");
+    let inputs: Vec<&str> = std::iter::once(x).chain(w.iter().map(String::as_str)).collect();
+    g.node(op, &inputs, attributes, out)
 }
 
 /// `Gemm(x, W, b)` with `transB = 1`, plus the label's `Gemm` added where the layer has one,
@@ -266,19 +274,11 @@ fn dense(
     relu: bool,
     out: Option<&str>,
 ) -> String {
-    let w = weights(g, tensors, layer);
-    let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
     let trans = [Attribute::Int("transB", 1)];
     let plain = !relu && label.is_none();
-    let mut y = g.node(
-        "Gemm",
-        &[&[x], inputs.as_slice()].concat(),
-        &trans,
-        if plain { out } else { None },
-    );
+    let mut y = layer_node(g, "Gemm", tensors, layer, x, &trans, if plain { out } else { None });
     if let Some(label) = label {
-        let lw = weights(g, tensors, &format!("{layer}_label"));
-        let l = g.node("Gemm", &[label, &lw[0]], &trans, None);
+        let l = layer_node(g, "Gemm", tensors, &format!("{layer}_label"), label, &trans, None);
         y = g.node("Add", &[&y, &l], &[], if relu { None } else { out });
     }
     if relu {
@@ -301,54 +301,37 @@ fn conv_attributes(output_padding: Option<usize>) -> Vec<Attribute> {
     a
 }
 
-/// The data's shape after the batch: `[C, H, W]`, or `[D]` for vectors.
-fn data_dims(config: &ModelConfig) -> Vec<usize> {
-    let shape = config.image_shape();
-    if shape.is_vector() {
-        vec![shape.width]
-    } else {
-        vec![shape.channels, shape.height, shape.width]
-    }
+/// The Gaussian likelihood's scaler, as [`super::pytorch::tensors`] orders it, as two
+/// initializers shaped like one input so that they broadcast over the batch.
+fn scaler(g: &mut Graph, config: &ModelConfig, tensors: &Tensors) -> Option<(String, String)> {
+    let dims = item_dims(config);
+    let mut add = |name: &str| {
+        let (_, _, values) = tensors.iter().find(|(n, _, _)| n == name)?;
+        Some(g.weight(name, &dims, values))
+    };
+    Some((add("scaler.mean")?, add("scaler.std")?))
 }
 
-/// The Gaussian likelihood's scaler as two initializers shaped like one input (NCHW order).
-fn scaler(g: &mut Graph, model: &Model) -> Option<(String, String)> {
-    let scaler = model.scaler.as_ref()?;
-    let dims = data_dims(&model.config);
-    let order = super::pytorch::data_order(&model.config);
-    let pick = |v: &[f32]| -> Vec<f32> { order.iter().map(|&i| v[i]).collect() };
-    let mean = g.weight("scaler.mean", &dims, &pick(&scaler.mean));
-    let std = g.weight("scaler.std", &dims, &pick(&scaler.std));
-    Some((mean, std))
-}
-
-fn encoder(model: &Model, tensors: &Tensors) -> Graph {
-    let config = &model.config;
+fn encoder(config: &ModelConfig, tensors: &Tensors) -> Graph {
     let mut g = Graph::new("encoder");
     let input = if config.image_shape().is_vector() {
         "values"
     } else {
         "image"
     };
-    g.inputs.push(value_info(input, &data_dims(config)));
+    g.inputs.push(value_info(input, &item_dims(config)));
     let label = (config.classes > 0).then_some("label");
     if label.is_some() {
         g.inputs.push(value_info("label", &[config.classes]));
     }
     let mut h = input.to_string();
-    if let Some((mean, std)) = scaler(&mut g, model) {
+    if let Some((mean, std)) = scaler(&mut g, config, tensors) {
         let centred = g.node("Sub", &[&h, &mean], &[], None);
         h = g.node("Div", &[&centred, &std], &[], None);
     }
     for i in 0..config.channels.len() {
-        let w = weights(&mut g, tensors, &format!("encoder.conv{}", i + 1));
-        let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
-        let y = g.node(
-            "Conv",
-            &[&[h.as_str()], inputs.as_slice()].concat(),
-            &conv_attributes(None),
-            None,
-        );
+        let layer = format!("encoder.conv{}", i + 1);
+        let y = layer_node(&mut g, "Conv", tensors, &layer, &h, &conv_attributes(None), None);
         h = g.node("Relu", &[&y], &[], None);
     }
     if !config.image_shape().is_vector() {
@@ -370,16 +353,15 @@ fn encoder(model: &Model, tensors: &Tensors) -> Graph {
     g
 }
 
-fn decoder(model: &Model, tensors: &Tensors) -> Graph {
-    let config = &model.config;
+fn decoder(config: &ModelConfig, tensors: &Tensors) -> Graph {
     let mut g = Graph::new("decoder");
     g.inputs.push(value_info("code", &[config.latent]));
     let label = (config.classes > 0).then_some("label");
     if label.is_some() {
         g.inputs.push(value_info("label", &[config.classes]));
     }
-    let scaler = scaler(&mut g, model);
-    let dims = data_dims(config);
+    let scaler = scaler(&mut g, config, tensors);
+    let dims = item_dims(config);
     let output = if config.image_shape().is_vector() {
         "values"
     } else {
@@ -409,15 +391,9 @@ fn decoder(model: &Model, tensors: &Tensors) -> Graph {
             h = g.node("Reshape", &[&h, "feature_map_shape"], &[], None);
             let deconvs = config.decoder_deconvs();
             for (i, d) in deconvs.iter().enumerate() {
-                let w = weights(&mut g, tensors, &format!("decoder.deconv{}", i + 1));
-                let inputs: Vec<&str> = w.iter().map(String::as_str).collect();
+                let layer = format!("decoder.deconv{}", i + 1);
                 let attributes = conv_attributes(Some(d.output_padding));
-                h = g.node(
-                    "ConvTranspose",
-                    &[&[h.as_str()], inputs.as_slice()].concat(),
-                    &attributes,
-                    None,
-                );
+                h = layer_node(&mut g, "ConvTranspose", tensors, &layer, &h, &attributes, None);
                 if i + 1 < deconvs.len() {
                     h = g.node("Relu", &[&h], &[], None);
                 }

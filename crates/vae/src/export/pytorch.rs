@@ -15,10 +15,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::save_tensors;
-use crate::engine::Param;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::model::{Arch, Model, ModelConfig, ModelKind};
+use crate::model::{Arch, LayerShape, Model, ModelConfig, ModelKind};
 
 /// The files an export writes into its folder.
 pub const FILES: [&str; 3] = ["model.py", "model.safetensors", "train.py"];
@@ -48,14 +47,9 @@ pub fn export(model: &Model, dir: &Path) -> Result<Vec<PathBuf>> {
         return Err(Error::CannotExport(why));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors = tensors(model);
-    let views: Vec<(String, Vec<usize>, &[f32])> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.clone(), s.clone(), v.as_slice()))
-        .collect();
     let paths: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
     write_atomic(&paths[0], model_py(config).as_bytes())?;
-    save_tensors(&paths[1], &views)?;
+    save_tensors(&paths[1], &tensors(model))?;
     write_atomic(&paths[2], TRAIN_PY.as_bytes())?;
     Ok(paths)
 }
@@ -70,6 +64,15 @@ struct Block {
 }
 
 impl Block {
+    /// One item of the data: the image, or a vector (one row, one channel).
+    fn of_item(config: &ModelConfig) -> Block {
+        Block {
+            height: config.image_height,
+            width: config.image_width,
+            channels: config.image_channels,
+        }
+    }
+
     fn len(&self) -> usize {
         self.height * self.width * self.channels
     }
@@ -89,120 +92,96 @@ impl Block {
     }
 }
 
-/// What the dense layers next to the image or feature map read and write: the block the
-/// first dense layer of the encoder reads, and the block the last dense layer of the decoder
-/// writes, with those layers' parameter paths.
-fn flattened_blocks(config: &ModelConfig) -> [(String, Block); 2] {
-    let block = match (config.arch, config.encoder_convs().last()) {
-        (Arch::Conv, Some(g)) => Block {
-            height: g.out_height(),
-            width: g.out_width(),
-            channels: g.out_channels,
-        },
-        _ => Block {
-            height: config.image_height,
-            width: config.image_width,
-            channels: config.image_channels,
-        },
-    };
-    let reader = if config.hidden.is_empty() {
-        // No hidden layer: the heads read the input themselves (handled by the caller, which
-        // permutes every head).
-        "encoder.fc_head".to_string()
-    } else {
-        "encoder.fc1".to_string()
-    };
-    let writer = match config.arch {
-        Arch::Mlp => "decoder.fc_out".to_string(),
-        Arch::Conv => format!("decoder.fc{}", config.hidden.len() + 1),
-    };
-    [(reader, block), (writer, block)]
+/// The block that dense layers read or write flattened, and those layers' paths.
+struct Flattened {
+    /// The image (MLP), or the encoder's last feature map (conv).
+    block: Block,
+    /// The layers reading it: the encoder's first dense layer, or with no hidden layer its
+    /// heads.
+    readers: Vec<String>,
+    /// The layer writing it: `decoder.fc_out`, or the conv decoder's last dense layer.
+    writer: String,
+}
+
+impl Flattened {
+    fn of(config: &ModelConfig) -> Flattened {
+        let block = match config.encoder_convs().last() {
+            Some(g) => Block {
+                height: g.out_height(),
+                width: g.out_width(),
+                channels: g.out_channels,
+            },
+            None => Block::of_item(config),
+        };
+        let readers = if config.hidden.is_empty() {
+            ["encoder.fc_mu", "encoder.fc_logvar", "encoder.fc_z"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            vec!["encoder.fc1".to_string()]
+        };
+        let writer = match config.arch {
+            Arch::Mlp => "decoder.fc_out".to_string(),
+            Arch::Conv => format!("decoder.fc{}", config.hidden.len() + 1),
+        };
+        Flattened { block, readers, writer }
+    }
 }
 
 /// For each value of one item in PyTorch's order (NCHW flattened), the position of that
 /// value in ours (channels-last); the identity for vectors and grey images.
-pub(super) fn data_order(config: &ModelConfig) -> Vec<usize> {
-    Block {
-        height: config.image_height,
-        width: config.image_width,
-        channels: config.image_channels,
-    }
-    .channels_last_of_each()
+fn data_order(config: &ModelConfig) -> Vec<usize> {
+    Block::of_item(config).channels_last_of_each()
 }
 
 /// Every parameter under its name, with the shape and values PyTorch's layer expects (and
 /// ONNX's, which are the same).
 ///
 /// The Gaussian likelihood's scaler comes as `scaler.mean` and `scaler.std` (buffers in
-/// PyTorch, initializers in ONNX).
+/// PyTorch, initializers in ONNX), in PyTorch's order of the values.
 pub(super) fn tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let config = &model.config;
-    let [(reader, read_block), (writer, write_block)] = flattened_blocks(config);
-    let reads_input = |name: &str| {
-        let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
-        if reader == "encoder.fc_head" {
-            matches!(layer, "encoder.fc_mu" | "encoder.fc_logvar" | "encoder.fc_z")
-        } else {
-            layer == reader
-        }
-    };
-    let kernel = crate::model::CONV_KERNEL;
+    let flat = Flattened::of(config);
+    let order = flat.block.channels_last_of_each();
     let data = data_order(config);
-    let scaler = model.scaler.iter().flat_map(|sc| {
-        [
-            ("scaler.mean".to_string(), vec![data.len()], permute(&sc.mean, &data)),
-            ("scaler.std".to_string(), vec![data.len()], permute(&sc.std, &data)),
-        ]
-    });
+    let plan = config.plan();
+    let convs: Vec<String> = (plan.body.iter().map(|l| ("encoder", l)))
+        .chain(plan.decoder.iter().map(|l| ("decoder", l)))
+        .filter(|(_, l)| matches!(l.shape, LayerShape::Conv(_) | LayerShape::Deconv(_)))
+        .map(|(side, l)| format!("{side}.{}", l.name))
+        .collect();
+    let kernel = crate::model::CONV_KERNEL;
     let mut tensors: Vec<_> = model
         .params()
         .into_iter()
-        .map(|p: &Param| {
-            let name = p.name.clone();
-            let m = &p.value;
-            let is_bias = name.ends_with(".bias");
-            let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
-            let is_conv = layer
-                .rsplit('.')
-                .next()
-                .is_some_and(|l| l.starts_with("conv") || l.starts_with("deconv"));
-            if is_bias {
-                let values = if layer == writer {
-                    permute(&m.data, &write_block.channels_last_of_each())
-                } else {
-                    m.data.clone()
-                };
-                return (name, vec![m.cols], values);
-            }
-            if is_conv {
-                return (
-                    name,
-                    vec![m.rows, m.cols / (kernel * kernel), kernel, kernel],
-                    m.data.clone(),
-                );
-            }
-            if reads_input(&name) && read_block.channels > 1 {
-                let order = read_block.channels_last_of_each();
-                let values = m
+        .map(|p| {
+            let (name, m) = (p.name.clone(), &p.value);
+            let (layer, part) = name.rsplit_once('.').unwrap_or((name.as_str(), ""));
+            let is_conv = convs.iter().any(|c| c == layer);
+            let shape = if is_conv && part == "weight" {
+                vec![m.rows, m.cols / (kernel * kernel), kernel, kernel]
+            } else {
+                crate::checkpoint::stored_shape(&name, m)
+            };
+            let values = match part {
+                "bias" if layer == flat.writer => permute(&m.data, &order),
+                "weight" if flat.readers.iter().any(|r| r == layer) => m
                     .data
                     .chunks_exact(m.cols)
                     .flat_map(|row| permute(row, &order))
-                    .collect();
-                return (name, vec![m.rows, m.cols], values);
-            }
-            if layer == writer && write_block.channels > 1 {
-                let order = write_block.channels_last_of_each();
-                let values = order.iter().flat_map(|&r| m.row(r).to_vec()).collect();
-                return (name, vec![m.rows, m.cols], values);
-            }
-            if name == "decoder.logvar" {
-                // One log-variance per value: in PyTorch's order of the values.
-                return (name, vec![m.rows, m.cols], permute(&m.data, &data));
-            }
-            (name, vec![m.rows, m.cols], m.data.clone())
+                    .collect(),
+                "weight" if layer == flat.writer => order.iter().flat_map(|&r| m.row(r).to_vec()).collect(),
+                // One log-variance per value of the Gaussian likelihood.
+                "logvar" if layer == "decoder" => permute(&m.data, &data),
+                _ => m.data.clone(),
+            };
+            (name, shape, values)
         })
         .collect();
-    tensors.extend(scaler);
+    if let Some(scaler) = &model.scaler {
+        tensors.push(("scaler.mean".into(), vec![data.len()], permute(&scaler.mean, &data)));
+        tensors.push(("scaler.std".into(), vec![data.len()], permute(&scaler.std, &data)));
+    }
     tensors
 }
 
@@ -215,12 +194,7 @@ fn permute(values: &[f32], order: &[usize]) -> Vec<f32> {
 fn model_py(config: &ModelConfig) -> String {
     let list = |v: &[usize]| format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "));
     let padding: Vec<usize> = config.decoder_deconvs().iter().map(|g| g.output_padding).collect();
-    let shape = config.image_shape();
-    let input = if shape.is_vector() {
-        format!("[{}]", shape.width)
-    } else {
-        list(&[shape.channels, shape.height, shape.width])
-    };
+    let input = list(&super::item_dims(config));
     let feature_map = match config.encoder_convs().last() {
         Some(g) => list(&[g.out_channels, g.out_height(), g.out_width()]),
         None => "None".into(),
