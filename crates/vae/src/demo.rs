@@ -375,7 +375,16 @@ fn look_at(
     // The training and test codes, encoded once for the density, the fit and both coverages.
     let codes = DatasetCodes::new(model, data)?;
     let code_density = encode_png_rgb(&pictures::code_density(model, &codes.train, title))?;
-    let fitted = fit_sampler(model, run, data, &codes, classifier, reference, options)?;
+    let look = Look {
+        model,
+        run,
+        data,
+        codes: &codes,
+        classifier,
+        reference,
+        options,
+    };
+    let fitted = look.fit_sampler()?;
     let largest = options.latents.iter().copied().max().unwrap_or(latent);
     let two_stage = options.extras
         && kind != ModelKind::Cvae
@@ -383,7 +392,7 @@ fn look_at(
         && model.config.prior == PriorKind::Standard
         && latent == largest;
     let second_stage = match two_stage {
-        true => Some(second_stage(model, run, data, &codes, classifier, reference, options)?),
+        true => Some(look.second_stage()?),
         false => None,
     };
     Ok(DemoModel {
@@ -407,102 +416,115 @@ fn look_at(
     })
 }
 
-/// Trains a second VAE on `model`'s training codes (its default epochs, or 15 per epoch of
-/// the demo's models when that is fewer, so a short demo stays short), saves it in the run
-/// folder, and draws the same pictures and numbers from it as from the prior.
-fn second_stage(
-    model: &crate::model::Model,
-    run: &RunDir,
-    data: &Dataset,
-    codes: &DatasetCodes,
-    classifier: &Classifier,
-    reference: &Reference,
-    options: &DemoOptions,
-) -> Result<SecondStage> {
-    let held = data.train.len() / 10;
-    let stage = TwoStageOptions {
-        epochs: Some(two_stage::default_epochs(data.train.len() - held).min(15 * options.epochs)),
-        seed: options.seed,
-        ..TwoStageOptions::default()
-    };
-    let fitted = TwoStage::fit(run, model, &data.train, &stage, &mut |_, _| {})?;
-    let (epochs, held_out_neg_elbo, seconds) = (
-        fitted.record.options.epochs.unwrap_or(0),
-        fitted.record.held_out_neg_elbo,
-        fitted.record.seconds,
-    );
-    let sampler = Sampler::TwoStage(Box::new(fitted));
-    let (samples, quality) = picture_and_quality(model, &sampler, codes, classifier, reference, options)?;
-    Ok(SecondStage {
-        epochs,
-        held_out_neg_elbo,
-        seconds,
-        samples,
-        quality,
-    })
+/// What a fitted sampler of one trained model is measured with: the model, its run folder
+/// and data, its codes, the classifier and the reference statistics, the demo's options.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    model: &'a crate::model::Model,
+    run: &'a RunDir,
+    data: &'a Dataset,
+    codes: &'a DatasetCodes,
+    classifier: &'a Classifier,
+    reference: &'a Reference,
+    options: &'a DemoOptions,
 }
 
-/// The samples picture of `sampler` (drawn like the prior's) and the numbers of its draws.
-fn picture_and_quality(
-    model: &crate::model::Model,
-    sampler: &Sampler,
-    codes: &DatasetCodes,
-    classifier: &Classifier,
-    reference: &Reference,
-    options: &DemoOptions,
-) -> Result<(Vec<u8>, SampleQuality)> {
-    let mut rng = stream_rng(options.seed, Stream::Samples);
-    let samples = encode_png(&pictures::run_samples(model, sampler, &mut rng)?)?;
-    let quality = sample_quality(
-        model,
-        sampler,
-        classifier,
-        codes,
-        options.latent.samples,
-        options.latent.seed,
-        reference,
-    )?;
-    Ok((samples, quality))
-}
+impl Look<'_> {
+    /// Trains a second VAE on `model`'s training codes (its default epochs, or 15 per epoch of
+    /// the demo's models when that is fewer, so a short demo stays short), saves it in the run
+    /// folder, and draws the same pictures and numbers from it as from the prior.
+    fn second_stage(&self) -> Result<SecondStage> {
+        let Look {
+            model,
+            run,
+            data,
+            options,
+            ..
+        } = *self;
+        let held = data.train.len() / 10;
+        let stage = TwoStageOptions {
+            epochs: Some(two_stage::default_epochs(data.train.len() - held).min(15 * options.epochs)),
+            seed: options.seed,
+            ..TwoStageOptions::default()
+        };
+        let fitted = TwoStage::fit(run, model, &data.train, &stage, &mut |_, _| {})?;
+        let (epochs, held_out_neg_elbo, seconds) = (
+            fitted.record.options.epochs.unwrap_or(0),
+            fitted.record.held_out_neg_elbo,
+            fitted.record.seconds,
+        );
+        let (samples, quality) = self.picture_and_quality(&Sampler::TwoStage(Box::new(fitted)))?;
+        Ok(SecondStage {
+            epochs,
+            held_out_neg_elbo,
+            seconds,
+            samples,
+            quality,
+        })
+    }
 
-/// Fits the default mixture to `model`'s training codes, saves it in the run folder, and
-/// draws the same pictures and numbers from it as from the prior.
-fn fit_sampler(
-    model: &crate::model::Model,
-    run: &RunDir,
-    data: &Dataset,
-    codes: &DatasetCodes,
-    classifier: &Classifier,
-    reference: &Reference,
-    options: &DemoOptions,
-) -> Result<FittedSamples> {
-    // A class with fewer training codes than the default components (a folder's small
-    // category) gets as many components as it has codes: the fit stays possible.
-    let smallest = match model.conditioning().classes() {
-        Some(classes) => (0..classes as u8)
-            .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
-            .min()
-            .unwrap_or(0),
-        None => data.train.len(),
-    };
-    let gmm = GmmOptions {
-        components: default_components(model.conditioning()).min(smallest).max(1),
-        ..GmmOptions::default()
-    };
-    let fitted = FittedGmm::fit_codes(model, &codes.train, &data.train.labels, &data.name, &gmm, options.seed)?;
-    fitted.save(run, model)?;
-    let gains: Vec<f64> = fitted
-        .report
-        .groups
-        .iter()
-        .filter_map(|g| Some(g.held_out_log_likelihood? - g.held_out_prior_log_likelihood?))
-        .collect();
-    let sampler = Sampler::Gmm(fitted);
-    let (samples, quality) = picture_and_quality(model, &sampler, codes, classifier, reference, options)?;
-    Ok(FittedSamples {
-        components: gmm.components,
-        held_out_gain: gains.iter().sum::<f64>() / gains.len().max(1) as f64,
-        samples,
-        quality,
-    })
+    /// The samples picture of `sampler` (drawn like the prior's) and the numbers of its draws.
+    fn picture_and_quality(&self, sampler: &Sampler) -> Result<(Vec<u8>, SampleQuality)> {
+        let Look {
+            model,
+            codes,
+            classifier,
+            reference,
+            options,
+            ..
+        } = *self;
+        let mut rng = stream_rng(options.seed, Stream::Samples);
+        let samples = encode_png(&pictures::run_samples(model, sampler, &mut rng)?)?;
+        let quality = sample_quality(
+            model,
+            sampler,
+            classifier,
+            codes,
+            options.latent.samples,
+            options.latent.seed,
+            reference,
+        )?;
+        Ok((samples, quality))
+    }
+
+    /// Fits the default mixture to `model`'s training codes, saves it in the run folder, and
+    /// draws the same pictures and numbers from it as from the prior.
+    fn fit_sampler(&self) -> Result<FittedSamples> {
+        let Look {
+            model,
+            run,
+            data,
+            codes,
+            options,
+            ..
+        } = *self;
+        // A class with fewer training codes than the default components (a folder's small
+        // category) gets as many components as it has codes: the fit stays possible.
+        let smallest = match model.conditioning().classes() {
+            Some(classes) => (0..classes as u8)
+                .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
+                .min()
+                .unwrap_or(0),
+            None => data.train.len(),
+        };
+        let gmm = GmmOptions {
+            components: default_components(model.conditioning()).min(smallest).max(1),
+            ..GmmOptions::default()
+        };
+        let fitted = FittedGmm::fit_codes(model, &codes.train, &data.train.labels, &data.name, &gmm, options.seed)?;
+        fitted.save(run, model)?;
+        let gains: Vec<f64> = fitted
+            .report
+            .groups
+            .iter()
+            .filter_map(|g| Some(g.held_out_log_likelihood? - g.held_out_prior_log_likelihood?))
+            .collect();
+        let (samples, quality) = self.picture_and_quality(&Sampler::Gmm(fitted))?;
+        Ok(FittedSamples {
+            components: gmm.components,
+            held_out_gain: gains.iter().sum::<f64>() / gains.len().max(1) as f64,
+            samples,
+            quality,
+        })
+    }
 }
