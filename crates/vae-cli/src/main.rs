@@ -59,6 +59,42 @@ enum Command {
     Serve(commands::serve::Args),
 }
 
+impl Command {
+    /// `--threads`, for the commands that take it.
+    fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Demo(args) => args.threads,
+            Command::Train(args) => args.threads,
+            Command::Bench(args) => args.threads,
+            Command::Classifier(commands::classifier::Command::Train { threads, .. }) => *threads,
+            _ => None,
+        }
+    }
+
+    fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Demo(args) => commands::demo::run(args),
+            Self::Train(args) => commands::train::run(args),
+            Self::Eval(args) => commands::eval::run(args),
+            Self::Sample(args) => commands::sample::run(args),
+            Self::FitSampler(args) => commands::fit_sampler::run(args),
+            Self::Reconstruct(args) => commands::reconstruct::run(args),
+            Self::Encode(args) => commands::encode::run(args),
+            Self::Decode(args) => commands::decode::run(args),
+            Self::Export(args) => commands::export::run(args),
+            Self::Score(args) => commands::score::run(args),
+            Self::Interpolate(args) => commands::latent_tools::interpolate_run(args),
+            Self::Traverse(args) => commands::latent_tools::traverse_run(args),
+            Self::LatentMap(args) => commands::latent_tools::latent_map_run(args),
+            Self::Manifold(args) => commands::latent_tools::manifold_run(args),
+            Self::Classifier(command) => commands::classifier::run(command),
+            Self::Data(command) => commands::data::run(command),
+            Self::Bench(args) => commands::bench::run(args),
+            Self::Serve(args) => commands::serve::run(args),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_)) {
@@ -71,24 +107,11 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Demo(args) => commands::demo::run(args),
-        Command::Train(args) => commands::train::run(args),
-        Command::Eval(args) => commands::eval::run(args),
-        Command::Sample(args) => commands::sample::run(args),
-        Command::FitSampler(args) => commands::fit_sampler::run(args),
-        Command::Reconstruct(args) => commands::reconstruct::run(args),
-        Command::Encode(args) => commands::encode::run(args),
-        Command::Decode(args) => commands::decode::run(args),
-        Command::Export(args) => commands::export::run(args),
-        Command::Score(args) => commands::score::run(args),
-        Command::Interpolate(args) => commands::latent_tools::interpolate_run(args),
-        Command::Traverse(args) => commands::latent_tools::traverse_run(args),
-        Command::LatentMap(args) => commands::latent_tools::latent_map_run(args),
-        Command::Manifold(args) => commands::latent_tools::manifold_run(args),
-        Command::Classifier(command) => commands::classifier::run(command),
-        Command::Data(command) => commands::data::run(command),
-        Command::Bench(args) => commands::bench::run(args),
+        // The server answers each connection on a thread of its own, and sizes the pool itself.
         Command::Serve(args) => commands::serve::run(args),
+        // Everything else runs on a thread of the engine's pool, sized first: started from
+        // this thread, the work would be one thread more than there are cores (see `on_pool`).
+        command => commands::set_threads(command.threads()).and_then(|_| vae::engine::on_pool(|| command.run())),
     };
     match result {
         Ok(code) => code,

@@ -19,7 +19,7 @@ pub struct Args {
     seconds: f64,
     /// Threads (default: every core).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Body of encoder and decoder, as in `vae train --arch`.
     #[arg(long, value_enum, default_value = "mlp")]
     arch: super::train::ArchArg,
@@ -41,7 +41,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let threads = super::set_threads(args.threads)?;
+    let threads = vae::engine::threads();
     let data = catalog::load(&DatasetSpec::Named(DatasetName::MnistSample), &DataDirs::from_env())?;
     let given = |v: Vec<usize>| (!v.is_empty()).then_some(v);
     let model = ModelConfig {

@@ -42,10 +42,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
             dataset,
             epochs,
             seed,
-            threads,
+            threads: _,
             out,
         } => {
-            super::set_threads(threads)?;
             if let Some(e) = epochs {
                 vae::error::ensure_in_range("--epochs", e, 1..=vae::run::MAX_EPOCHS)?;
             }

@@ -43,7 +43,7 @@ pub struct Args {
     classifier: Option<PathBuf>,
     /// Threads (default: every core).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Skip the conv VAE, the VAE with the VampPrior and the conditional VAE (AE and VAE only).
     #[arg(long)]
     no_extras: bool,
@@ -52,7 +52,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    super::set_threads(args.threads)?;
     ensure!(
         !args.latent.is_empty() && !args.latent.contains(&0),
         "--latent: sizes must be at least 1"

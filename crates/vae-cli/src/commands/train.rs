@@ -128,7 +128,7 @@ pub struct Args {
     seed: u64,
     /// Threads (default: every core).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Also checkpoint every N batches (default: at the end of each epoch only).
     #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     checkpoint_every: usize,
@@ -212,7 +212,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let threads = super::set_threads(args.threads)?;
+    let threads = vae::engine::threads();
     let (run, new_config) = match &args.resume {
         Some(path) => (RunDir::new(path), None),
         None => {

@@ -31,4 +31,4 @@ pub use conv::{Conv2d, ConvGeometry, ConvTranspose2d, ConvTransposeGeometry};
 pub use linear::{GradInput, Linear, Param};
 pub use loss::Recon;
 pub use matrix::Matrix;
-pub use parallel::{MAX_THREADS, set_threads, threads};
+pub use parallel::{MAX_THREADS, on_pool, set_threads, threads};
