@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::engine::Matrix;
-use crate::engine::matmul::{Op, matmul};
+use crate::engine::matmul::{MatView, Op, matmul, matmul_views};
 
 /// A dimension is active when its code's variance over the training images exceeds this.
 pub const ACTIVE_VARIANCE: f64 = 0.01;
@@ -31,8 +31,11 @@ pub const REFERENCE_CODES: usize = 10_000;
 pub const NEIGHBOUR_PERCENTILE: f64 = 0.99;
 /// Codes on each side of the MMD estimate (its cost grows with the square).
 pub const MMD_CODES: usize = 2_000;
-/// Query codes per product of the nearest-neighbour search (bounds its memory).
+/// Query codes per product of the nearest-neighbour search.
 const QUERIES_PER_PASS: usize = 1024;
+/// Reference codes per product of the nearest-neighbour search: with [`QUERIES_PER_PASS`],
+/// 8 MB of distances, reused from tile to tile.
+const REFERENCE_PER_PASS: usize = 2048;
 
 /// Where drawn codes land, compared with the training codes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -102,14 +105,18 @@ fn first_rows(m: &Matrix, n: usize) -> Matrix {
     Matrix::from_vec(n, m.cols, m.data[..n * m.cols].to_vec())
 }
 
+/// `||row||²` of each row.
+fn squared_norms(m: &Matrix) -> Vec<f32> {
+    (0..m.rows).map(|r| m.row(r).iter().map(|v| v * v).sum()).collect()
+}
+
 /// `||a_i - b_j||²` for every pair, by `||a||² + ||b||² - 2 a·b` (one product; clamped at 0
 /// against rounding).
 ///
 /// # Shapes
 /// Returns a.rows x b.rows.
 fn pairwise_squared(a: &Matrix, b: &Matrix) -> Matrix {
-    let norms = |m: &Matrix| -> Vec<f32> { (0..m.rows).map(|r| m.row(r).iter().map(|v| v * v).sum()).collect() };
-    let (na, nb) = (norms(a), norms(b));
+    let (na, nb) = (squared_norms(a), squared_norms(b));
     let mut out = Matrix::default();
     matmul(&mut out, a, Op::N, b, Op::T, false);
     out.data.par_chunks_mut(b.rows.max(1)).zip(&na).for_each(|(row, &x)| {
@@ -122,21 +129,38 @@ fn pairwise_squared(a: &Matrix, b: &Matrix) -> Matrix {
 
 /// Each query's squared distance to its nearest reference code; with `skip_self` the
 /// queries are the reference codes themselves and each skips its own row.
+///
+/// The distances are worked out a tile of [`QUERIES_PER_PASS`] x [`REFERENCE_PER_PASS`] at a
+/// time into one buffer, each tile folded into the running minima at once: the whole
+/// 1024 x 10,000 block of distances, allocated afresh for each pass, had the demo spend more
+/// time faulting in new pages than computing distances.
 fn nearest_squared(queries: &Matrix, reference: &Matrix, skip_self: bool) -> Vec<f32> {
-    let mut nearest = Vec::with_capacity(queries.rows);
-    for start in (0..queries.rows).step_by(QUERIES_PER_PASS) {
-        let end = (start + QUERIES_PER_PASS).min(queries.rows);
-        let c = queries.cols;
-        let part = Matrix::from_vec(end - start, c, queries.data[start * c..end * c].to_vec());
-        let d = pairwise_squared(&part, reference);
-        nearest.extend((0..part.rows).map(|r| {
-            d.row(r)
-                .iter()
+    let c = queries.cols;
+    let (query_norms, reference_norms) = (squared_norms(queries), squared_norms(reference));
+    let mut nearest = vec![f32::INFINITY; queries.rows];
+    let mut products = Matrix::default();
+    for q0 in (0..queries.rows).step_by(QUERIES_PER_PASS) {
+        let q1 = (q0 + QUERIES_PER_PASS).min(queries.rows);
+        let part = MatView::new(q1 - q0, c, &queries.data[q0 * c..q1 * c]);
+        for r0 in (0..reference.rows).step_by(REFERENCE_PER_PASS) {
+            let r1 = (r0 + REFERENCE_PER_PASS).min(reference.rows);
+            let codes = MatView::new(r1 - r0, c, &reference.data[r0 * c..r1 * c]);
+            matmul_views(&mut products, part, Op::N, codes, Op::T, false);
+            products
+                .data
+                .par_chunks(r1 - r0)
+                .zip(&mut nearest[q0..q1])
                 .enumerate()
-                .filter(|&(j, _)| !(skip_self && j == start + r))
-                .map(|(_, &v)| v)
-                .fold(f32::INFINITY, f32::min)
-        }));
+                .for_each(|(i, (dots, best))| {
+                    let q = q0 + i;
+                    for (j, &dot) in dots.iter().enumerate() {
+                        let r = r0 + j;
+                        if !(skip_self && r == q) {
+                            *best = best.min((query_norms[q] + reference_norms[r] - 2.0 * dot).max(0.0));
+                        }
+                    }
+                });
+        }
     }
     nearest
 }
@@ -256,6 +280,47 @@ mod tests {
         assert_eq!(median_squared_distance(&reference), 16.0);
         // Codes that all coincide have no spread to take: the bandwidth falls back to 1.
         assert_eq!(median_squared_distance(&Matrix::from_vec(3, 1, vec![2.0; 3])), 1.0);
+    }
+
+    #[test]
+    fn nearest_neighbours_across_tiles_are_those_of_the_definition() {
+        // More queries and reference codes than one tile holds, neither a whole number of
+        // tiles: every query's nearest code, self skipped or not, is the brute-force one.
+        let mut rng = seeded(7);
+        let reference = Matrix::standard_normal(REFERENCE_PER_PASS + 37, 3, &mut rng);
+        let queries = Matrix::standard_normal(QUERIES_PER_PASS + 5, 3, &mut rng);
+        let brute = |queries: &Matrix, skip_self: bool| -> Vec<f32> {
+            (0..queries.rows)
+                .map(|q| {
+                    (0..reference.rows)
+                        .filter(|&r| !(skip_self && r == q))
+                        .map(|r| {
+                            queries
+                                .row(q)
+                                .iter()
+                                .zip(reference.row(r))
+                                .map(|(a, b)| (a - b) * (a - b))
+                                .sum::<f32>()
+                        })
+                        .fold(f32::INFINITY, f32::min)
+                })
+                .collect()
+        };
+        for (queries, skip_self) in [(&queries, false), (&reference, true)] {
+            let (got, want) = (
+                nearest_squared(queries, &reference, skip_self),
+                brute(queries, skip_self),
+            );
+            assert_eq!(got.len(), want.len());
+            for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() < 1e-4 * (1.0 + w),
+                    "query {q} (skip self {skip_self}): {g} vs {w}"
+                );
+            }
+        }
+        // Not skipping self, each reference code is its own nearest.
+        assert!(nearest_squared(&reference, &reference, false).iter().all(|&d| d < 1e-5));
     }
 
     #[test]
