@@ -204,7 +204,7 @@ pub fn importance_weighted_nll_per_image(
     let group = (IW_ROWS / per_chunk).max(1);
     let latent = model.config.latent;
     let (mut ws, mut x) = (Workspace::default(), Matrix::default());
-    let (mut z, mut std, mut mu, mut logvar, mut target): (Matrix, Matrix, Matrix, Matrix, Matrix) = Default::default();
+    let (mut z, mut std, mut mu, mut logvar): (Matrix, Matrix, Matrix, Matrix) = Default::default();
     let mut condition = Matrix::default();
     let (mut total, mut averaged) = (0.0f64, k);
     let mut nll = Vec::with_capacity(split.len());
@@ -223,9 +223,6 @@ pub fn importance_weighted_nll_per_image(
             // Row r = image r / draws, draw r % draws: each image's posterior and pixels repeated.
             ws.mu.repeat_rows_into(draws, &mut mu);
             ws.logvar.repeat_rows_into(draws, &mut logvar);
-            // What the encoder read: the Gaussian's standardised input.
-            let read = if model.scaler.is_some() { &ws.input } else { &x };
-            read.repeat_rows_into(draws, &mut target);
             if let Some(c) = &image_condition {
                 c.repeat_rows_into(draws, &mut condition);
             }
@@ -234,7 +231,9 @@ pub fn importance_weighted_nll_per_image(
             let row_condition = image_condition.as_ref().map(|_| &condition);
             model.decode_logits(&z, row_condition, &mut ws.decoder, &mut ws.logits);
             ws.recon_rows.resize(rows, 0.0);
-            model.reconstruction_rows(&ws.logits, &target, &mut ws.recon_rows, None);
+            // Against what the encoder read: the Gaussian's standardised input.
+            let read = if model.scaler.is_some() { &ws.input } else { &x };
+            model.reconstruction_rows_of_draws(&ws.logits, read, draws, &mut ws.recon_rows);
             prior.log_ratios(&z, &eps, &logvar, &mut log_ratios);
             for r in 0..rows {
                 let log_w = Model::log_weight(ws.recon_rows[r], 1.0, log_ratios[r]);

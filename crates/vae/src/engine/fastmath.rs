@@ -24,7 +24,8 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     // Not `x.max(-87.0)`, which would turn NaN into a number: NaN must show in the loss.
     let x = if x < -87.0 { -87.0 } else { x };
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let rounded = x * LOG2E + ROUND;
+    let n = rounded - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -33,8 +34,12 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    // n is in [-126, 0] here, so the biased exponent stays a normal float's.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n is in [-126, 0] here, so the biased exponent stays a normal float's. `rounded` lies in
+    // [2^23, 2^24), where a float's step is 1, so its bits minus ROUND's are n itself: integer
+    // arithmetic that vectorises, where `n as i32` (a saturating cast) is one scalar
+    // conversion per lane.
+    let exponent = rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    let scale = f32::from_bits(exponent << 23);
     er * scale
 }
 
@@ -142,6 +147,18 @@ mod tests {
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(exp_nonpositive(0.0), 1.0);
         assert!(exp_nonpositive(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn exp_builds_its_power_of_two_as_the_integer_cast_would() {
+        // 2^n from the rounded sum's bits must be the float that `n as i32` gives, at every n.
+        const ROUND: f32 = 12_582_912.0;
+        for n in -126..=0 {
+            let rounded = n as f32 + ROUND;
+            let from_bits = f32::from_bits(rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+            assert_eq!(from_bits, 2f32.powi(n), "n = {n}");
+        }
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

@@ -88,25 +88,18 @@ impl Recon {
             "Recon::loss: logits and target differ in shape"
         );
         assert_eq!(row_loss.len(), logits.rows, "Recon::loss: one loss per row");
-        if self == Recon::Gaussian {
-            assert_eq!(logvar.len(), logits.cols, "Recon::loss: one log-variance per value");
-            return gaussian_loss(logits, target, logvar, row_loss, grad);
-        }
-        let cols = logits.cols.max(1);
-        let chunk = ROWS_PER_CHUNK * cols;
-        let rows = row_loss
-            .par_chunks_mut(ROWS_PER_CHUNK)
-            .zip(logits.data.par_chunks(chunk).zip(target.data.par_chunks(chunk)));
         match grad {
-            None => rows.for_each(|(out, (s, x))| {
-                for ((out, s), x) in out.iter_mut().zip(s.chunks_exact(cols)).zip(x.chunks_exact(cols)) {
-                    *out = match self {
-                        Recon::Bce => bce_row(s, x),
-                        Recon::Mse | Recon::Gaussian => mse_row(s, x),
-                    };
-                }
-            }),
+            None => self.row_losses(logits, Targets::Rows(target), logvar, row_loss),
+            Some(_) if self == Recon::Gaussian => {
+                assert_eq!(logvar.len(), logits.cols, "Recon::loss: one log-variance per value");
+                gaussian_loss(logits, Targets::Rows(target), logvar, row_loss, grad);
+            }
             Some((grad, scale)) => {
+                let cols = logits.cols.max(1);
+                let chunk = ROWS_PER_CHUNK * cols;
+                let rows = row_loss
+                    .par_chunks_mut(ROWS_PER_CHUNK)
+                    .zip(logits.data.par_chunks(chunk).zip(target.data.par_chunks(chunk)));
                 grad.reshape_for_overwrite(logits.rows, logits.cols);
                 rows.zip(grad.data.par_chunks_mut(chunk))
                     .for_each(|((out, (s, x)), g)| {
@@ -121,12 +114,72 @@ impl Recon {
             }
         }
     }
+
+    /// [`Recon::loss`] without the gradient, row `r` of `logits` scored against row
+    /// `r / each` of `targets`: the draws of one image against that image, its pixels read
+    /// once from cache instead of copied once per draw.
+    ///
+    /// # Shapes
+    /// `logits`: (images · each) x pixels; `targets`: images x pixels; `row_loss`: images · each.
+    pub fn loss_of_draws(self, logits: &Matrix, targets: &Matrix, each: usize, logvar: &[f32], row_loss: &mut [f32]) {
+        assert_eq!(
+            logits.cols, targets.cols,
+            "Recon::loss_of_draws: logits and targets differ in width"
+        );
+        assert_eq!(
+            logits.rows,
+            targets.rows * each,
+            "Recon::loss_of_draws: `each` rows per target"
+        );
+        assert_eq!(row_loss.len(), logits.rows, "Recon::loss_of_draws: one loss per row");
+        self.row_losses(logits, Targets::Repeated { rows: targets, each }, logvar, row_loss);
+    }
+
+    /// The loss of every row of `logits` against its row of `targets`.
+    fn row_losses(self, logits: &Matrix, targets: Targets, logvar: &[f32], row_loss: &mut [f32]) {
+        if self == Recon::Gaussian {
+            assert_eq!(logvar.len(), logits.cols, "Recon::loss: one log-variance per value");
+            return gaussian_loss(logits, targets, logvar, row_loss, None);
+        }
+        let cols = logits.cols.max(1);
+        row_loss
+            .par_chunks_mut(ROWS_PER_CHUNK)
+            .zip(logits.data.par_chunks(ROWS_PER_CHUNK * cols))
+            .enumerate()
+            .for_each(|(chunk, (out, s))| {
+                for (i, (out, s)) in out.iter_mut().zip(s.chunks_exact(cols)).enumerate() {
+                    let x = targets.row(chunk * ROWS_PER_CHUNK + i);
+                    *out = match self {
+                        Recon::Bce => bce_row(s, x),
+                        Recon::Mse | Recon::Gaussian => mse_row(s, x),
+                    };
+                }
+            });
+    }
+}
+
+/// Where the target of each scored row is.
+#[derive(Clone, Copy)]
+enum Targets<'a> {
+    /// Row `r` against row `r`.
+    Rows(&'a Matrix),
+    /// Row `r` against row `r / each`.
+    Repeated { rows: &'a Matrix, each: usize },
+}
+
+impl Targets<'_> {
+    fn row(&self, r: usize) -> &[f32] {
+        match *self {
+            Targets::Rows(m) => m.row(r),
+            Targets::Repeated { rows, each } => rows.row(r / each),
+        }
+    }
 }
 
 /// The Gaussian loss of [`Recon::loss`]: vectors are short, so a plain loop.
 fn gaussian_loss(
     means: &Matrix,
-    target: &Matrix,
+    target: Targets,
     logvar: &[f32],
     row_loss: &mut [f32],
     mut grad: Option<(&mut Matrix, f32)>,
@@ -343,6 +396,36 @@ mod tests {
     }
 
     /// Logits 1000 apart: exponentials taken without subtracting the maximum overflow.
+    #[test]
+    fn draws_scored_against_their_image_are_scored_as_against_its_copies() {
+        // 3 images x 37 draws: more rows than one parallel chunk, and a chunk that straddles
+        // two images; 19 values, so every kernel's lanes and tail are used.
+        let (images, each, cols) = (3, 37, 19);
+        let value = |i: usize, scale: f32| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * scale;
+        let logits = Matrix::from_vec(
+            images * each,
+            cols,
+            (0..images * each * cols).map(|i| value(i, 12.0)).collect(),
+        );
+        let targets = Matrix::from_vec(
+            images,
+            cols,
+            (0..images * cols).map(|i| value(i * 31, 1.0) + 0.5).collect(),
+        );
+        let mut copies = Matrix::default();
+        targets.repeat_rows_into(each, &mut copies);
+        let logvar: Vec<f32> = (0..cols).map(|d| value(d * 13, 2.0)).collect();
+        for recon in [Recon::Bce, Recon::Mse, Recon::Gaussian] {
+            let mut direct = vec![0.0; images * each];
+            recon.loss(&logits, &copies, &logvar, &mut direct, None);
+            let mut of_draws = vec![0.0; images * each];
+            recon.loss_of_draws(&logits, &targets, each, &logvar, &mut of_draws);
+            assert_eq!(of_draws, direct, "{recon:?}");
+            // Not one loss for all: the rows differ.
+            assert!(direct.iter().any(|&l| l != direct[0]), "{recon:?}");
+        }
+    }
+
     #[test]
     fn softmax_is_known_and_finite_for_huge_logits() {
         let logits = Matrix::from_vec(2, 3, vec![0.0, 2f32.ln(), 0.0, 1000.0, 1000.0 + 3f32.ln(), -1000.0]);

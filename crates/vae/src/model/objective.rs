@@ -75,6 +75,20 @@ impl Model {
         self.config
             .recon
             .loss(logits, target, self.output_logvar(), recon_rows, grad);
+        self.unstandardise_rows(recon_rows);
+    }
+
+    /// [`Model::reconstruction_rows`] of `each` draws per image: row `r` of `logits` against
+    /// row `r / each` of `targets` (see [`crate::engine::Recon::loss_of_draws`]).
+    pub fn reconstruction_rows_of_draws(&self, logits: &Matrix, targets: &Matrix, each: usize, recon_rows: &mut [f32]) {
+        self.config
+            .recon
+            .loss_of_draws(logits, targets, each, self.output_logvar(), recon_rows);
+        self.unstandardise_rows(recon_rows);
+    }
+
+    /// Losses of standardised values made those of the values as given.
+    fn unstandardise_rows(&self, recon_rows: &mut [f32]) {
         if let Some(scaler) = &self.scaler {
             let shift = scaler.log_std_sum();
             for r in recon_rows {
