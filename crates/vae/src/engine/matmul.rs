@@ -130,6 +130,13 @@ const SHARD_ROWS: usize = 64;
 /// its split is as good as any.
 const SHARDED_UP_TO: usize = 256;
 
+/// Multiply-adds (`m·n·k`) below which a product runs on the calling thread alone: handing
+/// work to another thread costs some microseconds, as long as a small product takes, and the
+/// second stage of a two-stage sampler (16-64-64-16 at batch 128) spent more time waking and
+/// yielding threads than multiplying. How a product is cut into pieces does not change, only
+/// who computes them, so the bits are the same either way.
+const RUN_HERE_BELOW: usize = 1 << 19;
+
 /// Raw pointers of a product handed to the threads computing its pieces: each piece writes
 /// its own rows of `out` and only reads `a` and `b`.
 #[derive(Clone, Copy)]
@@ -181,6 +188,11 @@ fn gemm_views(
         }
         return;
     }
+    let parallelism = if m * n * k < RUN_HERE_BELOW {
+        gemm::Parallelism::None
+    } else {
+        parallelism
+    };
     let operands = Operands {
         out: out.data.as_mut_ptr(),
         a: a.data.as_ptr(),
