@@ -316,11 +316,12 @@ pub fn train_classifier(data: &Dataset, options: &ClassifierTraining) -> Result<
 
 fn print_classifier_epoch(e: &ClassifierEpoch, epochs: usize) {
     eprintln!(
-        "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%",
+        "classifier epoch {}/{}  loss {:.4}  test accuracy {:.2}%  {} img/s",
         e.epoch,
         epochs,
         e.train_loss,
-        100.0 * e.test_accuracy
+        100.0 * e.test_accuracy,
+        crate::progress::thousands(e.images_per_sec)
     )
 }
 

@@ -19,6 +19,8 @@ pub struct ClassifierEpoch {
     pub epoch: usize,
     pub train_loss: f64,
     pub test_accuracy: f64,
+    /// Training images a second over the epoch's steps (the test pass not counted).
+    pub images_per_sec: f64,
 }
 
 /// How to train a classifier.
@@ -156,6 +158,7 @@ pub fn train(
         };
         let order = permutation(train.len(), &mut stream_rng(options.seed, Stream::Shuffle { epoch }));
         let mut loss_sum = 0.0f64;
+        let started = std::time::Instant::now();
         for batch in order.chunks(options.batch_size) {
             train.batch_into(batch, &mut x);
             shift_batch(&mut x, (images.height, images.width), options.max_shift, &mut shifts);
@@ -179,12 +182,14 @@ pub fn train(
             model.backward(&x, &mut a, &mut grad);
             adam.update(&mut model.layers.params_mut().collect::<Vec<_>>());
         }
+        let images_per_sec = train.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let test_accuracy = model.accuracy(&data.test);
         model.config.test_accuracy = test_accuracy;
         on_epoch(ClassifierEpoch {
             epoch: epoch + 1,
             train_loss: loss_sum / train.len().max(1) as f64,
             test_accuracy,
+            images_per_sec,
         });
     }
     Ok(model)

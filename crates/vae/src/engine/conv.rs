@@ -123,6 +123,15 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
         .par_chunks_mut(oh * ow * patch)
         .zip(x.data.par_chunks(x.cols))
         .for_each(|(rows, image)| {
+            if c == 1 {
+                // One value per tap: a plain gather. Through `copy_from_slice` every value
+                // would be a call to `memcpy` of four bytes, which made the 1-channel layers'
+                // gathers cost more than their products.
+                for (out, &at) in rows.iter_mut().zip(sources.iter().cycle()) {
+                    *out = if at == PADDING { 0.0 } else { image[at] };
+                }
+                return;
+            }
             for (out, &at) in rows.chunks_exact_mut(c).zip(sources.iter().cycle()) {
                 if at == PADDING {
                     out.fill(0.0);

@@ -269,9 +269,9 @@ fn sigmoid_gradient_matches_finite_differences() {
     assert!((y.data[1] - 1.0).abs() < 1e-6 && y.data[2] > 0.0 && y.data[2] < 1e-12);
 }
 
-fn conv_geometry(stride: usize, padding: usize) -> super::conv::ConvGeometry {
+fn conv_geometry(in_channels: usize, stride: usize, padding: usize) -> super::conv::ConvGeometry {
     super::conv::ConvGeometry {
-        in_channels: 2,
+        in_channels,
         out_channels: 3,
         kernel: 3,
         stride,
@@ -284,8 +284,10 @@ fn conv_geometry(stride: usize, padding: usize) -> super::conv::ConvGeometry {
 #[test]
 fn conv2d_gradients_match_finite_differences() {
     use super::conv::Conv2d;
-    for (stride, padding) in [(1, 0), (2, 1), (1, 1)] {
-        let g = conv_geometry(stride, padding);
+    // One input channel as the first layer of an image model has, whose gathers take a path
+    // of their own, and two.
+    for (in_channels, stride, padding) in [(2, 1, 0), (2, 2, 1), (2, 1, 1), (1, 2, 1)] {
+        let g = conv_geometry(in_channels, stride, padding);
         let mut rng = rng();
         let mut conv = Conv2d::new(g, &mut rng);
         let x = Matrix::standard_normal(2, g.in_size(), &mut rng);
@@ -363,10 +365,13 @@ fn conv2d_matches_a_direct_convolution_on_known_values() {
 #[test]
 fn conv_transpose_gradients_match_finite_differences() {
     use super::conv::{ConvTranspose2d, ConvTransposeGeometry};
-    for (stride, padding, output_padding) in [(1, 0, 0), (2, 1, 1), (2, 0, 1), (2, 1, 0)] {
+    // One output channel as the last layer of a grey-image model has, and three.
+    for (out_channels, stride, padding, output_padding) in
+        [(3, 1, 0, 0), (3, 2, 1, 1), (3, 2, 0, 1), (3, 2, 1, 0), (1, 2, 1, 1)]
+    {
         let g = ConvTransposeGeometry {
             in_channels: 2,
-            out_channels: 3,
+            out_channels,
             kernel: 3,
             stride,
             padding,
