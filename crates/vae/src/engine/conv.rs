@@ -136,10 +136,27 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
                 if at == PADDING {
                     out.fill(0.0);
                 } else {
-                    out.copy_from_slice(&image[at..at + c]);
+                    copy_run(out, &image[at..at + c]);
                 }
             }
         });
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of channels that patches are made of: in
+/// blocks of 16 values where the run is made of them, each block a copy of known size that
+/// compiles to a few vector moves, where a copy of unknown size is a call to `memcpy` (for
+/// 32 channels, that call cost as much as the copy).
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    const BLOCK: usize = 16;
+    if dst.len() % BLOCK != 0 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    for (d, s) in dst.chunks_exact_mut(BLOCK).zip(src.chunks_exact(BLOCK)) {
+        let (d, s): (&mut [f32; BLOCK], &[f32; BLOCK]) = (d.try_into().unwrap(), s.try_into().unwrap());
+        *d = *s;
+    }
 }
 
 /// The adjoint of [`im2col`]: adds every row of `col` back onto the input positions it was
