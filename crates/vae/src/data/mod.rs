@@ -23,6 +23,7 @@ pub use values::{ValueSummary, Values};
 use std::borrow::Cow;
 
 use rand::RngExt;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Matrix;
@@ -118,11 +119,22 @@ impl Split {
     /// # Shapes
     /// `out`: indices.len() x pixels (reshaped).
     pub fn batch_into(&self, indices: &[usize], out: &mut Matrix) {
+        // Rows per parallel task: a batch of 1024 MNIST images is 3 MB to convert, a few
+        // percent of a training step on one thread.
+        const ROWS_PER_TASK: usize = 64;
         let pixels = self.images.pixels_per_image();
         out.reshape_for_overwrite(indices.len(), pixels);
-        for (row, &i) in out.data.chunks_exact_mut(pixels).zip(indices) {
-            self.images.read_into(i, row);
+        if pixels == 0 {
+            return;
         }
+        out.data
+            .par_chunks_mut(ROWS_PER_TASK * pixels)
+            .zip(indices.par_chunks(ROWS_PER_TASK))
+            .for_each(|(rows, indices)| {
+                for (row, &i) in rows.chunks_exact_mut(pixels).zip(indices) {
+                    self.images.read_into(i, row);
+                }
+            });
     }
 
     /// Every pixel drawn as black or white with probability its grey level (`p/255` white;

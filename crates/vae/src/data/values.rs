@@ -2,6 +2,8 @@
 //! dataset is tens of megabytes as bytes, four times that as floats), floats for data read
 //! as real numbers (NPY floats, CSV).
 
+use crate::engine::fastmath::simd_kernel;
+
 /// Every value of a set of items, item after item.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Values {
@@ -60,11 +62,7 @@ impl Values {
     pub fn read_into(&self, start: usize, out: &mut [f32]) {
         let end = start + out.len();
         match self {
-            Values::Bytes(b) => {
-                for (o, &p) in out.iter_mut().zip(&b[start..end]) {
-                    *o = p as f32 / 255.0;
-                }
-            }
+            Values::Bytes(b) => bytes_to_unit(&b[start..end], out),
             Values::Floats(f) => out.copy_from_slice(&f[start..end]),
         }
     }
@@ -123,3 +121,14 @@ impl ValueSummary {
         self.min >= 0.0 && self.max <= 1.0
     }
 }
+
+/// `out[i] = bytes[i] / 255`, in vectors of 8 where the processor has AVX2. A division, not
+/// a multiplication by 1/255, which would round some values differently.
+#[inline(always)]
+fn bytes_to_unit_kernel(bytes: &[u8], out: &mut [f32]) {
+    for (o, &p) in out.iter_mut().zip(bytes) {
+        *o = p as f32 / 255.0;
+    }
+}
+
+simd_kernel! { fn bytes_to_unit(bytes: &[u8], out: &mut [f32]) = bytes_to_unit_kernel; }
