@@ -70,25 +70,26 @@ impl Adam {
         let t = self.step as i32;
         let bias1 = 1.0 - beta1.powi(t);
         let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-        let step_size = lr / bias1;
+        let step = AdamStep {
+            beta1,
+            beta2,
+            eps,
+            step_size: lr / bias1,
+            bias2_sqrt,
+        };
+        // Every parameter's chunks in one parallel loop: one hand-off to the threads per
+        // step instead of one per parameter, most of which (the biases) are a single chunk.
+        let mut chunks = Vec::new();
         for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
             assert_eq!(p.value.shape(), m.shape(), "Adam::update: parameter shape changed");
-            p.value
-                .data
-                .par_chunks_mut(CHUNK)
-                .zip(p.grad.data.par_chunks(CHUNK))
-                .zip(m.data.par_chunks_mut(CHUNK).zip(v.data.par_chunks_mut(CHUNK)))
-                .for_each(|((theta, g), (m, v))| {
-                    let step = AdamStep {
-                        beta1,
-                        beta2,
-                        eps,
-                        step_size,
-                        bias2_sqrt,
-                    };
-                    adam_chunk(theta, g, m, v, step)
-                });
+            let Param { value, grad, .. } = &mut **p;
+            let theta = value.data.chunks_mut(CHUNK);
+            let moments = m.data.chunks_mut(CHUNK).zip(v.data.chunks_mut(CHUNK));
+            chunks.extend(theta.zip(grad.data.chunks(CHUNK)).zip(moments));
         }
+        chunks
+            .into_par_iter()
+            .for_each(|((theta, g), (m, v))| adam_chunk(theta, g, m, v, step));
     }
 }
 
