@@ -753,12 +753,9 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
         .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // Enough epochs that the run outlasts the kills (each kill loses the work since the last
-    // checkpoint and a restart).
-    let epochs = (4 + kills).to_string();
-    let settings = [
-        "--epochs",
-        &epochs,
+    // Delays cycle through a spread of moments: early, mid-epoch, around epoch ends.
+    let delays_ms = [350u64, 120, 900, 60, 500, 240, 700, 30, 420, 180];
+    let model = [
         "--hidden",
         "64",
         "--latent",
@@ -768,6 +765,21 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
         "--checkpoint-every",
         "40",
     ];
+    // Enough epochs that the run outlasts the kills on any machine: three epochs are timed
+    // first (start-up included, so an epoch is if anything overestimated), and the run is
+    // made to last four times the kill schedule; each kill also loses the work since the
+    // last checkpoint and a restart. A fixed count finished before the kills on a fast
+    // machine.
+    let schedule_ms: u64 = (0..kills).map(|i| delays_ms[i % delays_ms.len()]).sum();
+    let timed = std::time::Instant::now();
+    let out = vae(
+        d,
+        &[&["train", "--out", "timing", "--epochs", "3"], &model[..]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let epoch_ms = (timed.elapsed().as_millis() as u64 / 3).max(1);
+    let epochs = (4 * schedule_ms / epoch_ms).clamp(4 + kills as u64, 2000).to_string();
+    let settings = [&["--epochs", epochs.as_str()], &model[..]].concat();
     let out = vae(d, &[&["train", "--out", "straight"], &settings[..]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -777,8 +789,6 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
             .spawn()
             .unwrap()
     };
-    // Delays cycle through a spread of moments: early, mid-epoch, around epoch ends.
-    let delays_ms = [350u64, 120, 900, 60, 500, 240, 700, 30, 420, 180];
     let mut child = spawn(&[&["train", "--out", "killed"], &settings[..]].concat());
     while !d.join("killed/config.json").exists() {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -833,7 +843,7 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
             .collect::<Vec<_>>()
     };
     assert_eq!(losses("killed"), losses("straight"));
-    assert_eq!(losses("killed").len(), 4 + kills);
+    assert_eq!(losses("killed").len().to_string(), epochs);
     // Kills that all landed before the first checkpoint would prove nothing about resuming.
     assert!(
         resumed_mid_run >= kills.div_ceil(2),
