@@ -137,15 +137,23 @@ const SHARDED_UP_TO: usize = 256;
 /// who computes them, so the bits are the same either way.
 const RUN_HERE_BELOW: usize = 1 << 19;
 
+/// A sharded product at least twice this wide is cut into two halves of its columns instead
+/// of pieces of rows: each thread then packs and reads only its half of the right operand
+/// (the layer's weights, 1.25 MB for 784 x 400) rather than all of it, and the left one (a
+/// batch of 128 rows) is small enough to read twice. Every output value is still the same sum
+/// in the same order, so the bits do not change (trained weights checked identical); 25
+/// epochs on the built-in sample took 3.31 s against 3.40 (mean of four alternated runs).
+const SPLIT_COLUMNS_FROM: usize = 128;
+
 /// Raw pointers of a product handed to the threads computing its pieces: each piece writes
-/// its own rows of `out` and only reads `a` and `b`.
+/// its own rows or columns of `out` and only reads `a` and `b`.
 #[derive(Clone, Copy)]
 struct Operands {
     out: *mut f32,
     a: *const f32,
     b: *const f32,
 }
-// SAFETY: see `Operands`: the pieces' writes are to disjoint rows, everything else is read.
+// SAFETY: see `Operands`: the pieces' writes are to disjoint values, everything else is read.
 unsafe impl Send for Operands {}
 unsafe impl Sync for Operands {}
 
@@ -159,9 +167,11 @@ impl Operands {
 
 /// [`matmul_views`] with the parallelism given.
 ///
-/// A product of [`SHARDED_UP_TO`] rows or fewer (more than [`SHARD_ROWS`]) runs as pieces of
-/// [`SHARD_ROWS`] rows, each on one thread: how it is cut depends on its shape alone, never on
-/// the thread count, so one thread computing every piece gets the same bits as many.
+/// A product of [`SHARDED_UP_TO`] rows or fewer (more than [`SHARD_ROWS`]) runs as pieces,
+/// each on one thread: two halves of its columns when it is wide (see
+/// [`SPLIT_COLUMNS_FROM`]), else pieces of [`SHARD_ROWS`] rows. How it is cut depends on its
+/// shape alone, never on the thread count, so one thread computing every piece gets the
+/// same bits as many.
 fn gemm_views(
     out: &mut Matrix,
     a: MatView,
@@ -198,28 +208,29 @@ fn gemm_views(
         a: a.data.as_ptr(),
         b: b.data.as_ptr(),
     };
-    // Rows `start..start + rows` of the product.
-    let piece = |start: usize, rows: usize, parallelism: gemm::Parallelism| {
+    // Rows `start..start + rows`, columns `col..col + cols` of the product.
+    let piece = |start: usize, rows: usize, col: usize, cols: usize, parallelism: gemm::Parallelism| {
         let (out, a, b) = operands.get();
         // SAFETY: the three buffers hold m x k, k x n and m x n values at the strides
         // computed above (checked by the shape assertions); rows `start..start + rows` of
-        // `op(a)` begin `start` row strides into `a` and those of `out` `start * n` values into
-        // it, both within the buffers since `start + rows <= m`. `out` does not alias `a` or
-        // `b` (it is borrowed mutably while they are borrowed shared), and no two pieces
-        // write the same rows.
+        // `op(a)` begin `start` row strides into `a`, columns `col..col + cols` of `op(b)`
+        // begin `col` column strides into `b`, and the piece of `out` begins `start * n + col`
+        // values into it, all within the buffers since `start + rows <= m` and
+        // `col + cols <= n`. `out` does not alias `a` or `b` (it is borrowed mutably while
+        // they are borrowed shared), and no two pieces write the same values.
         unsafe {
             gemm::gemm(
                 rows,
-                n,
+                cols,
                 k,
-                out.add(start * n),
+                out.add(start * n + col),
                 1,
                 n as isize,
                 accumulate,
                 a.offset(start as isize * a_rs),
                 a_cs,
                 a_rs,
-                b,
+                b.offset(col as isize * b_cs),
                 b_cs,
                 b_rs,
                 1.0,
@@ -232,16 +243,23 @@ fn gemm_views(
         }
     };
     if m <= SHARD_ROWS || m > SHARDED_UP_TO {
-        return piece(0, m, parallelism);
+        return piece(0, m, 0, n, parallelism);
     }
-    let pieces = m.div_ceil(SHARD_ROWS);
+    let run = |pieces: usize, piece_of: &(dyn Fn(usize) + Sync)| match parallelism {
+        gemm::Parallelism::None => (0..pieces).for_each(piece_of),
+        _ => (0..pieces).into_par_iter().for_each(piece_of),
+    };
+    if n >= 2 * SPLIT_COLUMNS_FROM {
+        let split = n.div_ceil(2).div_ceil(16) * 16;
+        return run(2, &|p| {
+            let (col, cols) = if p == 0 { (0, split) } else { (split, n - split) };
+            piece(0, m, col, cols, gemm::Parallelism::None)
+        });
+    }
     let rows_of = |p: usize| SHARD_ROWS.min(m - p * SHARD_ROWS);
-    match parallelism {
-        gemm::Parallelism::None => (0..pieces).for_each(|p| piece(p * SHARD_ROWS, rows_of(p), gemm::Parallelism::None)),
-        _ => (0..pieces)
-            .into_par_iter()
-            .for_each(|p| piece(p * SHARD_ROWS, rows_of(p), gemm::Parallelism::None)),
-    }
+    run(m.div_ceil(SHARD_ROWS), &|p| {
+        piece(p * SHARD_ROWS, rows_of(p), 0, n, gemm::Parallelism::None)
+    })
 }
 
 #[cfg(test)]
@@ -322,6 +340,44 @@ mod tests {
             assert_eq!(alone, shared, "{op_a:?}");
             for (x, y) in alone.data.iter().zip(&expected.data) {
                 assert!((x - y).abs() < 1e-4, "{op_a:?}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wide_product_cut_into_column_halves_matches_the_definition_for_any_thread_count() {
+        // 130 rows and 300 columns: two halves of 160 and 140 columns, `b` read as stored and
+        // transposed (its column stride then a whole row); large enough to run in parallel.
+        for op_b in [Op::N, Op::T] {
+            let a = counting(130, 16, 0.1);
+            let b = if op_b == Op::N {
+                counting(16, 300, 0.4)
+            } else {
+                counting(300, 16, 0.4)
+            };
+            let expected = naive(&a, Op::N, &b, op_b);
+            let (mut alone, mut shared) = (Matrix::default(), Matrix::default());
+            gemm_views(
+                &mut alone,
+                (&a).into(),
+                Op::N,
+                (&b).into(),
+                op_b,
+                false,
+                gemm::Parallelism::None,
+            );
+            gemm_views(
+                &mut shared,
+                (&a).into(),
+                Op::N,
+                (&b).into(),
+                op_b,
+                false,
+                gemm::Parallelism::Rayon(2),
+            );
+            assert_eq!(alone, shared, "{op_b:?}");
+            for (x, y) in alone.data.iter().zip(&expected.data) {
+                assert!((x - y).abs() < 1e-3 * y.abs().max(1.0), "{op_b:?}: {x} vs {y}");
             }
         }
     }
