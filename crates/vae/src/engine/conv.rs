@@ -149,7 +149,7 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     const BLOCK: usize = 16;
-    if dst.len() % BLOCK != 0 {
+    if !dst.len().is_multiple_of(BLOCK) {
         dst.copy_from_slice(src);
         return;
     }
