@@ -15,6 +15,7 @@ use rand::{Rng, RngExt};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::fastmath::simd_kernel;
 use super::linear::{GradInput, Param};
 use super::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views};
 use super::matrix::Matrix;
@@ -122,25 +123,33 @@ pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
     col.data
         .par_chunks_mut(oh * ow * patch)
         .zip(x.data.par_chunks(x.cols))
-        .for_each(|(rows, image)| {
-            if c == 1 {
-                // One value per tap: a plain gather. Through `copy_from_slice` every value
-                // would be a call to `memcpy` of four bytes, which made the 1-channel layers'
-                // gathers cost more than their products.
-                for (out, &at) in rows.iter_mut().zip(sources.iter().cycle()) {
-                    *out = if at == PADDING { 0.0 } else { image[at] };
-                }
-                return;
-            }
-            for (out, &at) in rows.chunks_exact_mut(c).zip(sources.iter().cycle()) {
-                if at == PADDING {
-                    out.fill(0.0);
-                } else {
-                    copy_run(out, &image[at..at + c]);
-                }
-            }
-        });
+        .for_each(|(rows, image)| gather_patches(rows, image, &sources, c));
 }
+
+/// One image's part of [`im2col`]: the run of `c` channels each tap reads, or zeros over the
+/// padding. Apart from the closure that calls it, so that it is compiled with the vector
+/// instructions the processor has.
+#[inline(always)]
+fn gather_patches_kernel(rows: &mut [f32], image: &[f32], sources: &[usize], c: usize) {
+    if c == 1 {
+        // One value per tap: a plain gather. Through `copy_from_slice` every value would be
+        // a call to `memcpy` of four bytes, which made the 1-channel layers' gathers cost
+        // more than their products.
+        for (out, &at) in rows.iter_mut().zip(sources) {
+            *out = if at == PADDING { 0.0 } else { image[at] };
+        }
+        return;
+    }
+    for (out, &at) in rows.chunks_exact_mut(c).zip(sources) {
+        if at == PADDING {
+            out.fill(0.0);
+        } else {
+            copy_run(out, &image[at..at + c]);
+        }
+    }
+}
+
+simd_kernel! { fn gather_patches(rows: &mut [f32], image: &[f32], sources: &[usize], c: usize) = gather_patches_kernel; }
 
 /// `dst.copy_from_slice(src)` for the short runs of channels that patches are made of: in
 /// blocks of 16 values where the run is made of them, each block a copy of known size that
@@ -188,15 +197,33 @@ pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix, acc
             if !accumulate {
                 image.fill(0.0);
             }
-            for (values, &at) in rows.chunks_exact(c).zip(sources.iter().cycle()) {
-                if at != PADDING {
-                    for (d, v) in image[at..at + c].iter_mut().zip(values) {
-                        *d += v;
-                    }
-                }
-            }
+            add_patches(image, rows, &sources, c);
         });
 }
+
+/// One image's part of [`col2im`]: each run of `c` values of `rows` added onto the input
+/// position its tap reads, in order. Apart from the closure that calls it, so that it is
+/// compiled with the vector instructions the processor has.
+#[inline(always)]
+fn add_patches_kernel(image: &mut [f32], rows: &[f32], sources: &[usize], c: usize) {
+    if c == 1 {
+        for (&v, &at) in rows.iter().zip(sources) {
+            if at != PADDING {
+                image[at] += v;
+            }
+        }
+        return;
+    }
+    for (values, &at) in rows.chunks_exact(c).zip(sources) {
+        if at != PADDING {
+            for (d, v) in image[at..at + c].iter_mut().zip(values) {
+                *d += v;
+            }
+        }
+    }
+}
+
+simd_kernel! { fn add_patches(image: &mut [f32], rows: &[f32], sources: &[usize], c: usize) = add_patches_kernel; }
 
 /// Reorders each row of a weight matrix from PyTorch's (channel, ky, kx) columns to the patch
 /// order (ky, kx, channel), `channels` being the patch's channel count.

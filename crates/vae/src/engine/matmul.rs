@@ -356,25 +356,12 @@ mod tests {
                 counting(300, 16, 0.4)
             };
             let expected = naive(&a, Op::N, &b, op_b);
-            let (mut alone, mut shared) = (Matrix::default(), Matrix::default());
-            gemm_views(
-                &mut alone,
-                (&a).into(),
-                Op::N,
-                (&b).into(),
-                op_b,
-                false,
-                gemm::Parallelism::None,
-            );
-            gemm_views(
-                &mut shared,
-                (&a).into(),
-                Op::N,
-                (&b).into(),
-                op_b,
-                false,
-                gemm::Parallelism::Rayon(2),
-            );
+            let product = |parallelism| {
+                let mut out = Matrix::default();
+                gemm_views(&mut out, (&a).into(), Op::N, (&b).into(), op_b, false, parallelism);
+                out
+            };
+            let (alone, shared) = (product(gemm::Parallelism::None), product(gemm::Parallelism::Rayon(2)));
             assert_eq!(alone, shared, "{op_b:?}");
             for (x, y) in alone.data.iter().zip(&expected.data) {
                 assert!((x - y).abs() < 1e-3 * y.abs().max(1.0), "{op_b:?}: {x} vs {y}");
