@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::fastmath::simd_kernel;
-use super::linear::{GradInput, Param};
+use super::linear::{GradInput, Param, add_to_rows, broadcast_rows};
 use super::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views};
 use super::matrix::Matrix;
 
@@ -300,9 +300,7 @@ impl Conv2d {
         // One output row per (image, position): (batch·Ho·Wo) x out, which is batch x
         // (Ho·Wo·out) in memory.
         y.reshape_for_overwrite(col.rows, g.out_channels);
-        for row in y.data.chunks_exact_mut(g.out_channels) {
-            row.copy_from_slice(&self.bias.value.data);
-        }
+        broadcast_rows(&mut y.data, &self.bias.value.data);
         let w = to_patch_order(&self.weight.value, g.in_channels, g.taps());
         matmul(y, col, Op::N, &w, Op::T, true);
         y.rows = x.rows;
@@ -462,11 +460,7 @@ impl ConvTranspose2d {
         let w = to_patch_order(&self.weight.value, g.out_channels, g.kernel * g.kernel);
         matmul_views(cols, rows, Op::N, (&w).into(), Op::N, false);
         col2im(cols, &g.adjoint(), x.rows, y, false);
-        for pixel in y.data.chunks_exact_mut(g.out_channels) {
-            for (v, b) in pixel.iter_mut().zip(&self.bias.value.data) {
-                *v += b;
-            }
-        }
+        add_to_rows(&mut y.data, &self.bias.value.data);
     }
 
     /// Given `dy`, sets `∂L/∂W = xᵀ · im2col(dy)` and `∂L/∂b = Σ dy` over images and positions,
