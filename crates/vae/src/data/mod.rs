@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Matrix;
+use crate::engine::parallel::ROWS_PER_CHUNK;
 use crate::rng::{RunRng, Stream, stream_rng};
 
 /// The size of one image: rows, columns and channels (1 grey, 3 RGB).
@@ -119,17 +120,16 @@ impl Split {
     /// # Shapes
     /// `out`: indices.len() x pixels (reshaped).
     pub fn batch_into(&self, indices: &[usize], out: &mut Matrix) {
-        // Rows per parallel task: a batch of 1024 MNIST images is 3 MB to convert, a few
-        // percent of a training step on one thread.
-        const ROWS_PER_TASK: usize = 64;
         let pixels = self.images.pixels_per_image();
         out.reshape_for_overwrite(indices.len(), pixels);
         if pixels == 0 {
             return;
         }
+        // In parallel: a batch of 1024 MNIST images is 3 MB to convert, a few percent of a
+        // training step on one thread.
         out.data
-            .par_chunks_mut(ROWS_PER_TASK * pixels)
-            .zip(indices.par_chunks(ROWS_PER_TASK))
+            .par_chunks_mut(ROWS_PER_CHUNK * pixels)
+            .zip(indices.par_chunks(ROWS_PER_CHUNK))
             .for_each(|(rows, indices)| {
                 for (row, &i) in rows.chunks_exact_mut(pixels).zip(indices) {
                     self.images.read_into(i, row);

@@ -5,23 +5,19 @@ use rayon::prelude::*;
 
 use super::fastmath::{exp_nonpositive, simd_kernel};
 use super::matrix::Matrix;
-use super::parallel::ROWS_PER_CHUNK;
-
-/// Values per parallel chunk of the ReLUs: a pass over a few thousand values costs less than
-/// handing it to another thread, so small layers run on the calling thread alone.
-const RELU_CHUNK: usize = 1 << 16;
+use super::parallel::{ROWS_PER_CHUNK, VALUES_PER_TASK};
 
 /// `y = max(x, 0)`, in place.
 pub fn relu_forward(x: &mut Matrix) {
-    x.data.par_chunks_mut(RELU_CHUNK).for_each(relu_slice);
+    x.data.par_chunks_mut(VALUES_PER_TASK).for_each(relu_slice);
 }
 
 /// `∂L/∂x = ∂L/∂y · 1[y > 0]`, in place on `grad`, given the forward output `y`.
 pub fn relu_backward(y: &Matrix, grad: &mut Matrix) {
     debug_assert_eq!(y.shape(), grad.shape());
     grad.data
-        .par_chunks_mut(RELU_CHUNK)
-        .zip(y.data.par_chunks(RELU_CHUNK))
+        .par_chunks_mut(VALUES_PER_TASK)
+        .zip(y.data.par_chunks(VALUES_PER_TASK))
         .for_each(|(g, y)| relu_mask_slice(g, y));
 }
 

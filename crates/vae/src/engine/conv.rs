@@ -12,16 +12,13 @@
 //! gradient back.
 
 use rand::{Rng, RngExt};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::fastmath::simd_kernel;
-use super::linear::{GradInput, Param, add_to_rows, broadcast_rows};
+use super::linear::{GradInput, Param};
 use super::matmul::{MatView, Op, matmul, matmul_tn_tall, matmul_views};
 use super::matrix::Matrix;
-
-/// A kernel tap over the padding, in [`ConvGeometry::tap_sources`].
-const PADDING: usize = usize::MAX;
+pub use super::patches::{col2im, im2col};
+use super::rows::{add_to_rows, broadcast_rows};
 
 /// Sizes of a convolution and of its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,30 +64,6 @@ impl ConvGeometry {
         self.kernel * self.kernel
     }
 
-    /// For every output position and kernel tap, in patch order: where in an input image (the
-    /// index of its first channel) the tap reads, or [`PADDING`]. The same for every image,
-    /// so worked out once per pass instead of once per value.
-    fn tap_sources(&self) -> Vec<usize> {
-        let mut sources = Vec::with_capacity(self.out_height() * self.out_width() * self.taps());
-        for oy in 0..self.out_height() {
-            for ox in 0..self.out_width() {
-                for ky in 0..self.kernel {
-                    for kx in 0..self.kernel {
-                        let y = (oy * self.stride + ky).checked_sub(self.padding);
-                        let x = (ox * self.stride + kx).checked_sub(self.padding);
-                        sources.push(match (y, x) {
-                            (Some(y), Some(x)) if y < self.in_height && x < self.in_width => {
-                                (y * self.in_width + x) * self.in_channels
-                            }
-                            _ => PADDING,
-                        });
-                    }
-                }
-            }
-        }
-        sources
-    }
-
     /// Whether the kernel fits the padded input at all.
     pub fn is_valid(&self) -> bool {
         self.kernel >= 1
@@ -101,129 +74,6 @@ impl ConvGeometry {
             && self.in_width + 2 * self.padding >= self.kernel
     }
 }
-
-/// Gathers receptive fields: row `(b, oy, ox)` of `col` holds input image `b`'s values under
-/// the kernel placed at output position `(oy, ox)`, in (ky, kx, channel) order, zeros where
-/// the kernel overhangs the padding.
-///
-/// # Shapes
-/// `x`: batch x (H·W·C); `col`: (batch·Ho·Wo) x (k·k·C) (reshaped).
-pub fn im2col(x: &Matrix, g: &ConvGeometry, col: &mut Matrix) {
-    assert_eq!(
-        x.cols,
-        g.in_size(),
-        "im2col: input rows must hold {}x{}x{} images",
-        g.in_height,
-        g.in_width,
-        g.in_channels
-    );
-    let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
-    let sources = g.tap_sources();
-    col.reshape_for_overwrite(x.rows * oh * ow, patch);
-    col.data
-        .par_chunks_mut(oh * ow * patch)
-        .zip(x.data.par_chunks(x.cols))
-        .for_each(|(rows, image)| gather_patches(rows, image, &sources, c));
-}
-
-/// One image's part of [`im2col`]: the run of `c` channels each tap reads, or zeros over the
-/// padding. Apart from the closure that calls it, so that it is compiled with the vector
-/// instructions the processor has.
-#[inline(always)]
-fn gather_patches_kernel(rows: &mut [f32], image: &[f32], sources: &[usize], c: usize) {
-    if c == 1 {
-        // One value per tap: a plain gather. Through `copy_from_slice` every value would be
-        // a call to `memcpy` of four bytes, which made the 1-channel layers' gathers cost
-        // more than their products.
-        for (out, &at) in rows.iter_mut().zip(sources) {
-            *out = if at == PADDING { 0.0 } else { image[at] };
-        }
-        return;
-    }
-    for (out, &at) in rows.chunks_exact_mut(c).zip(sources) {
-        if at == PADDING {
-            out.fill(0.0);
-        } else {
-            copy_run(out, &image[at..at + c]);
-        }
-    }
-}
-
-simd_kernel! { fn gather_patches(rows: &mut [f32], image: &[f32], sources: &[usize], c: usize) = gather_patches_kernel; }
-
-/// `dst.copy_from_slice(src)` for the short runs of channels that patches are made of: in
-/// blocks of 16 values where the run is made of them, each block a copy of known size that
-/// compiles to a few vector moves, where a copy of unknown size is a call to `memcpy` (for
-/// 32 channels, that call cost as much as the copy).
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    const BLOCK: usize = 16;
-    if !dst.len().is_multiple_of(BLOCK) {
-        dst.copy_from_slice(src);
-        return;
-    }
-    for (d, s) in dst.chunks_exact_mut(BLOCK).zip(src.chunks_exact(BLOCK)) {
-        let (d, s): (&mut [f32; BLOCK], &[f32; BLOCK]) = (d.try_into().unwrap(), s.try_into().unwrap());
-        *d = *s;
-    }
-}
-
-/// The adjoint of [`im2col`]: adds every row of `col` back onto the input positions it was
-/// gathered from (overlapping fields add up), onto what `dx` holds when `accumulate`.
-///
-/// # Shapes
-/// `col`: (batch·Ho·Wo) x (k·k·C); `dx`: batch x (H·W·C) (reshaped unless accumulating).
-pub fn col2im(col: &Matrix, g: &ConvGeometry, batch: usize, dx: &mut Matrix, accumulate: bool) {
-    let (oh, ow, patch, c) = (g.out_height(), g.out_width(), g.patch(), g.in_channels);
-    assert_eq!(
-        col.shape(),
-        (batch * oh * ow, patch),
-        "col2im: patch matrix has the wrong shape"
-    );
-    let sources = g.tap_sources();
-    if accumulate {
-        assert_eq!(
-            dx.shape(),
-            (batch, g.in_size()),
-            "col2im: accumulator has the wrong shape"
-        );
-    } else {
-        dx.reshape_for_overwrite(batch, g.in_size());
-    }
-    dx.data
-        .par_chunks_mut(g.in_size())
-        .zip(col.data.par_chunks(oh * ow * patch))
-        .for_each(|(image, rows)| {
-            if !accumulate {
-                image.fill(0.0);
-            }
-            add_patches(image, rows, &sources, c);
-        });
-}
-
-/// One image's part of [`col2im`]: each run of `c` values of `rows` added onto the input
-/// position its tap reads, in order. Apart from the closure that calls it, so that it is
-/// compiled with the vector instructions the processor has.
-#[inline(always)]
-fn add_patches_kernel(image: &mut [f32], rows: &[f32], sources: &[usize], c: usize) {
-    if c == 1 {
-        for (&v, &at) in rows.iter().zip(sources) {
-            if at != PADDING {
-                image[at] += v;
-            }
-        }
-        return;
-    }
-    for (values, &at) in rows.chunks_exact(c).zip(sources) {
-        if at != PADDING {
-            for (d, v) in image[at..at + c].iter_mut().zip(values) {
-                *d += v;
-            }
-        }
-    }
-}
-
-simd_kernel! { fn add_patches(image: &mut [f32], rows: &[f32], sources: &[usize], c: usize) = add_patches_kernel; }
 
 /// Reorders each row of a weight matrix from PyTorch's (channel, ky, kx) columns to the patch
 /// order (ky, kx, channel), `channels` being the patch's channel count.

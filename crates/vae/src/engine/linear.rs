@@ -2,11 +2,11 @@
 //! checkpoint reads the same in both worlds.
 
 use rand::{Rng, RngExt};
-use rayon::prelude::*;
 
 use super::fastmath::simd_kernel;
 use super::matmul::{Op, matmul};
 use super::matrix::Matrix;
+use super::rows::broadcast_rows;
 
 /// Where a backward pass puts `∂L/∂x`.
 pub enum GradInput<'a> {
@@ -126,55 +126,3 @@ fn sum_rows_kernel(m: &[f32], out: &mut [f32]) {
 }
 
 simd_kernel! { fn sum_rows(m: &[f32], out: &mut [f32]) = sum_rows_kernel; }
-
-/// Values per parallel task of [`broadcast_rows`] and [`add_to_rows`].
-const BROADCAST_CHUNK: usize = 1 << 16;
-
-/// Every row of `out` (a whole number of rows as long as `row`) set to `row`: a layer's bias,
-/// broadcast before its product accumulates onto it. In parallel tasks of whole rows: at
-/// batch 1024 the output of a 784-wide layer is 3 MB, which one thread copying alone took
-/// while the others waited.
-pub fn broadcast_rows(out: &mut [f32], row: &[f32]) {
-    let chunk = (BROADCAST_CHUNK / row.len().max(1)).max(1) * row.len().max(1);
-    out.par_chunks_mut(chunk).for_each(|rows| {
-        for r in rows.chunks_exact_mut(row.len().max(1)) {
-            r.copy_from_slice(row);
-        }
-    });
-}
-
-/// `row` added onto every row of `out`, in parallel tasks of whole rows as in
-/// [`broadcast_rows`].
-pub fn add_to_rows(out: &mut [f32], row: &[f32]) {
-    let chunk = (BROADCAST_CHUNK / row.len().max(1)).max(1) * row.len().max(1);
-    out.par_chunks_mut(chunk).for_each(|rows| {
-        for r in rows.chunks_exact_mut(row.len().max(1)) {
-            for (v, b) in r.iter_mut().zip(row) {
-                *v += b;
-            }
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bias_reaches_every_row_across_parallel_tasks() {
-        // 300 rows of 784: several tasks of 83 rows and a shorter last one.
-        let bias: Vec<f32> = (0..784).map(|i| i as f32 * 0.5 - 7.0).collect();
-        let mut out = vec![f32::NAN; 300 * 784];
-        broadcast_rows(&mut out, &bias);
-        for row in out.chunks_exact(784) {
-            assert_eq!(row, &bias[..]);
-        }
-        let mut sums: Vec<f32> = (0..300 * 784).map(|i| (i / 784) as f32).collect();
-        add_to_rows(&mut sums, &bias);
-        for (r, row) in sums.chunks_exact(784).enumerate() {
-            for (v, b) in row.iter().zip(&bias) {
-                assert_eq!(*v, r as f32 + b);
-            }
-        }
-    }
-}

@@ -22,6 +22,8 @@ pub mod matmul;
 mod matrix;
 pub mod mixture;
 pub mod parallel;
+mod patches;
+mod rows;
 
 #[cfg(test)]
 mod gradcheck;

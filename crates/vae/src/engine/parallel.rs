@@ -11,6 +11,10 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Rows per parallel chunk: large enough that a chunk outweighs rayon's scheduling cost.
 pub const ROWS_PER_CHUNK: usize = 16;
 
+/// Values per parallel task of element-wise passes: a pass over a few thousand values costs
+/// less than handing it to another thread, so small layers run on the calling thread alone.
+pub const VALUES_PER_TASK: usize = 1 << 16;
+
 /// The most threads the engine starts: more than any machine this tool targets has cores,
 /// few enough that a typo (`--threads 100000`) cannot exhaust the process's threads.
 pub const MAX_THREADS: usize = 256;
