@@ -778,8 +778,9 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let epoch_ms = (timed.elapsed().as_millis() as u64 / 3).max(1);
-    let epochs = (4 * schedule_ms / epoch_ms).clamp(4 + kills as u64, 2000).to_string();
-    let settings = [&["--epochs", epochs.as_str()], &model[..]].concat();
+    let epochs = (4 * schedule_ms / epoch_ms).clamp(4 + kills as u64, 2000) as usize;
+    let epochs_arg = epochs.to_string();
+    let settings = [&["--epochs", epochs_arg.as_str()], &model[..]].concat();
     let out = vae(d, &[&["train", "--out", "straight"], &settings[..]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -843,7 +844,7 @@ fn training_killed_at_random_moments_always_resumes_to_the_same_result() {
             .collect::<Vec<_>>()
     };
     assert_eq!(losses("killed"), losses("straight"));
-    assert_eq!(losses("killed").len().to_string(), epochs);
+    assert_eq!(losses("killed").len(), epochs);
     // Kills that all landed before the first checkpoint would prove nothing about resuming.
     assert!(
         resumed_mid_run >= kills.div_ceil(2),
